@@ -1,0 +1,242 @@
+/**
+ * The GPT-2 decoder in TensorFlow.js: learned positions, pre-LayerNorm blocks, GELU (tanh
+ * approximation, HF "gelu_new") MLP, causal multi-head attention, tied output head. Reads top-down:
+ * the small parts, then a block, then the whole model, then loss/gradients and generation logits.
+ *
+ * The embedding lookup runs outside the differentiated function: TensorFlow.js's gather gradient
+ * needs the UnsortedSegmentSum kernel, which the wasm backend lacks. We differentiate with respect
+ * to the looked-up embeddings instead and scatter-add that gradient into wte on the CPU, which also
+ * keeps the result deterministic on every backend.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from './config.js';
+import { ParamLayout } from './params.js';
+
+/** Token ids and next-token targets of one micro-batch, both [B*T] row-major; target -1 = no loss. */
+export interface TokenBatch {
+  readonly inputs: Int32Array;
+  readonly targets: Int32Array;
+  readonly batchSize: number;
+  readonly seqLen: number;
+}
+
+/** Loss (mean over loss tokens) and the flat gradient of one micro-batch. */
+export interface LossAndGrads {
+  readonly loss: number;
+  readonly lossTokens: number;
+  readonly grads: Float32Array;
+}
+
+type Params = ReadonlyMap<string, tf.Tensor>;
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+function param(p: Params, name: string): tf.Tensor {
+  const t = p.get(name);
+  if (t === undefined) throw new Error(`missing parameter ${name}`);
+  return t;
+}
+
+/** LayerNorm over the last axis: (x − mean)/sqrt(var + eps)·g + b, biased variance as in PyTorch. */
+function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), g), b);
+}
+
+/** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), GELU_C);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** x @ W + b for a Hugging Face Conv1D (W stored [in, out]). x: [N, in] → [N, out]. */
+function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
+}
+
+/** The causal additive bias [T, T]: 0 on and below the diagonal, −1e9 above (softmax → exactly 0). */
+function causalBias(T: number): tf.Tensor2D {
+  const bias = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) bias[i * T + j] = -1e9;
+  return tf.tensor2d(bias, [T, T]);
+}
+
+/** Multi-head causal self-attention. x: [B*T, C] → [B*T, C]. */
+function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor): tf.Tensor2D {
+  const C = cfg.nEmbd, nh = cfg.nHead, hs = C / nh;
+  const pre = `transformer.h.${l}.attn`;
+  const qkv = linear(x, param(p, `${pre}.c_attn.weight`), param(p, `${pre}.c_attn.bias`)); // [B*T, 3C]
+  const [q, k, v] = tf.split(qkv, 3, 1).map((t) =>
+    tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
+  ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), bias); // [B, nh, T, T]
+  const y = tf.matMul(tf.softmax(scores, -1), v); // [B, nh, T, hs]
+  const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B*T, C]
+  return linear(merged, param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
+}
+
+/** Feed-forward: c_proj(gelu(c_fc(x))). x: [B*T, C] → [B*T, C] via [B*T, 4C]. */
+function mlp(p: Params, l: number, x: tf.Tensor2D): tf.Tensor2D {
+  const pre = `transformer.h.${l}.mlp`;
+  const h = gelu(linear(x, param(p, `${pre}.c_fc.weight`), param(p, `${pre}.c_fc.bias`))) as tf.Tensor2D;
+  return linear(h, param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
+}
+
+/** One pre-LayerNorm block: x + attn(ln_1(x)), then + mlp(ln_2(x)). x: [B*T, C]. */
+function block(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor): tf.Tensor2D {
+  const pre = `transformer.h.${l}`;
+  const eps = cfg.layerNormEps;
+  const a = attention(cfg, p, l, layerNorm(x, param(p, `${pre}.ln_1.weight`), param(p, `${pre}.ln_1.bias`), eps) as tf.Tensor2D, B, T, bias);
+  const x1 = tf.add(x, a) as tf.Tensor2D;
+  const m = mlp(p, l, layerNorm(x1, param(p, `${pre}.ln_2.weight`), param(p, `${pre}.ln_2.bias`), eps) as tf.Tensor2D);
+  return tf.add(x1, m) as tf.Tensor2D;
+}
+
+/** The trunk: token embeddings [B*T, C] (already looked up) → final hidden states [B*T, C]. */
+function trunk(cfg: ModelConfig, p: Params, tokEmb: tf.Tensor, B: number, T: number): tf.Tensor2D {
+  const C = cfg.nEmbd;
+  const pos = tf.slice(param(p, 'transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
+  let x = tf.reshape(tf.add(tf.reshape(tokEmb, [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
+  const bias = causalBias(T);
+  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, p, l, x, B, T, bias);
+  return layerNorm(x, param(p, 'transformer.ln_f.weight'), param(p, 'transformer.ln_f.bias'), cfg.layerNormEps) as tf.Tensor2D;
+}
+
+/** The model: parameter layout plus the differentiable forward pass. Stateless between calls. */
+export class Gpt2Model {
+  readonly layout: ParamLayout;
+
+  constructor(readonly config: ModelConfig) {
+    this.layout = new ParamLayout(config);
+  }
+
+  private tensors(flat: Float32Array): Map<string, tf.Tensor> {
+    return new Map(this.layout.slots.map((s) => [s.name, tf.tensor(flat.subarray(s.offset, s.offset + s.size), [...s.shape], 'float32')]));
+  }
+
+  private checkBatch(b: TokenBatch): void {
+    const n = b.batchSize * b.seqLen;
+    if (b.inputs.length !== n || b.targets.length !== n) throw new RangeError(`batch arrays must hold ${n} = B·T entries`);
+    if (b.seqLen > this.config.nPositions) throw new RangeError(`sequence length ${b.seqLen} exceeds nPositions ${this.config.nPositions}`);
+    const V = this.config.vocabSize;
+    for (let i = 0; i < n; i++) {
+      const id = b.inputs[i]!, tg = b.targets[i]!;
+      if (id < 0 || id >= V || tg < -1 || tg >= V) throw new RangeError(`token id out of range [0, ${V}) at flat position ${i}`);
+    }
+  }
+
+  /**
+   * Mean cross-entropy over the positions with a target, and its gradient with respect to every
+   * parameter as one flat vector (layout order). `into` receives the gradient when given.
+   */
+  lossAndGrads(flat: Float32Array, batch: TokenBatch, into?: Float32Array): LossAndGrads {
+    this.checkBatch(batch);
+    const { batchSize: B, seqLen: T } = batch;
+    const cfg = this.config, V = cfg.vocabSize, C = cfg.nEmbd;
+    let lossTokens = 0;
+    const weights = new Float32Array(B * T);
+    const targets = new Int32Array(B * T);
+    for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) lossTokens++;
+    for (let i = 0; i < B * T; i++) {
+      const tg = batch.targets[i]!;
+      if (tg >= 0) { weights[i] = 1 / lossTokens; targets[i] = tg; }
+    }
+    const grads = into ?? new Float32Array(this.layout.size);
+    if (grads.length !== this.layout.size) throw new RangeError('gradient buffer has the wrong size');
+    if (lossTokens === 0) { grads.fill(0); return { loss: 0, lossTokens: 0, grads }; }
+
+    const names = this.layout.slots.map((s) => s.name);
+    const out = tf.tidy(() => {
+      const p = this.tensors(flat);
+      const ids = tf.tensor1d(batch.inputs, 'int32');
+      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), ids); // [B*T, C], not differentiated
+      const onehotW = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.tensor2d(weights, [B * T, 1])); // [B*T, V]
+      const f = (...args: tf.Tensor[]): tf.Scalar => {
+        const pm = new Map(names.map((n, i) => [n, args[i]!]));
+        const h = trunk(cfg, pm, args[names.length]!, B, T); // [B*T, C]
+        const logits = tf.matMul(h, param(pm, 'transformer.wte.weight') as tf.Tensor2D, false, true); // [B*T, V]
+        return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), onehotW))) as tf.Scalar;
+      };
+      const { value, grads: g } = tf.valueAndGrads(f)([...names.map((n) => param(p, n)), tokEmb]);
+      return { value, g };
+    });
+    try {
+      const loss = out.value.dataSync()[0]!;
+      this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync() as Float32Array, s.offset));
+      // Scatter-add the embedding-input gradient into wte (tied head gradient already there) and wpe.
+      const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
+      const wte = this.layout.view(grads, 'transformer.wte.weight');
+      const wpe = this.layout.view(grads, 'transformer.wpe.weight');
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < T; t++) {
+          const row = (b * T + t) * C, tok = batch.inputs[b * T + t]! * C, pos = t * C;
+          for (let c = 0; c < C; c++) {
+            const d = dEmb[row + c]!;
+            wte[tok + c] = wte[tok + c]! + d;
+            wpe[pos + c] = wpe[pos + c]! + d;
+          }
+        }
+      }
+      return { loss, lossTokens, grads };
+    } finally {
+      out.value.dispose();
+      for (const t of out.g) t.dispose();
+    }
+  }
+
+  /** Mean loss over the positions with a target (no gradient), and how many positions had one. */
+  loss(flat: Float32Array, batch: TokenBatch): { loss: number; lossTokens: number } {
+    this.checkBatch(batch);
+    const { batchSize: B, seqLen: T } = batch;
+    const V = this.config.vocabSize;
+    const targets = new Int32Array(B * T), weights = new Float32Array(B * T);
+    let lossTokens = 0;
+    for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) { lossTokens++; targets[i] = batch.targets[i]!; weights[i] = 1; }
+    if (lossTokens === 0) return { loss: 0, lossTokens: 0 };
+    const total = tf.tidy(() => {
+      const p = this.tensors(flat);
+      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), tf.tensor1d(batch.inputs, 'int32'));
+      const h = trunk(this.config, p, tokEmb, B, T);
+      const logits = tf.matMul(h, param(p, 'transformer.wte.weight') as tf.Tensor2D, false, true);
+      const w = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.tensor2d(weights, [B * T, 1]));
+      return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), w)));
+    });
+    const sum = total.dataSync()[0]!;
+    total.dispose();
+    return { loss: sum / lossTokens, lossTokens };
+  }
+
+  /** Logits [B*T, V] of a batch (tests and diagnostics). */
+  logits(flat: Float32Array, inputs: Int32Array, batchSize: number, seqLen: number): Float32Array {
+    const out = tf.tidy(() => {
+      const p = this.tensors(flat);
+      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), tf.tensor1d(inputs, 'int32'));
+      const h = trunk(this.config, p, tokEmb, batchSize, seqLen);
+      return tf.matMul(h, param(p, 'transformer.wte.weight') as tf.Tensor2D, false, true);
+    });
+    const data = out.dataSync() as Float32Array;
+    out.dispose();
+    return data;
+  }
+
+  /**
+   * Next-token logits at one position per row, for greedy generation: inputs [B*T] right-padded,
+   * positions[b] = index of row b's last real token. Returns [B, V].
+   */
+  logitsAt(flat: Float32Array, inputs: Int32Array, batchSize: number, seqLen: number, positions: Int32Array): Float32Array {
+    const out = tf.tidy(() => {
+      const p = this.tensors(flat);
+      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), tf.tensor1d(inputs, 'int32'));
+      const h = trunk(this.config, p, tokEmb, batchSize, seqLen); // [B*T, C]
+      const rows = new Int32Array(batchSize);
+      for (let b = 0; b < batchSize; b++) rows[b] = b * seqLen + positions[b]!;
+      const last = tf.gather(h, tf.tensor1d(rows, 'int32')) as tf.Tensor2D; // [B, C]
+      return tf.matMul(last, param(p, 'transformer.wte.weight') as tf.Tensor2D, false, true); // [B, V]
+    });
+    const data = out.dataSync() as Float32Array;
+    out.dispose();
+    return data;
+  }
+}
