@@ -5,6 +5,7 @@ import {
   START_CURSOR,
   advanceCursor,
   buildBatch,
+  datasetFingerprint,
   epochOrder,
   globalBatchSlice,
   nextBatch,
@@ -116,4 +117,16 @@ test('data - ranks together cover the global batch that one rank with N·A accum
   }
   t.is(single.globalLossTokens, single.microBatches.reduce((s, b) => s + b.lossTokens, 0));
   t.is(single.globalTokens, single.microBatches.reduce((s, b) => s + b.tokens, 0));
+});
+
+test('data - datasetFingerprint changes with any id or loss-mask bit', (t) => {
+  const a = syntheticDataset(6);
+  t.is(datasetFingerprint(a), datasetFingerprint(syntheticDataset(6)));
+  const b = syntheticDataset(6);
+  b.examples[2]!.lossMask[1] = 0;
+  t.not(datasetFingerprint(b), datasetFingerprint(a));
+  const c = syntheticDataset(6);
+  c.examples[5]!.ids[0] = 7;
+  t.not(datasetFingerprint(c), datasetFingerprint(a));
+  t.not(datasetFingerprint(syntheticDataset(6, 9)), datasetFingerprint(a), 'maxSeqLen is part of it');
 });
