@@ -6,7 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+// The union package registers every op's gradient (tfjs-core's node bundle has none) and the cpu backend.
+import '@tensorflow/tfjs';
 import { ConfigError } from './errors.js';
 
 /** What the user may ask for. */
