@@ -197,19 +197,13 @@ export class Gpt2Model {
     try {
       const loss = out.value.dataSync()[0]!;
       this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync() as Float32Array, s.offset));
-      // Scatter-add the embedding-input gradient into wte (tied head gradient already there) and wpe.
+      // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
+      // row order (deterministic). wpe's gradient already came through the differentiated slice.
       const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
       const wte = this.layout.view(grads, 'transformer.wte.weight');
-      const wpe = this.layout.view(grads, 'transformer.wpe.weight');
-      for (let b = 0; b < B; b++) {
-        for (let t = 0; t < T; t++) {
-          const row = (b * T + t) * C, tok = batch.inputs[b * T + t]! * C, pos = t * C;
-          for (let c = 0; c < C; c++) {
-            const d = dEmb[row + c]!;
-            wte[tok + c] = wte[tok + c]! + d;
-            wpe[pos + c] = wpe[pos + c]! + d;
-          }
-        }
+      for (let r = 0; r < B * T; r++) {
+        const row = r * C, tok = batch.inputs[r]! * C;
+        for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
       }
       return { loss, lossTokens, grads };
     } finally {
