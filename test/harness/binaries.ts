@@ -1,5 +1,6 @@
 // Locates, and builds when missing, the Go binaries the tests run: the Kubernetes control plane
-// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), helm and nats-server.
+// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a matching kubectl, helm and
+// nats-server.
 //
 // Versions come from the pinned build-only Go modules under test/tools/ (one go.mod each), so
 // go.mod is the single source of truth. Binaries are cached outside the work tree at
@@ -22,6 +23,7 @@ export const BINARY_NAMES = [
   'kube-apiserver',
   'kube-controller-manager',
   'kube-scheduler',
+  'kubectl',
   'helm',
   'nats-server',
 ] as const;
@@ -47,6 +49,7 @@ const SPECS: Readonly<Record<BinaryName, BinarySpec>> = {
     versionOf: 'k8s.io/kubernetes',
   },
   'kube-scheduler': { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kube-scheduler', versionOf: 'k8s.io/kubernetes' },
+  kubectl: { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kubectl', versionOf: 'k8s.io/kubernetes' },
   helm: { module: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm', versionOf: 'helm.sh/helm/v3' },
   'nats-server': {
     module: 'nats',
