@@ -37,36 +37,36 @@ export abstract class TrainerError extends Error {
 
 /** Invalid configuration or CLI flags. */
 export class ConfigError extends TrainerError {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   readonly exitCode = EXIT_CODES.config;
 }
 
 /** Invalid training or evaluation data; the message names the file and line where known. */
 export class DataError extends TrainerError {
-  override readonly name = 'DataError';
+  override readonly name: string = 'DataError';
   readonly exitCode = EXIT_CODES.data;
 }
 
 /** A checkpoint or weights file that cannot be used (wrong architecture, truncated, corrupt). */
 export class CheckpointError extends TrainerError {
-  override readonly name = 'CheckpointError';
+  override readonly name: string = 'CheckpointError';
   readonly exitCode = EXIT_CODES.checkpoint;
 }
 
 /** Non-finite values in gradients or loss beyond what the skip policy allows. */
 export class NumericError extends TrainerError {
-  override readonly name = 'NumericError';
+  override readonly name: string = 'NumericError';
   readonly exitCode = EXIT_CODES.numeric;
 }
 
 /** A failure that a restart of the whole gang from the last checkpoint can fix. */
 export class RetryableError extends TrainerError {
-  override readonly name = 'RetryableError';
+  override readonly name: string = 'RetryableError';
   readonly exitCode = EXIT_CODES.retryable;
 }
 
 /** The process was asked to stop (signal); state was saved or left untouched. */
 export class InterruptedError extends TrainerError {
-  override readonly name = 'InterruptedError';
+  override readonly name: string = 'InterruptedError';
   readonly exitCode = EXIT_CODES.interrupted;
 }
