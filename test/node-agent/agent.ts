@@ -13,6 +13,7 @@ import {
   CoreV1Api,
   KubeConfig,
   ListWatch,
+  V1MicroTime,
   Watch,
   type V1ConfigMap,
   type V1Lease,
@@ -170,7 +171,7 @@ export class NodeAgent {
     const now = new Date();
     try {
       const lease = await this.#coord.readNamespacedLease({ name: this.nodeName, namespace });
-      lease.spec = { ...lease.spec, holderIdentity: this.nodeName, leaseDurationSeconds: LEASE_SECONDS, renewTime: now };
+      lease.spec = { ...lease.spec, holderIdentity: this.nodeName, leaseDurationSeconds: LEASE_SECONDS, renewTime: new V1MicroTime(now) };
       await this.#coord.replaceNamespacedLease({ name: this.nodeName, namespace, body: lease });
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
@@ -181,7 +182,7 @@ export class NodeAgent {
           namespace,
           ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.nodeName, uid: node.metadata?.uid ?? '' }],
         },
-        spec: { holderIdentity: this.nodeName, leaseDurationSeconds: LEASE_SECONDS, renewTime: now },
+        spec: { holderIdentity: this.nodeName, leaseDurationSeconds: LEASE_SECONDS, renewTime: new V1MicroTime(now) },
       };
       await this.#coord.createNamespacedLease({ namespace, body });
     }

@@ -1,0 +1,34 @@
+// `npm run cluster:down`: stops the cluster started by `npm run cluster:up` (SIGTERM to its
+// daemon, which stops the node agent's pods and the control plane; SIGKILL after 60 s).
+
+import { readFile, rm } from 'node:fs/promises';
+import { ClusterStateSchema, isAlive, statePath } from './cluster-state.js';
+
+async function main(): Promise<number> {
+  let pid: number;
+  try {
+    pid = ClusterStateSchema.parse(JSON.parse(await readFile(statePath(), 'utf8'))).pid;
+  } catch {
+    process.stderr.write('gmt: no local cluster is running\n');
+    return 0;
+  }
+  if (isAlive(pid)) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // The daemon leads its own process group (detached); take its components with it.
+    if (isAlive(pid)) process.kill(-pid, 'SIGKILL');
+  }
+  await rm(statePath(), { force: true });
+  process.stderr.write('gmt: local cluster stopped\n');
+  process.stdout.write('unset KUBECONFIG\n');
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`cluster:down failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
