@@ -1,0 +1,14 @@
+// Public API of the trainer's tracing.
+export { ATTR, RESOURCE_ATTR, SPAN, phaseSpanName } from './names.js';
+export {
+  TRACER_NAME,
+  computeTracingMode,
+  startTracing,
+  withSpan,
+  withSpanAsync,
+  type LooseAttributes,
+  type Tracing,
+  type TracingEnv,
+  type TracingMode,
+  type TracingOptions,
+} from './tracing.js';
