@@ -26,7 +26,7 @@ export interface PretrainOptions {
 }
 
 /** Defaults reproducing the committed base model. */
-export const PRETRAIN_DEFAULTS: PretrainOptions = { out: BUNDLED_BASE_MODEL, steps: 1500, documents: 20000, seed: 7, backend: 'auto', progress: 'auto' };
+export const PRETRAIN_DEFAULTS: PretrainOptions = { out: BUNDLED_BASE_MODEL, steps: 800, documents: 30000, seed: 7, backend: 'auto', progress: 'auto' };
 
 /** Build the corpus, train, and copy model.safetensors + config.json to `out`. */
 export async function pretrain(o: PretrainOptions, log: Logger): Promise<string> {
@@ -39,7 +39,7 @@ export async function pretrain(o: PretrainOptions, log: Logger): Promise<string>
       parseSyntheticTask({ kind: 'arithmetic', options: { minSteps: 1, maxSteps: 1 } }),
       parseSyntheticTask({ kind: 'symbolic', options: {} }),
     ];
-    const docs = generateCorpus(o.seed, { documents: o.documents, linesPerDocument: 2, tasks, exclude: new Set(heldOut), freeTextRate: 0.4 });
+    const docs = generateCorpus(o.seed, { documents: o.documents, linesPerDocument: 1, tasks, exclude: new Set(heldOut), freeTextRate: 0.4 });
     const corpus = join(work, 'corpus.jsonl');
     await writeJsonl(corpus, docs.map((d) => ({ prompt: '', completion: d })));
     const config = Object.freeze(TrainerConfigSchema.parse({

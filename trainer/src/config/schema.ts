@@ -19,7 +19,7 @@ export const TrainerConfigSchema = z.strictObject({
   tokenizer: z.enum(['byte', 'gpt2']).default('byte'), // byte-level (tiny models) or GPT-2 BPE
   trainData: nonEmpty.default('synthetic:arithmetic'), // a JSONL file, or synthetic:<task>
   evalData: nonEmpty.optional(), // a JSONL file or synthetic:<task>; default: the held-out split of trainData's task
-  syntheticTrainSize: z.number().int().min(1).max(10_000_000).default(4000), // examples generated for synthetic training data
+  syntheticTrainSize: z.number().int().min(1).max(10_000_000).default(1500), // examples generated for synthetic training data
   syntheticEvalSize: z.number().int().min(1).max(1_000_000).default(200), // held-out synthetic examples
   seqLen: z.number().int().min(2).max(65_536).default(64), // tokens per training sequence (≤ the model's nPositions)
   // ---- method (ARCHITECTURE §2) ----------------------------------------------------------------

@@ -22,7 +22,7 @@ export const MODEL_PRESETS = {
   /** Unit-test size (golden values, leak tests). */
   micro: { vocabSize: 258, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4, layerNormEps: 1e-5 },
   /** The bundled base model: byte-level, small enough to pretrain on two CPU cores. */
-  tiny: { vocabSize: 258, nPositions: 64, nEmbd: 128, nLayer: 4, nHead: 4, layerNormEps: 1e-5 },
+  tiny: { vocabSize: 258, nPositions: 64, nEmbd: 96, nLayer: 4, nHead: 4, layerNormEps: 1e-5 },
   /** A larger byte-level model for benchmarks. */
   small: { vocabSize: 258, nPositions: 128, nEmbd: 256, nLayer: 6, nHead: 8, layerNormEps: 1e-5 },
   /** GPT-2 small (124M), the Hugging Face `gpt2` checkpoint's shape. */

@@ -176,7 +176,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
           metrics.observeStep({ durationSeconds: r.stepSeconds, samples: r.samples, tokens: r.tokens, loss: r.loss, keptRatio: r.update.keptRatio, threshold: r.update.threshold, mfu, lr: r.update.lr, gradNorm: r.update.gradNorm, step: r.step, totalSteps: c.steps });
           metrics.observePhase('compute', r.computeSeconds);
           metrics.observePhase('optimizer', r.updateSeconds);
-          if (!r.update.applied) { metrics.observeSkip('non_finite'); progress.note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`); }
+          if (!r.update.applied) { metrics.observeSkip('non_finite_gradient'); progress.note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`); }
           tracing.tracer.startSpan('gmt.train.step', { attributes: { step: r.step, loss: r.loss, kept_ratio: r.update.keptRatio, lr: r.update.lr, applied: r.update.applied }, startTime: Date.now() - r.stepSeconds * 1000 }).end();
           progress.update({ step: r.step, total: c.steps, fields: { loss: r.loss.toFixed(4), kept: `${(100 * r.update.keptRatio).toFixed(1)}%`, 'samples/s': sps.toFixed(1) } });
           const nowMs = Date.now();
