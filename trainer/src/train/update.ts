@@ -7,7 +7,8 @@
 import { NumericError } from '../errors.js';
 import { type MaskSet, type NamedTensor, applyMaskInPlace, computeMasks, computeRandomMasks, findNonFinite, hftFrozenNames } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
-import { clipCoefficient, scaleInPlace, sumSquares } from '../optim/clip.js';
+import { canonicalNorm } from '../collective/shards.js';
+import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt, warmupStepsFor } from '../optim/schedule.js';
 import type { TrainerConfig } from '../config/schema.js';
@@ -86,7 +87,7 @@ export class Updater {
       if (cfg.nonFinite === 'error') throw new NumericError(`non-finite gradient at step ${step}: ${where}`);
       return { applied: false, skipReason: `non-finite gradient ${where}`, gradNorm: NaN, clipCoef: 1, lr, kept: 0, keptRatio: 0, threshold: NaN, masks: undefined };
     }
-    const gradNorm = Math.sqrt(sumSquares(grad));
+    const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     scaleInPlace(grad, clipCoef);
 

@@ -1,0 +1,351 @@
+/**
+ * The collective step (ARCHITECTURE §3): from each rank's local gradient sum to identical parameters
+ * on every rank. `LocalCollective` is world size 1. `ShardedCollective` runs the reference protocol
+ * over a Transport: reduce-scatter with rank-order summation, the canonical norm from exchanged
+ * block partials, collective exact thresholds (select.ts), the mask inside each owner's shard, and
+ * the masked all-gather — of updated parameter values with a sharded optimizer state (maskMode
+ * "update" and the dense methods), or of the masked averaged gradient with a replicated optimizer
+ * (maskMode "gradient"). `DenseCollective` is the test reference: a dense all-reduce, then the
+ * single-process update on every rank.
+ */
+import type { TrainerConfig } from '../config/schema.js';
+import { NumericError, RetryableError } from '../errors.js';
+import { findNonFinite, hftFrozenNames, randomKeyWords } from '../masking/index.js';
+import type { ParamLayout } from '../model/params.js';
+import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
+import { type OptimizerParams, type OptimizerState, createOptimizerState, optimizerStep } from '../optim/optimizer.js';
+import { type ScheduleParams, lrAt } from '../optim/schedule.js';
+import { type UpdateResult, Updater } from '../train/update.js';
+import { bytesOf, decodeMasked, encodeMasked, f32, f64, hashParams, u32 } from './codec.js';
+import { type Piece, type ScopeView, selectScopes } from './select.js';
+import { type Range, blockSumSquares, normFromPartials, shardRanges } from './shards.js';
+import type { Transport } from './transport.js';
+
+/** One optimizer step's input on one rank. */
+export interface StepInput {
+  readonly step: number;
+  readonly params: Float32Array;
+  /** Σ of this rank's micro-batch gradients (not divided). Overwritten. */
+  readonly localSum: Float32Array;
+  /** M: micro-batches of the step over all ranks. */
+  readonly microBatches: number;
+}
+
+/** Data-parallel step and state handling; one per rank. */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Entries of the optimizer state this rank holds. */
+  readonly optimizerRange: Range;
+  /** Reduce, clip, mask and update: afterwards params are identical on every rank. */
+  step(input: StepInput): Promise<UpdateResult>;
+  /** Compare a hash of the parameters across ranks; throws DivergenceError on a mismatch. */
+  checkConsistency(step: number, params: Float32Array): Promise<string>;
+  /** The full optimizer state on rank 0 (gathered from the owners), undefined elsewhere. */
+  gatherOptimizer(step: number): Promise<OptimizerState | undefined>;
+  /** Take this rank's part of a full optimizer state (resume). */
+  loadOptimizer(full: OptimizerState): void;
+}
+
+/** Ranks hold different parameters: a bug or corrupted memory, not retryable. */
+export class DivergenceError extends NumericError {
+  override readonly name: string = 'DivergenceError';
+}
+
+/** Method settings the collectives need (a subset of the trainer config). */
+export type CollectiveConfig = Pick<TrainerConfig, 'method' | 'maskRatio' | 'maskScope' | 'maskMode' | 'tieRule' | 'seed' | 'nonFinite' | 'maxGradNorm'>;
+
+/** World size 1: the single-process update. */
+export class LocalCollective implements Collective {
+  readonly rank = 0;
+  readonly worldSize = 1;
+  readonly optimizerRange: Range;
+  private readonly updater: Updater;
+  readonly state: OptimizerState;
+
+  constructor(layout: ParamLayout, cfg: CollectiveConfig, private readonly hp: OptimizerParams, schedule: ScheduleParams) {
+    this.updater = new Updater(layout, cfg, hp, schedule);
+    this.state = createOptimizerState(hp.kind, layout.size);
+    this.optimizerRange = { lo: 0, hi: layout.size };
+  }
+
+  async step({ step, params, localSum, microBatches }: StepInput): Promise<UpdateResult> {
+    for (let i = 0; i < localSum.length; i++) localSum[i] = localSum[i]! / microBatches;
+    return this.updater.update(step, params, localSum, this.state);
+  }
+
+  async checkConsistency(_step: number, params: Float32Array): Promise<string> {
+    return hashParams(params);
+  }
+
+  async gatherOptimizer(): Promise<OptimizerState> {
+    return this.state;
+  }
+
+  loadOptimizer(full: OptimizerState): void {
+    this.state.step = full.step;
+    this.state.m.set(full.m);
+    this.state.v.set(full.v);
+  }
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The reference protocol over a Transport (see the file comment). */
+export class ShardedCollective implements Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly shards: readonly Range[];
+  readonly optimizerRange: Range;
+  /** Optimizer state: this rank's shard (sharded) or the whole vector (gradient mode). */
+  readonly state: OptimizerState;
+  private readonly replicated: boolean;
+  private readonly grad: Float32Array;
+  private readonly keep: Uint8Array;
+  private readonly hftKeep: Uint8Array | undefined;
+
+  constructor(private readonly transport: Transport, private readonly layout: ParamLayout, private readonly cfg: CollectiveConfig, private readonly hp: OptimizerParams, private readonly schedule: ScheduleParams) {
+    this.rank = transport.rank;
+    this.worldSize = transport.worldSize;
+    this.shards = shardRanges(layout.size, this.worldSize);
+    // Gradient mode with a mask needs every rank to run the optimizer on the full masked Γ.
+    this.replicated = cfg.maskMode === 'gradient' && (cfg.method === 'gmt' || cfg.method === 'random');
+    const own = this.shards[this.rank]!;
+    this.optimizerRange = this.replicated ? { lo: 0, hi: layout.size } : own;
+    this.state = createOptimizerState(hp.kind, this.optimizerRange.hi - this.optimizerRange.lo);
+    this.grad = new Float32Array(layout.size);
+    this.keep = new Uint8Array(layout.size);
+    if (cfg.method === 'hft') {
+      this.hftKeep = new Uint8Array(layout.size).fill(1);
+      for (const name of hftFrozenNames(layout.slots.map((s) => s.name), cfg.seed)) {
+        const s = layout.slot(name);
+        this.hftKeep.fill(0, s.offset, s.offset + s.size);
+      }
+    }
+  }
+
+  /** Optimizer-state bytes this rank saves compared with a replicated optimizer. */
+  get optimizerBytesSaved(): number {
+    const per = this.hp.kind === 'adamw' ? 8 : 4;
+    return (this.layout.size - (this.optimizerRange.hi - this.optimizerRange.lo)) * per;
+  }
+
+  private others(): number[] {
+    return Array.from({ length: this.worldSize }, (_, j) => j).filter((j) => j !== this.rank);
+  }
+
+  /** Broadcast `data` and receive every other rank's message of the same (step, phase, tag). */
+  private async allGather(step: number, phase: 'norm' | 'threshold' | 'all_gather' | 'hash', tag: number, data: Uint8Array): Promise<Array<Uint8Array | undefined>> {
+    const sent = this.transport.broadcast(step, phase, tag, data);
+    const got = await Promise.all(this.others().map((j) => this.transport.recv(j, step, phase, tag)));
+    await sent;
+    const out: Array<Uint8Array | undefined> = new Array(this.worldSize);
+    this.others().forEach((j, i) => { out[j] = got[i]; });
+    out[this.rank] = data;
+    return out;
+  }
+
+  /** Reduce-scatter: own shard of Γ = (0 + c₀ + c₁ + … + c_{N−1}) / M, fp32 after every add. */
+  private async reduceScatter(step: number, localSum: Float32Array, M: number): Promise<void> {
+    const { lo, hi } = this.shards[this.rank]!;
+    const sends = this.others().map((j) => {
+      const s = this.shards[j]!;
+      return this.transport.send(j, step, 'reduce_scatter', 0, bytesOf(localSum.subarray(s.lo, s.hi)));
+    });
+    const parts = await Promise.all(this.others().map((j) => this.transport.recv(j, step, 'reduce_scatter', 0)));
+    await Promise.all(sends);
+    const byRank: Float32Array[] = new Array(this.worldSize);
+    this.others().forEach((j, i) => { byRank[j] = f32(parts[i]!, hi - lo, `reduce-scatter from rank ${j}`); });
+    byRank[this.rank] = localSum.subarray(lo, hi);
+    const g = this.grad;
+    g.fill(0, lo, hi);
+    for (let j = 0; j < this.worldSize; j++) {
+      const c = byRank[j]!;
+      for (let i = 0; i < c.length; i++) g[lo + i] = g[lo + i]! + c[i]!;
+    }
+    for (let i = lo; i < hi; i++) g[i] = g[i]! / M;
+  }
+
+  /** Scopes of the method with this rank's pieces (values of Γ, or random-key ranges). */
+  private scopes(step: number): ScopeView[] {
+    const { lo, hi } = this.shards[this.rank]!;
+    const slots = this.layout.slots;
+    const ranksOf = (a: number, b: number) => this.shards.map((s, j) => (s.lo < b && a < s.hi ? j : -1)).filter((j) => j >= 0);
+    const keys = this.cfg.method === 'random';
+    const piecesOf = (slotIndices: number[]): Piece[] => slotIndices.flatMap((si): Piece[] => {
+      const s = slots[si]!;
+      const a = Math.max(lo, s.offset), b = Math.min(hi, s.offset + s.size);
+      if (a >= b) return [];
+      const out = this.keep.subarray(a, b);
+      if (keys) return [{ kind: 'keys', range: { words: randomKeyWords(this.cfg.seed, step, si), start: a - s.offset, end: b - s.offset }, out }];
+      return [{ kind: 'values', values: this.grad.subarray(a, b), out }];
+    });
+    if (this.cfg.maskScope === 'global') {
+      return [{ index: 0, size: this.layout.size, ranks: ranksOf(0, this.layout.size), pieces: piecesOf(slots.map((_, i) => i)) }];
+    }
+    return slots.map((s, i) => ({ index: i, size: s.size, ranks: ranksOf(s.offset, s.offset + s.size), pieces: piecesOf([i]) }));
+  }
+
+  async step({ step, params, localSum, microBatches }: StepInput): Promise<UpdateResult> {
+    const { cfg, layout } = this;
+    const { lo, hi } = this.shards[this.rank]!;
+    const lr = lrAt(step, this.schedule);
+    await this.reduceScatter(step, localSum, microBatches);
+    const g = this.grad;
+
+    // Non-finite check and the canonical norm: [badIndex (−1 if none), badValue, ...block partials].
+    const bad = findNonFinite(g.subarray(lo, hi));
+    const partials = blockSumSquares(g, lo, hi);
+    const normMsg = new Float64Array(2 + partials.length);
+    normMsg[0] = bad >= 0 ? lo + bad : -1;
+    normMsg[1] = bad >= 0 ? g[lo + bad]! : 0;
+    normMsg.set(partials, 2);
+    const normAll = (await this.allGather(step, 'norm', 0, bytesOf(normMsg))).map((b, j) => f64(b!, `norm partials from rank ${j}`));
+    const firstBad = normAll.find((m) => m[0]! >= 0);
+    if (firstBad !== undefined) {
+      const idx = firstBad[0]!;
+      const slot = layout.slots.find((s) => idx >= s.offset && idx < s.offset + s.size);
+      const where = `${slot?.name ?? '?'}[${idx - (slot?.offset ?? 0)}] = ${firstBad[1]}`;
+      if (cfg.nonFinite === 'error') throw new NumericError(`non-finite gradient at step ${step}: ${where}`);
+      return { applied: false, skipReason: `non-finite gradient ${where}`, gradNorm: NaN, clipCoef: 1, lr, kept: 0, keptRatio: 0, threshold: NaN, masks: undefined };
+    }
+    const gradNorm = normFromPartials(normAll.map((m) => m.subarray(2)));
+    const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
+    scaleInPlace(g, clipCoef, lo, hi);
+
+    // The keep-mask of the own shard.
+    let masked = true;
+    const thresholds: Array<[number, number]> = [];
+    if (cfg.method === 'gmt' || cfg.method === 'random') {
+      const sel = await selectScopes(this.rank, this.scopes(step), cfg.maskRatio, cfg.tieRule === 'exact', cfg.method === 'random', async (round, mine) => {
+        const got = await this.allGather(step, 'threshold', round, bytesOf(mine));
+        return got.map((b, j) => (b === undefined || j === this.rank ? undefined : u32(b, `histograms from rank ${j}`)));
+      }, this.worldSize);
+      // Report each scope's threshold once: by the lowest rank holding it.
+      const scopes = this.scopes(step);
+      for (const s of sel) if (cfg.method === 'gmt' && scopes[s.index]!.ranks[0] === this.rank) thresholds.push([s.index, new Float32Array(new Uint32Array([s.threshold.thresholdBits]).buffer)[0]!]);
+    } else if (this.hftKeep !== undefined) {
+      this.keep.set(this.hftKeep.subarray(lo, hi), lo);
+    } else {
+      this.keep.fill(1, lo, hi);
+      masked = false;
+    }
+
+    // Apply and all-gather. Header: [kept, nThresholds, (scope, threshold)...] as f64, then the payload.
+    let payload: Uint8Array;
+    if (this.replicated) {
+      for (let i = lo; i < hi; i++) if (!this.keep[i]) g[i] = 0;
+      payload = encodeMasked(g, this.keep, lo, hi);
+    } else {
+      optimizerStep(this.hp, this.state, params, g, lr, masked ? this.keep : undefined, lo, hi, 0);
+      payload = encodeMasked(params, this.keep, lo, hi);
+    }
+    let keptHere = 0;
+    for (let i = lo; i < hi; i++) keptHere += this.keep[i]!;
+    const head = new Float64Array(2 + 2 * thresholds.length);
+    head[0] = keptHere;
+    head[1] = thresholds.length;
+    thresholds.forEach(([s, t], i) => { head[2 + 2 * i] = s; head[3 + 2 * i] = t; });
+    const msg = new Uint8Array(4 + head.byteLength + payload.byteLength);
+    new DataView(msg.buffer).setUint32(0, head.length, true);
+    msg.set(bytesOf(head), 4);
+    msg.set(payload, 4 + head.byteLength);
+    const all = await this.allGather(step, 'all_gather', 0, msg);
+    let kept = 0;
+    const allThresholds: number[] = [];
+    all.forEach((m, j) => {
+      if (m === undefined) throw new RetryableError(`all-gather: no message from rank ${j}`);
+      const hl = new DataView(m.buffer, m.byteOffset, m.byteLength).getUint32(0, true);
+      if (4 + hl * 8 > m.byteLength) throw new RetryableError(`all-gather from rank ${j}: truncated header`);
+      const h = f64(m.subarray(4, 4 + hl * 8), `all-gather header from rank ${j}`);
+      kept += h[0]!;
+      for (let i = 0; i < h[1]!; i++) allThresholds.push(h[3 + 2 * i]!);
+      if (j === this.rank) return;
+      const s = this.shards[j]!;
+      const n = decodeMasked(m.subarray(4 + hl * 8), this.replicated ? g : params, s.lo, s.hi, this.replicated, `all-gather from rank ${j}`);
+      if (n !== h[0]) throw new RetryableError(`all-gather from rank ${j}: ${n} values for ${h[0]} kept`);
+    });
+    if (this.replicated) optimizerStep(this.hp, this.state, params, g, lr, undefined);
+    const threshold = cfg.method !== 'gmt' ? NaN : median(allThresholds);
+    return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks: undefined };
+  }
+
+  async checkConsistency(step: number, params: Float32Array): Promise<string> {
+    const mine = hashParams(params);
+    const all = await this.allGather(step, 'hash', 0, new TextEncoder().encode(mine));
+    const hashes = all.map((b) => new TextDecoder().decode(b));
+    const differ = hashes.map((h, j) => (h !== mine ? j : -1)).filter((j) => j >= 0);
+    if (differ.length > 0) throw new DivergenceError(`parameters diverged at step ${step}: rank ${this.rank} hash ${mine}, ranks ${differ.join(', ')} differ (${differ.map((j) => hashes[j]).join(', ')})`);
+    return mine;
+  }
+
+  async gatherOptimizer(step: number): Promise<OptimizerState | undefined> {
+    if (this.replicated) return this.rank === 0 ? this.state : undefined;
+    const { m, v } = this.state;
+    if (this.rank !== 0) {
+      await this.transport.send(0, step, 'checkpoint', 0, bytesOf(m));
+      if (v.length > 0) await this.transport.send(0, step, 'checkpoint', 1, bytesOf(v));
+      return undefined;
+    }
+    const full = createOptimizerState(this.hp.kind, this.layout.size);
+    full.step = this.state.step;
+    full.m.set(m, 0);
+    full.v.set(v, 0);
+    for (const j of this.others()) {
+      const s = this.shards[j]!;
+      full.m.set(f32(await this.transport.recv(j, step, 'checkpoint', 0), s.hi - s.lo, `optimizer m from rank ${j}`), s.lo);
+      if (full.v.length > 0) full.v.set(f32(await this.transport.recv(j, step, 'checkpoint', 1), s.hi - s.lo, `optimizer v from rank ${j}`), s.lo);
+    }
+    return full;
+  }
+
+  loadOptimizer(full: OptimizerState): void {
+    const { lo, hi } = this.optimizerRange;
+    this.state.step = full.step;
+    this.state.m.set(full.m.subarray(lo, hi));
+    if (this.state.v.length > 0) this.state.v.set(full.v.subarray(lo, hi));
+  }
+}
+
+/** The test reference: a dense all-reduce (every rank sums every rank's Γ in rank order), then the single-process update. */
+export class DenseCollective implements Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly optimizerRange: Range;
+  private readonly local: LocalCollective;
+
+  constructor(private readonly transport: Transport, layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams) {
+    this.rank = transport.rank;
+    this.worldSize = transport.worldSize;
+    this.local = new LocalCollective(layout, cfg, hp, schedule);
+    this.optimizerRange = { lo: 0, hi: layout.size };
+  }
+
+  async step(input: StepInput): Promise<UpdateResult> {
+    const { step, localSum } = input;
+    const sent = this.transport.broadcast(step, 'reduce_scatter', 0, bytesOf(localSum));
+    const parts: Float32Array[] = [];
+    for (let j = 0; j < this.worldSize; j++) parts.push(j === this.rank ? localSum.slice() : f32(await this.transport.recv(j, step, 'reduce_scatter', 0), localSum.length, `dense all-reduce from rank ${j}`));
+    await sent;
+    localSum.fill(0);
+    for (const p of parts) for (let i = 0; i < p.length; i++) localSum[i] = localSum[i]! + p[i]!;
+    return this.local.step(input);
+  }
+
+  async checkConsistency(step: number, params: Float32Array): Promise<string> {
+    return this.local.checkConsistency(step, params);
+  }
+
+  async gatherOptimizer(): Promise<OptimizerState | undefined> {
+    return this.rank === 0 ? this.local.state : undefined;
+  }
+
+  loadOptimizer(full: OptimizerState): void {
+    this.local.loadOptimizer(full);
+  }
+}
