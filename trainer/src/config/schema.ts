@@ -65,6 +65,13 @@ export const TrainerConfigSchema = z.strictObject({
   worldSize: z.number().int().min(1).max(1024).default(1), // number of ranks
   attempt: z.number().int().min(0).default(0), // gang attempt (restarts increment it)
   natsUrl: z.string().default(''), // NATS server URL (empty: single process)
+  collective: z.enum(['sharded', 'dense']).default('sharded'), // reference protocol, or dense all-reduce (testing)
+  hashEvery: z.number().int().min(0).default(10), // compare a parameter hash across ranks every K steps (0 = never)
+  rendezvousTimeoutSec: z.number().positive().default(120), // all ranks must join within this time
+  stepTimeoutSec: z.number().positive().default(300), // a collective phase waiting longer aborts the step
+  heartbeatMs: z.number().int().positive().default(1000), // peer liveness messages
+  peerTimeoutMs: z.number().int().positive().default(10_000), // a silent peer aborts the step
+  workers: z.number().int().min(0).max(64).default(0), // local launcher: start N rank processes and an embedded nats-server (0: run in this process)
 }).superRefine((c, ctx) => {
   if (c.rank >= c.worldSize) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${c.rank} must be < worldSize ${c.worldSize}` });
   if (c.worldSize > 1 && c.natsUrl === '') ctx.addIssue({ code: 'custom', path: ['natsUrl'], message: 'worldSize > 1 needs natsUrl' });
@@ -80,4 +87,5 @@ export type ConfigKey = keyof z.infer<typeof TrainerConfigSchema>;
 export const NON_NUMERIC_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'runName', 'backend', 'checkpointDir', 'checkpointEvery', 'keepCheckpoints', 'resume', 'metricsPort',
   'progress', 'logFormat', 'jobId', 'rank', 'attempt', 'natsUrl', 'evalEvery', 'evalExamples', 'maxNewTokens',
+  'collective', 'hashEvery', 'rendezvousTimeoutSec', 'stepTimeoutSec', 'heartbeatMs', 'peerTimeoutMs', 'workers', 'worldSize',
 ]);

@@ -7,16 +7,15 @@
 import { type DataCursor, type Dataset, nextGlobalBatch } from '../data/index.js';
 import { NumericError, InterruptedError } from '../errors.js';
 import type { Gpt2Model } from '../model/gpt2.js';
-import type { OptimizerState } from '../optim/optimizer.js';
 import type { TrainerConfig } from '../config/schema.js';
-import { type UpdateResult, Updater, optimizerParams, scheduleParams } from './update.js';
+import type { Collective } from '../collective/collective.js';
+import type { UpdateResult } from './update.js';
 
 /** Everything that evolves during training (and is checkpointed). */
 export interface TrainState {
   /** Optimizer steps completed. */
   step: number;
   params: Float32Array;
-  readonly optimizer: OptimizerState;
   cursor: DataCursor;
   skippedSteps: number;
   tokensSeen: number;
@@ -54,14 +53,15 @@ export interface LoopInputs {
   readonly model: Gpt2Model;
   readonly train: Dataset;
   readonly state: TrainState;
+  /** Reduces Γ across ranks and applies the update (LocalCollective for one process). */
+  readonly collective: Collective;
   readonly hooks: LoopHooks;
   readonly now?: () => number;
 }
 
 /** Run from state.step to config.steps. Returns the final state (the same object, mutated). */
-export async function runLoop({ config: c, model, train, state, hooks, now = () => performance.now() }: LoopInputs): Promise<TrainState> {
+export async function runLoop({ config: c, model, train, state, collective, hooks, now = () => performance.now() }: LoopInputs): Promise<TrainState> {
   const layout = model.layout;
-  const updater = new Updater(layout, c, optimizerParams(c), scheduleParams(c));
   const grad = new Float32Array(layout.size);
   const micro = new Float32Array(layout.size);
   const batchLayout = { rank: c.rank, worldSize: c.worldSize, microBatch: c.microBatchSize, accumSteps: c.accumSteps };
@@ -84,10 +84,9 @@ export async function runLoop({ config: c, model, train, state, hooks, now = () 
       samples += mb.batchSize;
       tokens += mb.tokens;
     }
-    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step (ARCHITECTURE §2).
-    for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! / M;
     const t1 = now();
-    const update = updater.update(state.step, state.params, grad, state.optimizer);
+    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (ARCHITECTURE §2-3).
+    const update = await collective.step({ step: state.step, params: state.params, localSum: grad, microBatches: M });
     const t2 = now();
     // ---------------------------------------------------------------- end of the step
     state.step += 1;
@@ -100,6 +99,7 @@ export async function runLoop({ config: c, model, train, state, hooks, now = () 
       state.skippedSteps += 1;
       if (state.skippedSteps > c.maxSkippedSteps) throw new NumericError(`${state.skippedSteps} steps skipped for non-finite gradients (maxSkippedSteps ${c.maxSkippedSteps}); last: ${update.skipReason ?? ''}`);
     }
+    if (c.hashEvery > 0 && state.step % c.hashEvery === 0) await collective.checkConsistency(state.step, state.params);
     hooks.onStep?.({ step: state.step, loss: state.lastLoss, update, samples, tokens, computeSeconds: (t1 - t0) / 1000, updateSeconds: (t2 - t1) / 1000, stepSeconds: (t2 - t0) / 1000 }, state);
     if (c.evalEvery > 0 && state.step % c.evalEvery === 0 && state.step < c.steps) hooks.onEval?.(state);
     if (c.checkpointEvery > 0 && state.step % c.checkpointEvery === 0 && state.step < c.steps) await hooks.checkpoint?.(state);

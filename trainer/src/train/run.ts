@@ -19,7 +19,9 @@ import { TrainerMetrics, startMetricsServer } from '../metrics/index.js';
 import { MODEL_PRESETS, type ModelConfig, trainFlopsPerToken } from '../model/config.js';
 import { Gpt2Model } from '../model/gpt2.js';
 import { initParams } from '../model/init.js';
-import { createOptimizerState } from '../optim/optimizer.js';
+import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
+import type { Transport } from '../collective/transport.js';
+import { optimizerParams, scheduleParams } from './update.js';
 import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
@@ -54,8 +56,14 @@ export interface RunOptions {
   readonly skipEvalBefore?: boolean;
   /** Checked between steps (SIGTERM/SIGINT). */
   readonly shouldStop?: () => boolean;
-  /** Called with each progress message (data-parallel progress publishing hooks in here later). */
+  /** Called with each progress message (rank 0 publishes it on NATS for the operator and launcher). */
   readonly onProgress?: (p: Record<string, unknown>) => void;
+  /** Connects this rank's transport when worldSize > 1 (rendezvous included). */
+  readonly connect?: (c: TrainerConfig) => Promise<Transport>;
+}
+
+async function noTransport(c: TrainerConfig): Promise<Transport> {
+  throw new ConfigError(`worldSize ${c.worldSize} needs a NATS transport, which this entry point does not provide`);
 }
 
 /** Resolve the base weights: bundled, a path, or a fresh init ("none"). */
@@ -104,9 +112,16 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
 
   // ---- state: fresh from the base weights, or resumed
   const state: TrainState = {
-    step: 0, params: base.params.slice(), optimizer: createOptimizerState(c.optimizer, model.layout.size), cursor: START_CURSOR,
+    step: 0, params: base.params.slice(), cursor: START_CURSOR,
     skippedSteps: 0, tokensSeen: 0, samplesSeen: 0, lastLoss: NaN, lastUpdate: undefined,
   };
+  const transport = c.worldSize > 1 ? await (opts.connect ?? noTransport)(c) : undefined;
+  const collective: Collective = transport === undefined
+    ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))
+    : c.collective === 'dense'
+      ? new DenseCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c))
+      : new ShardedCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c));
+  if (collective instanceof ShardedCollective) log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
   let resumedFrom: string | undefined;
   if (c.resume !== 'never') {
     const latest = await findLatestCheckpoint(c.checkpointDir);
@@ -117,9 +132,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       if (ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
       state.step = ck.state.step;
       state.params = ck.params;
-      state.optimizer.step = ck.optimizer.step;
-      state.optimizer.m.set(ck.optimizer.m);
-      state.optimizer.v.set(ck.optimizer.v);
+      collective.loadOptimizer(ck.optimizer);
       state.cursor = ck.state.dataCursor;
       state.skippedSteps = ck.state.skippedSteps;
       state.tokensSeen = ck.state.metrics.tokensSeen;
@@ -147,9 +160,10 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     baseModel: base.source, createdAt: new Date().toISOString(), attempt: c.attempt, worldSize: c.worldSize,
   });
   const checkpoint = async (s: TrainState, params = s.params): Promise<void> => {
-    if (c.rank !== 0) return;
     const t0 = performance.now();
-    lastCheckpoint = await writeCheckpoint(c.checkpointDir, { modelConfig: base.modelConfig, params, optimizer: { ...s.optimizer, kind: c.optimizer }, state: stateJson(s) }, { keep: c.keepCheckpoints });
+    const optimizer = await collective.gatherOptimizer(s.step); // a collective call: every rank takes part
+    if (c.rank !== 0 || optimizer === undefined) return;
+    lastCheckpoint = await writeCheckpoint(c.checkpointDir, { modelConfig: base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: stateJson(s) }, { keep: c.keepCheckpoints });
     metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
     progress.note(`[gmt-train] checkpoint ${lastCheckpoint}`);
   };
@@ -168,7 +182,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     const startStep = state.step, startTokens = state.tokensSeen, startSamples = state.samplesSeen;
     let lastPublish = 0;
     await runLoop({
-      config: c, model, train: data.train, state,
+      config: c, model, train: data.train, state, collective,
       hooks: {
         onStep: (r, s) => {
           const sps = r.samples / r.stepSeconds, tps = r.tokens / r.stepSeconds;
@@ -209,8 +223,12 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       trainSeconds, samplesPerSecond: trained > 0 ? (state.samplesSeen - startSamples) / trainSeconds : 0, tokensPerSecond: trained > 0 ? (state.tokensSeen - startTokens) / trainSeconds : 0,
       finalLoss: state.lastLoss, keptRatio: state.lastUpdate?.keptRatio ?? NaN, skippedSteps: state.skippedSteps, params: finalParams,
     };
+  } catch (e) {
+    transport?.abort(e instanceof Error ? e.message : String(e));
+    throw e;
   } finally {
     progress.done();
+    await transport?.close();
     await server?.close();
     await tracing.shutdown();
   }
