@@ -7,6 +7,31 @@ import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 
+/**
+ * Processes (or process groups, as negative pids) to SIGKILL if this Node process exits without
+ * stopping them, e.g. when ava kills a worker on timeout; otherwise they would outlive the test run.
+ */
+const orphanGuard = new Set<number>();
+let orphanGuardInstalled = false;
+
+/** Registers `pid` (negative: a process group) to be killed when this process exits; returns an unregister function. */
+export function killOnExit(pid: number): () => void {
+  if (!orphanGuardInstalled) {
+    orphanGuardInstalled = true;
+    process.on('exit', () => {
+      for (const p of orphanGuard) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+  orphanGuard.add(pid);
+  return () => orphanGuard.delete(pid);
+}
+
 /** Raised when a component fails to start or becomes unhealthy; the message ends with its log tail. */
 export class ComponentError extends Error {
   override name = 'ComponentError';
@@ -25,8 +50,10 @@ export class ComponentProcess {
     this.name = name;
     this.logPath = logPath;
     this.#child = child;
+    const unregister = child.pid !== undefined ? killOnExit(child.pid) : () => true;
     this.closed = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
+        unregister();
         this.#exited = true;
         resolve(signal ?? `exit ${String(code)}`);
       });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { computeArgv, lookupImage, type ImageMap } from './image-map.js';
 import { ContainerConfigError, computeContainerEnv, expandVars, type EnvSources, type NodeFacts } from './pod-env.js';
+import { killOnExit } from '../harness/processes.js';
 import { computePhase, computePodStatus, type ContainerRecord, type ContainerState } from './pod-status.js';
 
 type Terminated = Extract<ContainerState, { kind: 'terminated' }>;
@@ -225,34 +226,38 @@ export class PodWorker {
     const fh = await open(logFile, 'a');
     const startedAt = new Date();
     let child: ChildProcess;
+    let resultPromise: Promise<Terminated>;
     try {
       // detached: its own process group, so signals reach `sh -c` grandchildren too.
       child = spawn(program, args, { cwd: s.spec.workingDir ?? entry.workingDir ?? process.cwd(), env, stdio: ['ignore', fh.fd, fh.fd], detached: true });
+      const unregister = child.pid !== undefined ? killOnExit(-child.pid) : () => true;
+      // Listen before any await: a short-lived process can exit while we close the log file.
+      resultPromise = new Promise<Terminated>((resolve) => {
+        const done = (exitCode: number, signal?: number, message?: string): void => {
+          unregister();
+          resolve({
+            kind: 'terminated',
+            exitCode,
+            ...(signal !== undefined ? { signal } : {}),
+            reason: exitCode === 0 ? 'Completed' : 'Error',
+            startedAt,
+            finishedAt: new Date(),
+            ...(message !== undefined ? { message } : {}),
+          });
+        };
+        child.once('error', (err) => done(128, undefined, err.message)); // e.g. ENOENT: no such program
+        child.once('exit', (code, signal) => {
+          // A signal death is reported as 128+n, as container runtimes do.
+          const n = signal !== null ? signalNumber(signal) : undefined;
+          done(code ?? 128 + (n ?? 0), n);
+        });
+      });
     } finally {
       await fh.close();
     }
     s.child = child;
     s.record = { ...s.record, runId, state: { kind: 'running', startedAt } };
     this.#pushStatus();
-    const resultPromise = new Promise<Terminated>((resolve) => {
-      const done = (exitCode: number, signal?: number, message?: string): void => {
-        resolve({
-          kind: 'terminated',
-          exitCode,
-          ...(signal !== undefined ? { signal } : {}),
-          reason: exitCode === 0 ? 'Completed' : 'Error',
-          startedAt,
-          finishedAt: new Date(),
-          ...(message !== undefined ? { message } : {}),
-        });
-      };
-      child.once('error', (err) => done(128, undefined, err.message)); // e.g. ENOENT: no such program
-      child.once('exit', (code, signal) => {
-        // A signal death is reported as 128+n, as container runtimes do.
-        const n = signal !== null ? signalNumber(signal) : undefined;
-        done(code ?? 128 + (n ?? 0), n);
-      });
-    });
     s.exited = resultPromise.then(() => undefined);
     const result = await resultPromise;
     s.child = undefined;
