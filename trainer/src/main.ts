@@ -10,11 +10,14 @@ import { TrainerConfigSchema } from './config/schema.js';
 import { createLogger, formatNumber } from './log.js';
 import { PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
 import { runTraining, type RunSummary } from './train/run.js';
+import { launchLocal } from './launcher.js';
+import { fileURLToPath } from 'node:url';
 
 const HELP = `gmt-train — Gradient-Mask Tuning fine-tuning (TensorFlow.js)
 
 Usage:
   gmt-train [--config FILE.json] [--KEY VALUE ...]   fine-tune (defaults: GMT on the bundled base model)
+  gmt-train --workers N [...]                         N data-parallel ranks over an embedded nats-server
   gmt-train pretrain [--steps N] [--documents N] [--seed N] [--out DIR] [--backend B]
   gmt-train --help
 
@@ -71,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config } = await loadConfig(argv, process.env);
   const log = createLogger(config.logFormat, config.worldSize > 1 ? { rank: config.rank } : {});
+  if (config.workers > 0) return launchLocal(fileURLToPath(import.meta.url), argv, config, log);
   const summary = await runTraining(config, { log, shouldStop: () => stop });
   if (config.rank === 0) process.stdout.write(summaryText(summary) + '\n');
   return EXIT_CODES.ok;

@@ -70,7 +70,7 @@ export const TrainerConfigSchema = z.strictObject({
   rendezvousTimeoutSec: z.number().positive().default(120), // all ranks must join within this time
   stepTimeoutSec: z.number().positive().default(300), // a collective phase waiting longer aborts the step
   heartbeatMs: z.number().int().positive().default(1000), // peer liveness messages
-  peerTimeoutMs: z.number().int().positive().default(10_000), // a silent peer aborts the step
+  peerTimeoutMs: z.number().int().positive().default(30_000), // a silent peer aborts the step (generous: TF.js compute blocks the event loop)
   workers: z.number().int().min(0).max(64).default(0), // local launcher: start N rank processes and an embedded nats-server (0: run in this process)
 }).superRefine((c, ctx) => {
   if (c.rank >= c.worldSize) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${c.rank} must be < worldSize ${c.worldSize}` });

@@ -21,6 +21,7 @@ import { Gpt2Model } from '../model/gpt2.js';
 import { initParams } from '../model/init.js';
 import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
 import type { Transport } from '../collective/transport.js';
+import { ProgressPublisher, connectNats } from '../collective/connect.js';
 import { optimizerParams, scheduleParams } from './update.js';
 import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
@@ -62,9 +63,7 @@ export interface RunOptions {
   readonly connect?: (c: TrainerConfig) => Promise<Transport>;
 }
 
-async function noTransport(c: TrainerConfig): Promise<Transport> {
-  throw new ConfigError(`worldSize ${c.worldSize} needs a NATS transport, which this entry point does not provide`);
-}
+
 
 /** Resolve the base weights: bundled, a path, or a fresh init ("none"). */
 export async function loadBase(c: TrainerConfig): Promise<{ modelConfig: ModelConfig; params: Float32Array; source: string }> {
@@ -115,7 +114,10 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     step: 0, params: base.params.slice(), cursor: START_CURSOR,
     skippedSteps: 0, tokensSeen: 0, samplesSeen: 0, lastLoss: NaN, lastUpdate: undefined,
   };
-  const transport = c.worldSize > 1 ? await (opts.connect ?? noTransport)(c) : undefined;
+  const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
+  const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics)))(c) : undefined;
+  const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId) : undefined;
+  const publish = (p: Record<string, unknown>): void => { publisher?.publish(p); opts.onProgress?.(p); };
   const collective: Collective = transport === undefined
     ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))
     : c.collective === 'dense'
@@ -144,7 +146,6 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   }
 
   // ---- observability (fenced off from the step)
-  const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
   const server = c.metricsPort > 0 && c.rank >= 0 ? await startMetricsServer({ port: c.metricsPort, registry: metrics.registry }) : undefined;
   if (server !== undefined) log.info('metrics', { url: server.url });
   const tracing = startTracing({ serviceName: 'gmt-trainer', attributes: { 'gmt.job_id': c.jobId, 'gmt.rank': c.rank }, env: process.env });
@@ -194,9 +195,9 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
           tracing.tracer.startSpan('gmt.train.step', { attributes: { step: r.step, loss: r.loss, kept_ratio: r.update.keptRatio, lr: r.update.lr, applied: r.update.applied }, startTime: Date.now() - r.stepSeconds * 1000 }).end();
           progress.update({ step: r.step, total: c.steps, fields: { loss: r.loss.toFixed(4), kept: `${(100 * r.update.keptRatio).toFixed(1)}%`, 'samples/s': sps.toFixed(1) } });
           const nowMs = Date.now();
-          if (opts.onProgress !== undefined && (nowMs - lastPublish >= 1000 || r.step === c.steps)) {
+          if (nowMs - lastPublish >= 1000 || r.step === c.steps) {
             lastPublish = nowMs;
-            opts.onProgress({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training' });
+            publish({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training' });
           }
         },
         onEval: (s) => { runEval(s.params, `step ${s.step}`); },
@@ -229,6 +230,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   } finally {
     progress.done();
     await transport?.close();
+    await publisher?.close();
     await server?.close();
     await tracing.shutdown();
   }
