@@ -128,7 +128,7 @@ export class NodeAgent {
     this.#closing = true;
     for (const t of this.#timers) clearInterval(t);
     await this.#informer?.stop();
-    await Promise.all([...this.#workers.values()].map((w) => w.terminate(graceSeconds)));
+    await Promise.all([...this.#workers.values()].map((w) => w.shutdown(graceSeconds)));
     this.#resolveClosed();
     return this.closed;
   }

@@ -101,6 +101,12 @@ export class PodWorker {
     await this.terminate(0);
   }
 
+  /** For agent shutdown: stops every container like terminate(), then stops reporting status. */
+  async shutdown(graceSeconds: number): Promise<void> {
+    await this.terminate(graceSeconds);
+    this.#gone = true;
+  }
+
   /** Stops every container: SIGTERM, SIGKILL after `graceSeconds`; no restarts afterwards. */
   async terminate(graceSeconds: number): Promise<void> {
     this.#terminating = true;
@@ -270,6 +276,7 @@ export class PodWorker {
   #pushStatus(): void {
     this.#statusDirty = true;
     this.#statusLoop ??= (async () => {
+      let failures = 0;
       while (this.#statusDirty && !this.#gone) {
         this.#statusDirty = false;
         const view = {
@@ -286,7 +293,8 @@ export class PodWorker {
           if (!exists) this.#gone = true;
         } catch (err) {
           this.#deps.log(`pod ${this.#key()}: status write failed: ${String(err)}`);
-          this.#statusDirty = true;
+          // Give up after ~30 s of failures (API server gone); the next change tries again.
+          this.#statusDirty = ++failures < 60;
           await sleep(500);
         }
       }
