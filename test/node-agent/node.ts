@@ -1,5 +1,6 @@
 // Pure builders for the agent's Node object and its status.
 
+import { release } from 'node:os';
 import type { V1Node, V1NodeCondition, V1NodeStatus } from '@kubernetes/client-node';
 
 /** Label that marks nodes run by this agent, so tests and tolerations can select them. */
@@ -69,7 +70,7 @@ export function computeNodeStatus(opts: {
       architecture: process.arch === 'x64' ? 'amd64' : process.arch,
       bootID: '',
       containerRuntimeVersion: 'gmt-node-agent://0',
-      kernelVersion: '',
+      kernelVersion: release(),
       kubeProxyVersion: '',
       kubeletVersion: 'gmt-node-agent',
       machineID: '',
