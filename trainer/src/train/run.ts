@@ -114,8 +114,14 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     step: 0, params: base.params.slice(), cursor: START_CURSOR,
     skippedSteps: 0, tokensSeen: 0, samplesSeen: 0, lastLoss: NaN, lastUpdate: undefined,
   };
+  // The checkpoint to resume from is read before connecting: its step bounds the steps the transport accepts.
+  const latest = c.resume !== 'never' ? await findLatestCheckpoint(c.checkpointDir) : undefined;
+  if (latest === undefined && c.resume === 'must') throw new CheckpointError(`resume=must but ${c.checkpointDir} holds no complete checkpoint`);
+  const ck = latest === undefined ? undefined : await readCheckpoint(latest, { layout: model.layout, configHash: hash, config: { ...c } });
+  if (ck !== undefined && ck.state.datasetFingerprint !== fingerprint) throw new CheckpointError(`${latest}: the training data differ from the data this checkpoint was trained on (fingerprint mismatch)`);
+  if (ck !== undefined && ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
   const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
-  const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics)))(c) : undefined;
+  const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, ck?.state.step ?? 0)))(c) : undefined;
   const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId) : undefined;
   const publish = (p: Record<string, unknown>): void => { publisher?.publish(p); opts.onProgress?.(p); };
   const collective: Collective = transport === undefined
@@ -125,24 +131,17 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       : new ShardedCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c));
   if (collective instanceof ShardedCollective) log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
   let resumedFrom: string | undefined;
-  if (c.resume !== 'never') {
-    const latest = await findLatestCheckpoint(c.checkpointDir);
-    if (latest === undefined && c.resume === 'must') throw new CheckpointError(`resume=must but ${c.checkpointDir} holds no complete checkpoint`);
-    if (latest !== undefined) {
-      const ck = await readCheckpoint(latest, { layout: model.layout, configHash: hash, config: { ...c } });
-      if (ck.state.datasetFingerprint !== fingerprint) throw new CheckpointError(`${latest}: the training data differ from the data this checkpoint was trained on (fingerprint mismatch)`);
-      if (ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
-      state.step = ck.state.step;
-      state.params = ck.params;
-      collective.loadOptimizer(ck.optimizer);
-      state.cursor = ck.state.dataCursor;
-      state.skippedSteps = ck.state.skippedSteps;
-      state.tokensSeen = ck.state.metrics.tokensSeen;
-      state.samplesSeen = ck.state.metrics.samplesSeen;
-      state.lastLoss = ck.state.metrics.loss ?? NaN;
-      resumedFrom = latest;
-      log.info('resumed', { from: latest, step: state.step });
-    }
+  if (latest !== undefined && ck !== undefined) {
+    state.step = ck.state.step;
+    state.params = ck.params;
+    collective.loadOptimizer(ck.optimizer);
+    state.cursor = ck.state.dataCursor;
+    state.skippedSteps = ck.state.skippedSteps;
+    state.tokensSeen = ck.state.metrics.tokensSeen;
+    state.samplesSeen = ck.state.metrics.samplesSeen;
+    state.lastLoss = ck.state.metrics.loss ?? NaN;
+    resumedFrom = latest;
+    log.info('resumed', { from: latest, step: state.step });
   }
 
   // ---- observability (fenced off from the step)
@@ -152,6 +151,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const flopsPerToken = trainFlopsPerToken(base.modelConfig, c.seqLen);
   const peak = measureMatmulPeak();
   const progress = createProgress(c.rank === 0 ? c.progress : 'none');
+  // Without a progress display, notes (eval results, checkpoints) go to the log.
+  const note = (line: string): void => { if (c.rank === 0 && c.progress !== 'none') progress.note(line); else log.info(line.replace(/^\[gmt-train\] /, '')); };
   let lastCheckpoint: string | undefined;
   const stateJson = (s: TrainState): StoredState => ({
     formatVersion: 1, step: s.step, totalSteps: c.steps, dataCursor: s.cursor, rngState: new Rng(c.seed).state() as [number, number, number, number],
@@ -166,14 +167,14 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     if (c.rank !== 0 || optimizer === undefined) return;
     lastCheckpoint = await writeCheckpoint(c.checkpointDir, { modelConfig: base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: stateJson(s) }, { keep: c.keepCheckpoints });
     metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
-    progress.note(`[gmt-train] checkpoint ${lastCheckpoint}`);
+    note(`[gmt-train] checkpoint ${lastCheckpoint}`);
   };
   const runEval = (params: Float32Array, label: string): EvalResult => {
     const t0 = performance.now();
     const r = evaluate(model, params, tokenizer, data.eval, data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
     metrics.observePhase('eval', (performance.now() - t0) / 1000);
     metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
-    progress.note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
+    note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
     return r;
   };
 
@@ -191,7 +192,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
           metrics.observeStep({ durationSeconds: r.stepSeconds, samples: r.samples, tokens: r.tokens, loss: r.loss, keptRatio: r.update.keptRatio, threshold: r.update.threshold, mfu, lr: r.update.lr, gradNorm: r.update.gradNorm, step: r.step, totalSteps: c.steps });
           metrics.observePhase('compute', r.computeSeconds);
           metrics.observePhase('optimizer', r.updateSeconds);
-          if (!r.update.applied) { metrics.observeSkip('non_finite_gradient'); progress.note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`); }
+          if (!r.update.applied) { metrics.observeSkip('non_finite_gradient'); note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`); }
           tracing.tracer.startSpan('gmt.train.step', { attributes: { step: r.step, loss: r.loss, kept_ratio: r.update.keptRatio, lr: r.update.lr, applied: r.update.applied }, startTime: Date.now() - r.stepSeconds * 1000 }).end();
           progress.update({ step: r.step, total: c.steps, fields: { loss: r.loss.toFixed(4), kept: `${(100 * r.update.keptRatio).toFixed(1)}%`, 'samples/s': sps.toFixed(1) } });
           const nowMs = Date.now();
@@ -218,6 +219,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     }
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
+    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: 0, tokensPerSecond: 0, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch });
     const trained = state.step - startStep;
     return {
       backend, modelConfig: base.modelConfig, parameters: model.layout.size, before, after, steps: state.step, resumedFrom, lastCheckpoint,
