@@ -15,7 +15,7 @@ import type { ParamLayout } from '../model/params.js';
 import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, createOptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
-import { type UpdateResult, Updater } from '../train/update.js';
+import { type UpdateResult, Updater, median } from '../train/update.js';
 import { bytesOf, decodeMasked, encodeMasked, f32, f64, hashParams, u32 } from './codec.js';
 import { type Piece, type ScopeView, selectScopes } from './select.js';
 import { type Range, blockSumSquares, normFromPartials, shardRanges } from './shards.js';
@@ -89,11 +89,14 @@ export class LocalCollective implements Collective {
   }
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+/**
+ * Marks a send as handled and returns it. A send runs concurrently with the recvs of its phase; when a
+ * recv fails first (an abort), the send is never awaited, and its later rejection — the same abort —
+ * must not become an unhandled rejection that crashes the process with a non-retryable exit code.
+ */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 /** The reference protocol over a Transport (see the file comment). */
@@ -141,7 +144,7 @@ export class ShardedCollective implements Collective {
 
   /** Broadcast `data` and receive every other rank's message of the same (step, phase, tag). */
   private async allGather(step: number, phase: 'norm' | 'threshold' | 'all_gather' | 'hash', tag: number, data: Uint8Array): Promise<Array<Uint8Array | undefined>> {
-    const sent = this.transport.broadcast(step, phase, tag, data);
+    const sent = quiet(this.transport.broadcast(step, phase, tag, data));
     const got = await Promise.all(this.others().map((j) => this.transport.recv(j, step, phase, tag)));
     await sent;
     const out: Array<Uint8Array | undefined> = new Array(this.worldSize);
@@ -155,7 +158,7 @@ export class ShardedCollective implements Collective {
     const { lo, hi } = this.shards[this.rank]!;
     const sends = this.others().map((j) => {
       const s = this.shards[j]!;
-      return this.transport.send(j, step, 'reduce_scatter', 0, bytesOf(localSum.subarray(s.lo, s.hi)));
+      return quiet(this.transport.send(j, step, 'reduce_scatter', 0, bytesOf(localSum.subarray(s.lo, s.hi))));
     });
     const parts = await Promise.all(this.others().map((j) => this.transport.recv(j, step, 'reduce_scatter', 0)));
     await Promise.all(sends);
@@ -328,7 +331,7 @@ export class DenseCollective implements Collective {
 
   async step(input: StepInput): Promise<UpdateResult> {
     const { step, localSum } = input;
-    const sent = this.transport.broadcast(step, 'reduce_scatter', 0, bytesOf(localSum));
+    const sent = quiet(this.transport.broadcast(step, 'reduce_scatter', 0, bytesOf(localSum)));
     const parts: Float32Array[] = [];
     for (let j = 0; j < this.worldSize; j++) parts.push(j === this.rank ? localSum.slice() : f32(await this.transport.recv(j, step, 'reduce_scatter', 0), localSum.length, `dense all-reduce from rank ${j}`));
     await sent;

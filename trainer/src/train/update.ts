@@ -55,7 +55,8 @@ export function hftKeepMask(layout: ParamLayout, seed: number): { keep: Uint8Arr
   return { keep, frozen };
 }
 
-function median(xs: number[]): number {
+/** Median of a list (NaN when empty). */
+export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
