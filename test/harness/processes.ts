@@ -18,7 +18,7 @@ let orphanGuardInstalled = false;
 export function killOnExit(pid: number): () => void {
   if (!orphanGuardInstalled) {
     orphanGuardInstalled = true;
-    process.on('exit', () => {
+    const killAll = (): void => {
       for (const p of orphanGuard) {
         try {
           process.kill(p, 'SIGKILL');
@@ -26,7 +26,18 @@ export function killOnExit(pid: number): () => void {
           // already gone
         }
       }
-    });
+    };
+    process.on('exit', killAll);
+    // A signal ends the process without 'exit'. If nobody else handles it, clean up and re-raise
+    // it so the process still dies of that signal; if someone does (the cluster daemon stops
+    // gracefully), leave it to them.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.once(signal, () => {
+        if (process.listenerCount(signal) > 0) return;
+        killAll();
+        process.kill(process.pid, signal);
+      });
+    }
   }
   orphanGuard.add(pid);
   return () => orphanGuard.delete(pid);
