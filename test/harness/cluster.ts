@@ -27,7 +27,7 @@ export interface TestCluster {
   /** The local node agent, or undefined when testing an existing cluster. */
   readonly agent: NodeAgent | undefined;
   readonly images: TestImages;
-  /** kubectl to use: GMT_KUBECTL, else the version-matched build from the binary cache. */
+  /** kubectl to use: the version-matched build from the binary cache (GMT_KUBECTL_BINARY overrides). */
   readonly kubectl: string;
   close(): Promise<void>;
 }
@@ -48,7 +48,7 @@ function imagesFromEnv(): TestImages {
 /** Starts (or attaches to) a cluster as described in the file comment. */
 export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[cluster] ${line}\n`));
-  const kubectl = process.env['GMT_KUBECTL'] ?? (await ensureBinary('kubectl', { log }));
+  const kubectl = await ensureBinary('kubectl', { log });
   const existing = process.env['GMT_E2E_KUBECONFIG'];
   if (opts.allowExisting === true && existing !== undefined && existing !== '') {
     const kubeconfig = await readFile(existing, 'utf8');
