@@ -10,10 +10,14 @@ const PHASE_METRIC: Readonly<Record<CollectivePhase, 'reduce_scatter' | 'thresho
   rendezvous: 'compute', reduce_scatter: 'reduce_scatter', norm: 'threshold', threshold: 'threshold', all_gather: 'all_gather', hash: 'all_gather', checkpoint: 'checkpoint', progress: 'compute',
 };
 
-/** Connect and rendezvous with every rank of (jobId, attempt); byte counts and rejects go to metrics. */
-export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics): Promise<Transport> {
+/**
+ * Connect and rendezvous with every rank of (jobId, attempt); byte counts and rejects go to metrics.
+ * `startStep` (the step the run starts or resumes at) bounds the steps accepted from the start.
+ */
+export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics, startStep?: number): Promise<Transport> {
   return NatsTransport.connect({
     servers: c.natsUrl, jobId: c.jobId, attempt: c.attempt, rank: c.rank, worldSize: c.worldSize,
+    ...(startStep !== undefined ? { startStep } : {}),
     heartbeatMs: c.heartbeatMs, peerTimeoutMs: c.peerTimeoutMs, stepDeadlineMs: c.stepTimeoutSec * 1000, rendezvousTimeoutMs: c.rendezvousTimeoutSec * 1000,
     ...(metrics !== undefined ? {
       observer: {

@@ -73,6 +73,7 @@ export class NatsTransport implements Transport {
     this.#consumed = new Array<number>(this.worldSize).fill(0);
     this.#consumeChain = Array.from({ length: this.worldSize }, () => Promise.resolve());
     this.#chunkBytes = this.#opts.chunkBytes;
+    this.#currentStep = this.#opts.startStep;
     this.#peers = new NatsPeers({
       rank: this.rank,
       worldSize: this.worldSize,

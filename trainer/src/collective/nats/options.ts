@@ -46,6 +46,13 @@ export interface NatsTransportOptions {
   readonly connectTimeoutMs?: number;
   readonly maxMessageBytes?: number;
   readonly stepWindow?: number;
+  /**
+   * The first step this rank will run (0, or a resumed checkpoint's step). Chunks further than
+   * stepWindow from it are rejected even before the first local operation; without it, anything
+   * arriving before then is accepted, and a forged chunk consumed then desynchronises the credit
+   * counts and stalls the attempt.
+   */
+  readonly startStep?: number;
   readonly observer?: TransportObserver;
   /** Time source for deadlines and heartbeats (default: real time). */
   readonly clock?: Clock;
@@ -70,6 +77,7 @@ export interface ResolvedOptions {
   readonly connectTimeoutMs: number;
   readonly maxMessageBytes: number;
   readonly stepWindow: number;
+  readonly startStep: number | undefined;
   readonly beforeConsume: ((fromRank: number, chunkIndex: number) => Promise<void> | void) | undefined;
 }
 
@@ -105,6 +113,7 @@ export function resolveOptions(o: NatsTransportOptions): ResolvedOptions {
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, d.connectTimeoutMs, 1, 600_000),
     maxMessageBytes: int('maxMessageBytes', o.maxMessageBytes, d.maxMessageBytes, 0, Number.MAX_SAFE_INTEGER),
     stepWindow: int('stepWindow', o.stepWindow, d.stepWindow, 0, 1 << 20),
+    startStep: o.startStep === undefined ? undefined : int('startStep', o.startStep, 0, 0, 0xffffffff),
     beforeConsume: o.beforeConsume,
   };
 }
