@@ -52,6 +52,22 @@ export class DivergenceError extends NumericError {
   override readonly name: string = 'DivergenceError';
 }
 
+/** Phases of a collective step as timed by PhaseTimer (benchmarks). */
+export type TimedPhase = 'reduce_scatter' | 'norm_threshold' | 'optimizer' | 'all_gather' | 'all_reduce';
+/** Optional observer of the wall time of each phase of a step (seconds; a phase may be reported twice per step). */
+export type PhaseTimer = (phase: TimedPhase, seconds: number) => void;
+
+/** Returns mark(phase): reports the time since the previous mark (or creation) to `timer`. */
+function phaseClock(timer: PhaseTimer | undefined): (phase: TimedPhase) => void {
+  if (timer === undefined) return () => undefined;
+  let t = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    timer(phase, (now - t) / 1000);
+    t = now;
+  };
+}
+
 /** Method settings the collectives need (a subset of the trainer config). */
 export type CollectiveConfig = Pick<TrainerConfig, 'method' | 'maskRatio' | 'maskScope' | 'maskMode' | 'tieRule' | 'seed' | 'nonFinite' | 'maxGradNorm'>;
 
@@ -112,7 +128,7 @@ export class ShardedCollective implements Collective {
   private readonly keep: Uint8Array;
   private readonly hftKeep: Uint8Array | undefined;
 
-  constructor(private readonly transport: Transport, private readonly layout: ParamLayout, private readonly cfg: CollectiveConfig, private readonly hp: OptimizerParams, private readonly schedule: ScheduleParams) {
+  constructor(private readonly transport: Transport, private readonly layout: ParamLayout, private readonly cfg: CollectiveConfig, private readonly hp: OptimizerParams, private readonly schedule: ScheduleParams, private readonly timer?: PhaseTimer) {
     this.rank = transport.rank;
     this.worldSize = transport.worldSize;
     this.shards = shardRanges(layout.size, this.worldSize);
@@ -198,7 +214,9 @@ export class ShardedCollective implements Collective {
     const { cfg, layout } = this;
     const { lo, hi } = this.shards[this.rank]!;
     const lr = lrAt(step, this.schedule);
+    const mark = phaseClock(this.timer);
     await this.reduceScatter(step, localSum, microBatches);
+    mark('reduce_scatter');
     const g = this.grad;
 
     // Non-finite check and the canonical norm: [badIndex (−1 if none), badValue, ...block partials].
@@ -239,6 +257,7 @@ export class ShardedCollective implements Collective {
       masked = false;
     }
 
+    mark('norm_threshold');
     // Apply and all-gather. Header: [kept, nThresholds, (scope, threshold)...] as f64, then the payload.
     let payload: Uint8Array;
     if (this.replicated) {
@@ -258,6 +277,7 @@ export class ShardedCollective implements Collective {
     new DataView(msg.buffer).setUint32(0, head.length, true);
     msg.set(bytesOf(head), 4);
     msg.set(payload, 4 + head.byteLength);
+    mark('optimizer');
     const all = await this.allGather(step, 'all_gather', 0, msg);
     let kept = 0;
     const allThresholds: number[] = [];
@@ -273,7 +293,9 @@ export class ShardedCollective implements Collective {
       const n = decodeMasked(m.subarray(4 + hl * 8), this.replicated ? g : params, s.lo, s.hi, this.replicated, `all-gather from rank ${j}`);
       if (n !== h[0]) throw new RetryableError(`all-gather from rank ${j}: ${n} values for ${h[0]} kept`);
     });
+    mark('all_gather');
     if (this.replicated) optimizerStep(this.hp, this.state, params, g, lr, undefined);
+    mark('optimizer');
     const threshold = cfg.method !== 'gmt' ? NaN : median(allThresholds);
     return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks: undefined };
   }
@@ -322,7 +344,7 @@ export class DenseCollective implements Collective {
   readonly optimizerRange: Range;
   private readonly local: LocalCollective;
 
-  constructor(private readonly transport: Transport, layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams) {
+  constructor(private readonly transport: Transport, layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams, private readonly timer?: PhaseTimer) {
     this.rank = transport.rank;
     this.worldSize = transport.worldSize;
     this.local = new LocalCollective(layout, cfg, hp, schedule);
@@ -331,13 +353,17 @@ export class DenseCollective implements Collective {
 
   async step(input: StepInput): Promise<UpdateResult> {
     const { step, localSum } = input;
+    const mark = phaseClock(this.timer);
     const sent = quiet(this.transport.broadcast(step, 'reduce_scatter', 0, bytesOf(localSum)));
     const parts: Float32Array[] = [];
     for (let j = 0; j < this.worldSize; j++) parts.push(j === this.rank ? localSum.slice() : f32(await this.transport.recv(j, step, 'reduce_scatter', 0), localSum.length, `dense all-reduce from rank ${j}`));
     await sent;
     localSum.fill(0);
     for (const p of parts) for (let i = 0; i < p.length; i++) localSum[i] = localSum[i]! + p[i]!;
-    return this.local.step(input);
+    mark('all_reduce');
+    const result = await this.local.step(input);
+    mark('optimizer');
+    return result;
   }
 
   async checkConsistency(step: number, params: Float32Array): Promise<string> {
