@@ -44,7 +44,7 @@ const MB = 1e6;
 const SIZES: Record<string, { config: ModelConfig; warmup: number; reps: number }> = {
   '1M': { config: { vocabSize: 258, nPositions: 128, nEmbd: 128, nLayer: 5, nHead: 4, layerNormEps: 1e-5 }, warmup: 1, reps: 5 },
   '10M': { config: { vocabSize: 258, nPositions: 128, nEmbd: 256, nLayer: 12, nHead: 8, layerNormEps: 1e-5 }, warmup: 1, reps: 3 },
-  '50M': { config: { vocabSize: 258, nPositions: 128, nEmbd: 512, nLayer: 16, nHead: 8, layerNormEps: 1e-5 }, warmup: 0, reps: 2 },
+  '50M': { config: { vocabSize: 258, nPositions: 128, nEmbd: 512, nLayer: 16, nHead: 8, layerNormEps: 1e-5 }, warmup: 1, reps: 2 },
 };
 
 // ------------------------------------------------------------------------------------------------
