@@ -1,0 +1,12 @@
+// Public API of the operator's metrics.
+export { LABEL, METRIC, RECONCILE_TIME_BUCKETS, WORKQUEUE_DURATION_BUCKETS } from './names.js';
+export { OperatorMetrics, type OperatorMetricsOptions } from './operator-metrics.js';
+export {
+  OperatorServerError,
+  cachesSyncedCheck,
+  leaderElectionCheck,
+  startOperatorServer,
+  type HealthCheck,
+  type OperatorServer,
+  type OperatorServerOptions,
+} from './server.js';
