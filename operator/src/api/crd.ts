@@ -37,7 +37,8 @@ export function buildResourceSchema(): OpenApiSchema {
     properties: {
       apiVersion: { description: 'APIVersion of the object.', type: 'string' },
       kind: { description: 'Kind of the object.', type: 'string' },
-      metadata: { type: 'object' },
+      // Only name and generateName may be described here; declaring name lets the root rule report at metadata.name.
+      metadata: { type: 'object', properties: { name: { type: 'string' } } },
       spec: toStructuralSchema(GmtFineTuneSpecSchema, 'spec'),
       status: toStructuralSchema(GmtFineTuneStatusSchema, 'status'),
     },

@@ -15,6 +15,7 @@ export const MAX_NAME_LENGTH = 48;
 export const ROOT_RULES = cel({
   rule: `self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= ${MAX_NAME_LENGTH}`,
   message: `metadata.name must be a DNS-1035 label of at most ${MAX_NAME_LENGTH} characters (lowercase letters, digits and "-", starting with a letter): it names the job's pods, Service and NATS subjects`,
+  fieldPath: '.metadata.name',
 });
 
 /** The part of ObjectMeta the operator reads; everything else is kept as is. */

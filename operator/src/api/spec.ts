@@ -4,6 +4,7 @@
  *
  * Training settings reuse the trainer's own field schemas (trainer/src/config/schema.ts): same
  * enums, ranges and defaults, so the API server never accepts a value the trainer would reject.
+ * CEL rules ride along as metadata; the ones that need no old object are mirrored by zod refinements.
  * Objects are non-strict (`z.object`): the API server already prunes unknown fields, and an older
  * operator must still read objects written under a newer schema.
  */
@@ -37,7 +38,8 @@ export const ResourcesSchema = z
     rule: "!has(self.requests) || !('nvidia.com/gpu' in self.requests) || (has(self.limits) && 'nvidia.com/gpu' in self.limits)",
     message: "spec.resources.limits must set nvidia.com/gpu when spec.resources.requests does (GPUs cannot be overcommitted)",
     fieldPath: '.limits',
-  }));
+  }))
+  .refine((r) => r.requests?.['nvidia.com/gpu'] === undefined || r.limits?.['nvidia.com/gpu'] !== undefined, { path: ['limits'], message: 'must set nvidia.com/gpu when requests does' });
 
 /** Overrides applied to every worker pod. */
 export const PodTemplateSchema = z.object({
@@ -98,7 +100,9 @@ export const OptimizerSchema = z
     minLrRatio: T.minLrRatio.describe('Floor of the decay as a fraction of lr.'),
     maxGradNorm: T.maxGradNorm.describe('Global-norm clipping before masking (0 = off).'),
   })
-  .meta(cel({ rule: "self.name == 'sgd' || self.momentum == 0.0", message: 'spec.optimizer.momentum applies to sgd only; set it to 0 for adamw', fieldPath: '.momentum' }));
+  // has(): the API server checks `default: {}` against the rules before nested defaults apply.
+  .meta(cel({ rule: "(has(self.name) && self.name == 'sgd') || !has(self.momentum) || self.momentum == 0.0", message: 'spec.optimizer.momentum applies to sgd only; set it to 0 for adamw', fieldPath: '.momentum' }))
+  .refine((o) => o.name === 'sgd' || o.momentum === 0, { path: ['momentum'], message: 'applies to sgd only; set it to 0 for adamw' });
 
 /** Training length, batch sizes and evaluation. */
 export const TrainingSchema = z.object({
@@ -133,7 +137,8 @@ export const CheckpointVolumeSchema = z
       .optional()
       .describe('A PersistentVolumeClaim: checkpoints survive restarts, so a gang restart resumes.'),
   })
-  .meta(cel({ rule: 'has(self.emptyDir) != has(self.persistentVolumeClaim)', message: 'spec.checkpoint.volume must set exactly one of emptyDir and persistentVolumeClaim' }));
+  .meta(cel({ rule: 'has(self.emptyDir) != has(self.persistentVolumeClaim)', message: 'spec.checkpoint.volume must set exactly one of emptyDir and persistentVolumeClaim' }))
+  .refine((v) => (v.emptyDir !== undefined) !== (v.persistentVolumeClaim !== undefined), { message: 'must set exactly one of emptyDir and persistentVolumeClaim' });
 
 /** Checkpointing. */
 export const CheckpointSchema = z.object({

@@ -42,6 +42,9 @@ const INVALID: readonly [string, Partial<GmtFineTuneSpecInput> | Record<string, 
   ['bad dataset', { dataset: { train: 'relative/path.jsonl' } }, /spec\.dataset\.train/],
   ['negative backoffLimit', { runPolicy: { backoffLimit: -1 } }, /spec\.runPolicy\.backoffLimit/],
   ['bad quantity', { resources: { limits: { cpu: 'lots' } } }, /spec\.resources\.limits\.cpu/],
+  ['momentum with adamw', { optimizer: { momentum: 0.9 } }, /spec\.optimizer\.momentum/],
+  ['two checkpoint volumes', { checkpoint: { volume: { emptyDir: {}, persistentVolumeClaim: { claimName: 'c' } } } }, /spec\.checkpoint\.volume/],
+  ['GPU request without a limit', { resources: { requests: { 'nvidia.com/gpu': 1 } } }, /spec\.resources\.limits/],
 ];
 
 for (const [name, spec, field] of INVALID) {
