@@ -8,12 +8,14 @@ import { useTestCluster } from '../../harness/cluster.js';
 import { createTestNamespace, waitFor } from '../../harness/k8s-helpers.js';
 import {
   ApplyError,
+  Controller,
   EventRecorder,
   Informer,
   WorkQueue,
   applyServerSide,
   deleteIfExists,
   makeObjectClient,
+  splitKey,
   type ApplyObject,
   type KeySink,
   type ListResult,
@@ -268,4 +270,56 @@ test('events - recorded with reason and message; repeats aggregate into a count'
   const again = await rec.normal(subject, 'Created', 'created the gang');
   t.is(again?.count, 1);
   t.not(again?.metadata?.name, created?.metadata?.name);
+});
+
+test('controller - informers + queue + reconcile with SSA: a deleted child is recreated via its owner key', async (t) => {
+  const { kc } = cluster();
+  const ns = await createTestNamespace(kc, 'rt-ctl');
+  const core = kc.makeApiClient(CoreV1Api);
+  const client = makeObjectClient(kc);
+  const parents = configMapInformer(kc, ns);
+  const queue = new WorkQueue({ name: 'copier' });
+  parents.enqueue(queue);
+  parents.enqueueOwner(queue, { group: '', kind: 'ConfigMap' });
+  const reconciled: string[] = [];
+  // Toy reconcile: every ConfigMap labelled role=source gets an owned copy `<name>-copy`.
+  const controller = new Controller({
+    name: 'copier',
+    queue,
+    workers: 2,
+    waitFor: [parents],
+    reconcile: async (key) => {
+      reconciled.push(key);
+      const { namespace, name } = splitKey(key);
+      const src = parents.get(namespace, name);
+      if (src === undefined || src.metadata.labels?.['role'] !== 'source') return;
+      const child: V1ConfigMap & ApplyObject = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: `${name}-copy`,
+          namespace: namespace ?? '',
+          ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name, uid: src.metadata.uid, controller: true }],
+        },
+        data: src.data ?? {},
+      };
+      await applyServerSide(client, child, 'gmt-operator');
+    },
+  });
+  t.teardown(async () => {
+    await controller.close();
+    await parents.close();
+  });
+  parents.start();
+  void controller.start();
+  await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'src', labels: { role: 'source' } }, data: { v: '1' } } });
+  const readCopy = async () => core.readNamespacedConfigMap({ namespace: ns, name: 'src-copy' }).catch(() => undefined);
+  await waitFor('copy created', readCopy, { timeoutMs: 30_000 });
+  await core.patchNamespacedConfigMap({ namespace: ns, name: 'src', body: [{ op: 'replace', path: '/data/v', value: '2' }] });
+  await waitFor('copy updated', async () => ((await readCopy())?.data?.['v'] === '2' ? true : undefined), { timeoutMs: 30_000 });
+  await core.deleteNamespacedConfigMap({ namespace: ns, name: 'src-copy' });
+  const before = reconciled.filter((k) => k === `${ns}/src`).length;
+  await waitFor('copy recreated', async () => ((await readCopy())?.data?.['v'] === '2' ? true : undefined), { timeoutMs: 30_000 });
+  t.true(reconciled.filter((k) => k === `${ns}/src`).length > before, 'the child deletion woke the owner');
+  t.is(queue.numRequeues(`${ns}/src`), 0);
 });
