@@ -14,22 +14,15 @@ import {
 
 /** Records every metric hook call. */
 function recorder(): { metrics: WorkQueueMetrics; adds: number; retries: number; depths: number[]; latencies: number[]; works: number[] } {
-  const r = {
-    adds: 0,
-    retries: 0,
-    depths: [] as number[],
-    latencies: [] as number[],
-    works: [] as number[],
-    metrics: undefined as unknown as WorkQueueMetrics,
-  };
-  r.metrics = {
+  const r = { adds: 0, retries: 0, depths: [] as number[], latencies: [] as number[], works: [] as number[] };
+  const metrics: WorkQueueMetrics = {
     added: () => void r.adds++,
     retried: () => void r.retries++,
     depth: (n) => void r.depths.push(n),
     queueLatency: (s) => void r.latencies.push(s),
     workDuration: (s) => void r.works.push(s),
   };
-  return r;
+  return Object.assign(r, { metrics });
 }
 
 /** Whether a promise has settled, without waiting for it. */
