@@ -131,8 +131,9 @@ test.serial('N=3: sharded threshold path = dense all-reduce reference (--collect
 // ---------------------------------------------------------------------------------------------
 // 3-4. Faults: a rank killed, nats-server restarted
 
-/** Flags of the fault tests (10 steps, checkpoints every 2, short timeouts). */
-const FAULT = ['--method', 'gmt', '--steps', '10', '--checkpoint-every', '2', '--keep-checkpoints', '10', '--peer-timeout-ms', '3000', '--step-timeout-sec', '20', '--hash-every', '1'];
+/** Flags of the fault tests (30 steps, checkpoints every 2, short timeouts). */
+const FAULT_STEPS = 30;
+const FAULT = ['--method', 'gmt', '--steps', String(FAULT_STEPS), '--checkpoint-every', '2', '--keep-checkpoints', '10', '--peer-timeout-ms', '3000', '--step-timeout-sec', '20', '--hash-every', '1'];
 const FAULT_DEADLINE_MS = 20_000;
 
 /** Every complete checkpoint verifies (sha256 of every file), and the latest is found. */
@@ -162,7 +163,7 @@ test.serial('N=3 direct: SIGKILL of rank 1 mid-run → survivors exit 75 within 
   }
   const { latest, steps } = await checkpointsIntact(dir);
   t.truthy(latest, 'a checkpoint survives');
-  t.false(steps.includes(stepDir(10)), `killed before the end (checkpoints: ${steps.join(', ')})`);
+  t.false(steps.includes(stepDir(FAULT_STEPS)), `killed before the end (checkpoints: ${steps.join(', ')})`);
   t.log(`checkpoints after the kill: ${steps.join(', ')}; latest ${latest}`);
 
   const again = await waitGang(gang({ n: 3, url: url(), jobId: job, attempt: 1, dir, args: FAULT }));
@@ -170,7 +171,7 @@ test.serial('N=3 direct: SIGKILL of rank 1 mid-run → survivors exit 75 within 
   t.regex(again[0]!.stderr, /resumed/);
   const ref = await refP;
   t.is(ref.result.code, 0, ref.result.stderr);
-  t.deepEqual(sameFiles(await finalFiles(dir, 10), await finalFiles(ref.dir, 10)), { model: true, optimizer: true });
+  t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true });
 });
 
 test.serial('N=2 direct: nats-server restarted mid-run → ranks exit 75, no divergence, resume as attempt 1 is bit-identical', async (t) => {
@@ -191,7 +192,7 @@ test.serial('N=2 direct: nats-server restarted mid-run → ranks exit 75, no div
     }
     const { latest, steps } = await checkpointsIntact(dir);
     t.truthy(latest);
-    t.false(steps.includes(stepDir(10)), `interrupted before the end (checkpoints: ${steps.join(', ')})`);
+    t.false(steps.includes(stepDir(FAULT_STEPS)), `interrupted before the end (checkpoints: ${steps.join(', ')})`);
     t.log(`exits ${exits.map((e) => e.code).join(',')} ${exits.map((e) => Math.round(e.at - restartedAt)).join('/')} ms after the restart; checkpoints ${steps.join(', ')}`);
 
     const again = await waitGang(gang({ n: 2, url: own.url, jobId: job, attempt: 1, dir, args: FAULT }));
@@ -199,7 +200,7 @@ test.serial('N=2 direct: nats-server restarted mid-run → ranks exit 75, no div
     t.regex(again[0]!.stderr, /resumed/);
     const ref = await refP;
     t.is(ref.result.code, 0, ref.result.stderr);
-    t.deepEqual(sameFiles(await finalFiles(dir, 10), await finalFiles(ref.dir, 10)), { model: true, optimizer: true });
+    t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true });
   } finally {
     await own.stop();
   }
@@ -293,7 +294,7 @@ test.serial('N=2 direct: forged/malformed frames during a run are rejected, coun
   }
   const ref = await refP;
   t.is(ref.result.code, 0, ref.result.stderr);
-  t.deepEqual(sameFiles(await finalFiles(dir, 10), await finalFiles(ref.dir, 10)), { model: true, optimizer: true }, 'results unchanged by the forged frames');
+  t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true }, 'results unchanged by the forged frames');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -347,5 +348,5 @@ test.serial('launcher: a rank killed mid-run → the gang restarts as attempt 1 
   t.regex(end!.stdout, /resumed from/);
   const ref = await refP;
   t.is(ref.result.code, 0, ref.result.stderr);
-  t.deepEqual(sameFiles(await finalFiles(dir, 10), await finalFiles(ref.dir, 10)), { model: true, optimizer: true });
+  t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true });
 });
