@@ -30,6 +30,21 @@ const FlagsSchema = z.object({
   trainerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9400),
 });
 
+const HELP = `gmt-operator — reconciles GmtFineTune resources into trainer pods
+
+Flags (env in brackets):
+  --kubeconfig PATH             [KUBECONFIG] default: in-cluster, then ~/.kube/config
+  --namespace NS[,NS...]        [GMT_WATCH_NAMESPACES] namespaces to watch (default: all)
+  --nats-url URL                [GMT_NATS_URL] progress subscription and the workers' default NATS
+  --metrics-port N              [GMT_METRICS_PORT] /metrics /healthz /readyz (default 8080; -1 off)
+  --leader-elect true|false     [GMT_LEADER_ELECT] (default true)
+  --leader-election-namespace   [POD_NAMESPACE] (default gmt-system)
+  --leader-election-id NAME     Lease name (default gmt-operator-leader)
+  --workers N                   concurrent reconciles (default 4)
+  --trainer-metrics-port N      the workers' metrics port (default 9400; 0 off)
+
+Exit codes: 0 after a requested shutdown, 1 fatal (incl. lost leadership), 2 bad flags.`;
+
 class UsageError extends Error {
   override readonly name = 'UsageError';
 }
@@ -61,6 +76,10 @@ const log: Logger = (level, msg, fields = {}) => {
 };
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   let flags: z.infer<typeof FlagsSchema>;
   try {
     flags = parseArgs(process.argv.slice(2), process.env);
