@@ -4,6 +4,7 @@ import type { TrainerConfig } from '../config/schema.js';
 import { RetryableError } from '../errors.js';
 import type { TrainerMetrics } from '../metrics/index.js';
 import { NatsTransport } from './nats/index.js';
+import { natsAuth } from './nats/auth.js';
 import type { CollectivePhase, Transport } from './transport.js';
 
 const PHASE_METRIC: Readonly<Record<CollectivePhase, 'reduce_scatter' | 'threshold' | 'all_gather' | 'checkpoint' | 'compute' | 'optimizer'>> = {
@@ -18,6 +19,7 @@ export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics, st
   return NatsTransport.connect({
     servers: c.natsUrl, jobId: c.jobId, attempt: c.attempt, rank: c.rank, worldSize: c.worldSize,
     ...(startStep !== undefined ? { startStep } : {}),
+    credsFile: c.natsCreds,
     heartbeatMs: c.heartbeatMs, peerTimeoutMs: c.peerTimeoutMs, stepDeadlineMs: c.stepTimeoutSec * 1000, rendezvousTimeoutMs: c.rendezvousTimeoutSec * 1000,
     ...(metrics !== undefined ? {
       observer: {
@@ -38,9 +40,10 @@ export class ProgressPublisher {
   private constructor(private readonly nc: Awaited<ReturnType<typeof connect>>, private readonly subject: string) {}
 
   /** Connect to NATS for publishing progress. */
-  static async open(url: string, jobId: string): Promise<ProgressPublisher> {
+  static async open(url: string, jobId: string, credsFile = ''): Promise<ProgressPublisher> {
+    const auth = natsAuth(credsFile);
     try {
-      return new ProgressPublisher(await connect({ servers: url, name: `gmt-progress-${jobId}` }), progressSubject(jobId));
+      return new ProgressPublisher(await connect({ servers: url, name: `gmt-progress-${jobId}`, ...auth }), progressSubject(jobId));
     } catch (e) {
       throw new RetryableError(`progress publisher: cannot connect to NATS at ${url}`, { cause: e });
     }

@@ -17,6 +17,7 @@ export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
   GMT_WORLD_SIZE: 'worldSize',
   GMT_ATTEMPT: 'attempt',
   NATS_URL: 'natsUrl',
+  NATS_CREDS: 'natsCreds',
   GMT_CHECKPOINT_DIR: 'checkpointDir',
   GMT_METRICS_PORT: 'metricsPort',
   GMT_BACKEND: 'backend',

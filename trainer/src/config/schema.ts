@@ -65,6 +65,7 @@ export const TrainerConfigSchema = z.strictObject({
   worldSize: z.number().int().min(1).max(1024).default(1), // number of ranks
   attempt: z.number().int().min(0).default(0), // gang attempt (restarts increment it)
   natsUrl: z.string().default(''), // NATS server URL (empty: single process)
+  natsCreds: z.string().default(''), // path of a NATS .creds file (empty: no authentication)
   collective: z.enum(['sharded', 'dense']).default('sharded'), // reference protocol, or dense all-reduce (testing)
   hashEvery: z.number().int().min(0).default(10), // compare a parameter hash across ranks every K steps (0 = never)
   rendezvousTimeoutSec: z.number().positive().default(120), // all ranks must join within this time
@@ -86,6 +87,6 @@ export type ConfigKey = keyof z.infer<typeof TrainerConfigSchema>;
 /** Keys that do not change the numbers a run produces (excluded from the config hash). */
 export const NON_NUMERIC_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'runName', 'backend', 'checkpointDir', 'checkpointEvery', 'keepCheckpoints', 'resume', 'metricsPort',
-  'progress', 'logFormat', 'jobId', 'rank', 'attempt', 'natsUrl', 'evalEvery', 'evalExamples', 'maxNewTokens',
+  'progress', 'logFormat', 'jobId', 'rank', 'attempt', 'natsUrl', 'natsCreds', 'evalEvery', 'evalExamples', 'maxNewTokens',
   'collective', 'hashEvery', 'rendezvousTimeoutSec', 'stepTimeoutSec', 'heartbeatMs', 'peerTimeoutMs', 'workers', 'worldSize',
 ]);

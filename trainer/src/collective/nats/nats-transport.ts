@@ -16,6 +16,7 @@ import { FlowControl } from './flow-control.js';
 import { Mailbox, checkMessageArgs, checkPeer, messageKey } from './mailbox.js';
 import { NatsPeers } from './peers.js';
 import { resolveOptions, type NatsTransportOptions, type ResolvedOptions } from './options.js';
+import { natsAuth } from './auth.js';
 import { BROADCAST_TOKEN, CREDIT_TOKEN, attemptSubjects, type AttemptSubjects } from './subjects.js';
 import {
   DATA_HEADER_BYTES,
@@ -118,10 +119,12 @@ export class NatsTransport implements Transport {
     if (this.#started) throw new Error('NatsTransport.start() called twice');
     this.#started = true;
     const { jobId, attempt, rank } = this.#opts;
+    const auth = natsAuth(this.#opts.credsFile); // a ConfigError (not retryable) before any connection
     try {
       this.#nc = await connect({
         servers: [...this.#opts.servers],
         name: `gmt-${jobId}-${attempt}-rank${rank}`,
+        ...auth,
         noEcho: true,
         // Core NATS is at-most-once: whatever was in flight during a reconnect is lost, so a
         // reconnect could only hide a hole. Any disconnect aborts the attempt instead.

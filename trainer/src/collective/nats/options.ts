@@ -53,6 +53,8 @@ export interface NatsTransportOptions {
    * counts and stalls the attempt.
    */
   readonly startStep?: number;
+  /** Path of a NATS .creds file (JWT + nkey seed) for servers that require authentication. */
+  readonly credsFile?: string;
   readonly observer?: TransportObserver;
   /** Time source for deadlines and heartbeats (default: real time). */
   readonly clock?: Clock;
@@ -78,6 +80,7 @@ export interface ResolvedOptions {
   readonly maxMessageBytes: number;
   readonly stepWindow: number;
   readonly startStep: number | undefined;
+  readonly credsFile: string | undefined;
   readonly beforeConsume: ((fromRank: number, chunkIndex: number) => Promise<void> | void) | undefined;
 }
 
@@ -114,6 +117,7 @@ export function resolveOptions(o: NatsTransportOptions): ResolvedOptions {
     maxMessageBytes: int('maxMessageBytes', o.maxMessageBytes, d.maxMessageBytes, 0, Number.MAX_SAFE_INTEGER),
     stepWindow: int('stepWindow', o.stepWindow, d.stepWindow, 0, 1 << 20),
     startStep: o.startStep === undefined ? undefined : int('startStep', o.startStep, 0, 0, 0xffffffff),
+    credsFile: o.credsFile === '' ? undefined : o.credsFile,
     beforeConsume: o.beforeConsume,
   };
 }
