@@ -3,120 +3,28 @@
 // over a real nats-server, and the operator (in-process) drives the GmtFineTune through its life:
 // success with progress in status and events, a killed rank → gang restart, bad data → Failed
 // without a restart loop, delete → children garbage-collected.
-//
-// The node agent mounts no volumes, so the wrapper turns the pod's env into what a volume would
-// give: GMT_CONFIG_JSON (from the ConfigMap) → a file for GMT_CONFIG, and a per-job host directory
-// as GMT_CHECKPOINT_DIR (shared by the ranks and attempts, like a ReadWriteMany claim).
-import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// The setup (wrapper image, nats-server, CRD, helpers) is shared with operator-lifecycle.test.ts in
+// operator-fixture.ts.
+import test from 'ava';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event } from '@kubernetes/client-node';
-import { CRD_NAME, CRD_PATH, GROUP, LABELS, PLURAL, VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneInput } from '../../operator/src/api/index.js';
-import { computeJobId, startOperator, type Operator } from '../../operator/src/controller/index.js';
-import { startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/server.js';
-import { ensureBinary } from '../harness/binaries.js';
-import { useTestCluster } from '../harness/cluster.js';
-import { createTestNamespace, isApiError, runKubectl, waitFor } from '../harness/k8s-helpers.js';
-import { repoPath } from '../helpers/repo.js';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
+import { computeJobId, type Operator } from '../../operator/src/controller/index.js';
+import { createTestNamespace, isApiError, waitFor } from '../harness/k8s-helpers.js';
+import { useOperatorFixture } from './operator-fixture.js';
 
-const IMAGE = 'gmt-trainer:dev';
-const root = await mkdtemp(join(tmpdir(), 'gmt-e2e-operator-'));
-const wrapper = [
-  'set -e',
-  `d="${root}/$GMT_JOB_ID"`,
-  'mkdir -p "$d/ckpt"',
-  'echo $$ > "$d/pid-a$GMT_ATTEMPT-r$GMT_RANK"',
-  'printf "%s" "$GMT_CONFIG_JSON" > "$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json"',
-  'export GMT_CONFIG="$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json" GMT_CHECKPOINT_DIR="$d/ckpt" GMT_METRICS_PORT=0',
-  `exec "${process.execPath}" "${repoPath('dist/trainer/src/main.js')}"`,
-].join('\n');
-process.env['GMT_NODE_AGENT_IMAGES'] = JSON.stringify({ [IMAGE.split(':')[0] ?? IMAGE]: { entrypoint: ['sh', '-c', wrapper, 'gmt-trainer'] } });
-
-const cluster = useTestCluster(test);
-let nats: NatsServerHandle | undefined;
-let op: Operator | undefined;
-const logs: string[] = [];
-
-test.before(async () => {
-  nats = await startNatsServer({ binary: await ensureBinary('nats-server') });
-});
+const fx = useOperatorFixture(test, 'operator');
+const { root, cluster, api, tiny, create, get, waitForJob, events } = fx;
 
 let ready: Promise<Operator> | undefined;
 function operator(): Promise<Operator> {
   ready ??= (async () => {
-    const { kc, kubectl, kubeconfigPath } = cluster();
-    const applied = await runKubectl(kubectl, kubeconfigPath, ['apply', '--server-side', '--field-manager=gmt-test', '-f', repoPath(CRD_PATH)]);
-    if (applied.code !== 0) throw new Error(`kubectl apply ${CRD_PATH} failed: ${applied.stderr}`);
-    const ext = kc.makeApiClient(ApiextensionsV1Api);
-    await waitFor(`CRD ${CRD_NAME} Established`, async () => {
-      const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') === true ? true : undefined;
-    });
-    if (nats === undefined) throw new Error('nats-server not started');
-    op = await startOperator({
-      kc, namespaces: [], natsUrl: nats.url, trainerMetricsPort: 0, progressIntervalMs: 1000, metricsPort: 0, metricsHost: '127.0.0.1',
-      log: (level, msg, fields) => void logs.push(JSON.stringify({ level, msg, ...fields })),
-    });
+    const op = await fx.startOperator();
     await op.waitForSync();
     return op;
   })();
   return ready;
-}
-
-test.after.always(async () => {
-  await op?.close();
-  await nats?.stop();
-  await rm(root, { recursive: true, force: true });
-});
-
-function api(): CustomObjectsApi {
-  return cluster().kc.makeApiClient(CustomObjectsApi);
-}
-
-function tiny(name: string, over: Partial<GmtFineTuneInput['spec']> = {}): GmtFineTuneInput {
-  return {
-    apiVersion: `${GROUP}/${VERSION}`,
-    kind: 'GmtFineTune',
-    metadata: { name },
-    spec: {
-      workers: 2,
-      image: IMAGE,
-      method: { name: 'gmt', maskRatio: 0.2 },
-      dataset: { train: 'synthetic:arithmetic', syntheticTrainSize: 320, syntheticEvalSize: 16 },
-      training: { steps: 12, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 },
-      checkpoint: { interval: 4 },
-      runPolicy: { backoffLimit: 2, progressDeadlineSeconds: 300 },
-      ...over,
-    },
-  };
-}
-
-async function create(ns: string, body: GmtFineTuneInput): Promise<GmtFineTune> {
-  const r = parseGmtFineTune(await api().createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body }));
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-}
-
-async function get(ns: string, name: string): Promise<GmtFineTune> {
-  const r = parseGmtFineTune(await api().getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name }));
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-}
-
-async function waitForJob(t: ExecutionContext, ns: string, name: string, what: string, ok: (j: GmtFineTune) => boolean, timeoutMs = 240_000): Promise<GmtFineTune> {
-  return waitFor(`${ns}/${name}: ${what}`, async () => {
-    const j = await get(ns, name);
-    return ok(j) ? j : undefined;
-  }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify((await get(ns, name)).status)}\noperator log tail:\n${logs.slice(-15).join('\n')}` }).catch((err: unknown) => {
-    t.log(logs.slice(-30).join('\n'));
-    throw err;
-  });
-}
-
-async function events(ns: string, name: string): Promise<CoreV1Event[]> {
-  const list = await cluster().kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
-  return list.items;
 }
 
 const cond = (j: GmtFineTune, type: string): string | undefined => j.status?.conditions?.find((c) => c.type === type)?.status;
