@@ -45,6 +45,11 @@ export interface Collective {
   gatherOptimizer(step: number): Promise<OptimizerState | undefined>;
   /** Take this rank's part of a full optimizer state (resume). */
   loadOptimizer(full: OptimizerState): void;
+  /**
+   * Whether any rank was asked to stop (SIGTERM) before step `step`: every rank gets the same answer,
+   * so all of them stop at the same step boundary and take part in the final checkpoint together.
+   */
+  agreeToStop(step: number, local: boolean): Promise<boolean>;
 }
 
 /** Ranks hold different parameters: a bug or corrupted memory, not retryable. */
@@ -103,6 +108,25 @@ export class LocalCollective implements Collective {
     this.state.m.set(full.m);
     this.state.v.set(full.v);
   }
+
+  async agreeToStop(_step: number, local: boolean): Promise<boolean> {
+    return local;
+  }
+}
+
+/** Exchange one stop flag per rank for (step) and return whether any is set. */
+async function exchangeStop(transport: Transport, step: number, local: boolean): Promise<boolean> {
+  const mine = new Uint8Array([local ? 1 : 0]);
+  const sent = quietly(transport.broadcast(step, 'progress', 1, mine));
+  const others = Array.from({ length: transport.worldSize }, (_, j) => j).filter((j) => j !== transport.rank);
+  const got = await Promise.all(others.map((j) => transport.recv(j, step, 'progress', 1)));
+  await sent;
+  return local || got.some((b) => b.byteLength === 1 && b[0] === 1);
+}
+
+function quietly<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 /**
@@ -335,6 +359,10 @@ export class ShardedCollective implements Collective {
     this.state.m.set(full.m.subarray(lo, hi));
     if (this.state.v.length > 0) this.state.v.set(full.v.subarray(lo, hi));
   }
+
+  agreeToStop(step: number, local: boolean): Promise<boolean> {
+    return exchangeStop(this.transport, step, local);
+  }
 }
 
 /** The test reference: a dense all-reduce (every rank sums every rank's Γ in rank order), then the single-process update. */
@@ -376,5 +404,9 @@ export class DenseCollective implements Collective {
 
   loadOptimizer(full: OptimizerState): void {
     this.local.loadOptimizer(full);
+  }
+
+  agreeToStop(step: number, local: boolean): Promise<boolean> {
+    return exchangeStop(this.transport, step, local);
   }
 }

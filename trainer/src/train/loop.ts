@@ -67,7 +67,8 @@ export async function runLoop({ config: c, model, train, state, collective, hook
   const batchLayout = { rank: c.rank, worldSize: c.worldSize, microBatch: c.microBatchSize, accumSteps: c.accumSteps };
   const M = c.accumSteps * c.worldSize;
   while (state.step < c.steps) {
-    if (hooks.shouldStop?.()) {
+    // A collective decision: ranks see a signal at different times, but must stop at the same step.
+    if (await collective.agreeToStop(state.step, hooks.shouldStop?.() ?? false)) {
       await hooks.checkpoint?.(state);
       throw new InterruptedError(`stopped by signal after step ${state.step}; checkpoint written`);
     }
