@@ -125,7 +125,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
   const reconciler = new GmtFineTuneReconciler({
     jobs: new InformerSet(jobs), pods: new InformerSet(pods), services: new InformerSet(services), configMaps: new InformerSet(configMaps),
-    objects: makeObjectClient(kc), custom, events, progress, build, log,
+    objects: makeObjectClient(kc), custom, events, progress, build, log, metrics,
   });
   const controller = new Controller({
     name: CONTROLLER, queue, reconcile: (key) => reconciler.reconcile(key), workers: o.workers ?? 4, waitFor: all,

@@ -4,6 +4,7 @@
  * run a few guarded steps (delete stale pods, ensure children, TTL delete), write status once, only
  * if it changed.
  */
+import type { OperatorMetrics } from '../metrics/index.js';
 import { ApiException, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, ANNOTATIONS, API_VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneStatus } from '../api/index.js';
 import { applyServerSide, deleteIfExists, realClock, splitKey, type Clock, type EventRecorder, type ReconcileOutcome } from '../runtime/index.js';
@@ -35,6 +36,8 @@ export interface ReconcilerDeps {
   readonly build: BuildOptions;
   readonly clock?: Clock;
   readonly log?: (level: 'info' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Per-job gauges (phase, step, loss, …). */
+  readonly metrics?: OperatorMetrics;
 }
 
 function terminated(p: PodView): boolean {
@@ -77,6 +80,8 @@ export class GmtFineTuneReconciler {
     this.stats.reconciles++;
     const job = this.#current(key);
     if (job === undefined) {
+      const [ns = '', nm = ''] = key.split('/', 2);
+      this.#d.metrics?.forgetJob(ns, nm);
       const id = this.#jobIds.get(key);
       if (id !== undefined) this.#d.progress.forget(id);
       this.#jobIds.delete(key);
@@ -129,6 +134,10 @@ export class GmtFineTuneReconciler {
 
     // One status write, only if something changed.
     if (canonicalJson(status) !== canonicalJson(job.status ?? {})) await this.#writeStatus(key, job, status);
+    this.#d.metrics?.observeJob(job.metadata.namespace ?? 'default', job.metadata.name, status.phase, {
+      step: status.step, totalSteps: status.totalSteps, loss: status.loss, samplesPerSecond: status.samplesPerSecond,
+      keptRatio: status.keptRatio, attempt: status.attempt, restarts: status.restarts?.total,
+    });
     for (const e of decision.events) void this.#d.events?.record(job, e.type, e.reason, e.message);
     if (createError !== undefined) {
       void this.#d.events?.warning(job, 'ChildCreationFailed', describe(createError));

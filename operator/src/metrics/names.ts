@@ -14,6 +14,15 @@ export const METRIC = {
   workqueueWorkDurationSeconds: 'workqueue_work_duration_seconds',
   workqueueRetriesTotal: 'workqueue_retries_total',
   leaderElectionMasterStatus: 'leader_election_master_status',
+  // Per-job gauges of this operator (namespace, name[, phase]).
+  jobPhase: 'gmt_operator_job_phase',
+  jobStep: 'gmt_operator_job_step',
+  jobTotalSteps: 'gmt_operator_job_total_steps',
+  jobLoss: 'gmt_operator_job_loss',
+  jobSamplesPerSecond: 'gmt_operator_job_samples_per_second',
+  jobKeptRatio: 'gmt_operator_job_kept_ratio',
+  jobAttempt: 'gmt_operator_job_attempt',
+  jobRestarts: 'gmt_operator_job_restarts',
 } as const;
 
 /** Label names. */
@@ -21,6 +30,8 @@ export const LABEL = {
   controller: 'controller',
   result: 'result',
   name: 'name',
+  namespace: 'namespace',
+  phase: 'phase',
 } as const;
 
 /** controller-runtime's reconcile_time_seconds buckets. */

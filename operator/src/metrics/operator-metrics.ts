@@ -12,6 +12,20 @@ export interface OperatorMetricsOptions {
 }
 
 /** Registry plus hook factories for queues, controllers and leader election. */
+/** Phases exported by gmt_operator_job_phase (ARCHITECTURE §5). */
+export const JOB_PHASES = ['Pending', 'Running', 'Restarting', 'Suspended', 'Succeeded', 'Failed'] as const;
+
+/** Numbers of one job's status for the per-job gauges. */
+export interface JobSnapshot {
+  readonly step?: number | undefined;
+  readonly totalSteps?: number | undefined;
+  readonly loss?: number | undefined;
+  readonly samplesPerSecond?: number | undefined;
+  readonly keptRatio?: number | undefined;
+  readonly attempt?: number | undefined;
+  readonly restarts?: number | undefined;
+}
+
 export class OperatorMetrics {
   /** Serve this on /metrics. */
   readonly registry = new Registry();
@@ -24,6 +38,8 @@ export class OperatorMetrics {
   readonly #workDuration: Histogram<'name'>;
   readonly #retries: Counter<'name'>;
   readonly #leader: Gauge<'name'>;
+  readonly #jobPhase: Gauge<'namespace' | 'name' | 'phase'>;
+  readonly #jobGauges: ReadonlyArray<readonly [keyof JobSnapshot, Gauge<'namespace' | 'name'>]>;
 
   constructor(opts: OperatorMetricsOptions = {}) {
     const registers = [this.registry];
@@ -36,7 +52,35 @@ export class OperatorMetrics {
     this.#workDuration = new Histogram({ name: METRIC.workqueueWorkDurationSeconds, help: 'How long in seconds processing an item from workqueue takes', labelNames: [LABEL.name], buckets: [...WORKQUEUE_DURATION_BUCKETS], registers });
     this.#retries = new Counter({ name: METRIC.workqueueRetriesTotal, help: 'Total number of retries handled by workqueue', labelNames: [LABEL.name], registers });
     this.#leader = new Gauge({ name: METRIC.leaderElectionMasterStatus, help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master', labelNames: [LABEL.name], registers });
+    this.#jobPhase = new Gauge({ name: METRIC.jobPhase, help: 'GmtFineTune phase: 1 for the current phase of each job', labelNames: [LABEL.namespace, LABEL.name, LABEL.phase], registers });
+    const jobGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: [LABEL.namespace, LABEL.name], registers });
+    this.#jobGauges = [
+      ['step', jobGauge(METRIC.jobStep, 'Optimizer steps completed (status.step)')],
+      ['totalSteps', jobGauge(METRIC.jobTotalSteps, 'Planned optimizer steps (status.totalSteps)')],
+      ['loss', jobGauge(METRIC.jobLoss, 'Last training loss reported by rank 0')],
+      ['samplesPerSecond', jobGauge(METRIC.jobSamplesPerSecond, 'Training throughput reported by rank 0')],
+      ['keptRatio', jobGauge(METRIC.jobKeptRatio, 'Fraction of parameters updated in the last step')],
+      ['attempt', jobGauge(METRIC.jobAttempt, 'Current gang attempt')],
+      ['restarts', jobGauge(METRIC.jobRestarts, 'Gang restarts so far (all causes)')],
+    ];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Record a job's status in the per-job gauges (values that are absent leave no series). */
+  observeJob(namespace: string, name: string, phase: string | undefined, snapshot: JobSnapshot): void {
+    this.#jobPhase.remove({ namespace, name });
+    for (const p of JOB_PHASES) this.#jobPhase.set({ namespace, name, phase: p }, p === phase ? 1 : 0);
+    for (const [field, g] of this.#jobGauges) {
+      const v = snapshot[field];
+      if (v !== undefined && Number.isFinite(v)) g.set({ namespace, name }, v);
+      else g.remove({ namespace, name });
+    }
+  }
+
+  /** Drop a deleted job's series. */
+  forgetJob(namespace: string, name: string): void {
+    for (const p of JOB_PHASES) this.#jobPhase.remove({ namespace, name, phase: p });
+    for (const [, g] of this.#jobGauges) g.remove({ namespace, name });
   }
 
   /** Hooks for the WorkQueue named `name`. */
