@@ -84,7 +84,7 @@ ablations the paper does not have. Everything here is produced by \`npm run stud
 study/report.ts, study/plot.ts); the raw numbers are in [study/results.json](study/results.json).
 
 \`\`\`
-npm run study              # default profile (the committed results): ~30 min on 2 CPU cores
+npm run study              # default profile (the committed results): 15–30 min on 2 CPU cores
 npm run study -- --full    # 300-step fine-tunes, 5 seeds, 500 held-out problems (hours on a laptop CPU)
 npm run study -- --only sweep,drop   # rerun parts, merged into the existing results.json
 \`\`\`
