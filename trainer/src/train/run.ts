@@ -182,12 +182,14 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     const before = opts.skipEvalBefore || resumedFrom !== undefined ? undefined : runEval(state.params, 'before');
     const t0 = performance.now();
     const startStep = state.step, startTokens = state.tokensSeen, startSamples = state.samplesSeen;
-    let lastPublish = 0;
+    let lastPublish = 0, lastSps = 0, lastTps = 0;
     await runLoop({
       config: c, model, train: data.train, state, collective,
       hooks: {
         onStep: (r, s) => {
           const sps = r.samples / r.stepSeconds, tps = r.tokens / r.stepSeconds;
+          lastSps = sps;
+          lastTps = tps;
           const mfu = (tps * flopsPerToken) / peak;
           metrics.observeStep({ durationSeconds: r.stepSeconds, samples: r.samples, tokens: r.tokens, loss: r.loss, keptRatio: r.update.keptRatio, threshold: r.update.threshold, mfu, lr: r.update.lr, gradNorm: r.update.gradNorm, step: r.step, totalSteps: c.steps });
           metrics.observePhase('compute', r.computeSeconds);
@@ -219,7 +221,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     }
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
-    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: 0, tokensPerSecond: 0, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch });
+    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: lastSps, tokensPerSecond: lastTps, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch });
     const trained = state.step - startStep;
     return {
       backend, modelConfig: base.modelConfig, parameters: model.layout.size, before, after, steps: state.step, resumedFrom, lastCheckpoint,
