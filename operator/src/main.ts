@@ -17,6 +17,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { startOperator, type Logger } from './controller/index.js';
+import { startTracing } from '../../trainer/src/tracing/index.js';
 
 const FlagsSchema = z.object({
   kubeconfig: z.string().optional(),
@@ -93,6 +94,8 @@ async function main(): Promise<number> {
   else kc.loadFromDefault();
   const namespaces = flags.namespace.split(',').map((s) => s.trim()).filter((s) => s !== '');
   log('info', 'starting', { namespaces: namespaces.length === 0 ? 'all' : namespaces, natsUrl: flags.natsUrl, leaderElect: flags.leaderElect === 'true', server: kc.getCurrentCluster()?.server });
+  // OpenTelemetry from the standard OTEL_* variables (off when none is set): a span per reconcile.
+  const tracing = startTracing({ serviceName: 'gmt-operator', env: process.env });
   const op = await startOperator({
     kc, namespaces, natsUrl: flags.natsUrl, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
     ...(flags.metricsPort >= 0 ? { metricsPort: flags.metricsPort } : {}),
@@ -109,6 +112,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   await op.closed;
+  await tracing.shutdown();
   if (op.lostLeadership()) {
     log('error', 'lost leadership; exiting');
     return 1;

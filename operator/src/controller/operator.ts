@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { GROUP, KIND, PLURAL, VERSION, parseGmtFineTune, type GmtFineTune } from '../api/index.js';
 import { OperatorMetrics, cachesSyncedCheck, leaderElectionCheck, startOperatorServer, type HealthCheck, type OperatorServer } from '../metrics/index.js';
-import { Controller, EventRecorder, Informer, LeaderElector, WorkQueue, makeObjectClient, type ListResult } from '../runtime/index.js';
+import { Controller, EventRecorder, Informer, LeaderElector, WorkQueue, makeObjectClient, otelReconcileSpan, type ListResult } from '../runtime/index.js';
 import { DEFAULT_BUILD_OPTIONS, type BuildOptions } from './children.js';
 import { CHILD_SELECTOR } from './names.js';
 import { ChildViewSchema, PodViewSchema, type ChildView, type PodView } from './pod-view.js';
@@ -130,6 +130,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const controller = new Controller({
     name: CONTROLLER, queue, reconcile: (key) => reconciler.reconcile(key), workers: o.workers ?? 4, waitFor: all,
     metrics: metrics.controller(CONTROLLER),
+    span: otelReconcileSpan('gmt-operator'),
     onError: (key, err) => log('error', 'reconcile failed', { key, error: err instanceof Error ? err.message : String(err) }),
   });
 
