@@ -15,7 +15,7 @@ import { METRIC as OPERATOR_METRIC } from '../../operator/src/metrics/names.js';
 import { METRIC_NAMES as TRAINER_METRIC_NAMES } from '../../trainer/src/metrics/names.js';
 import { createTestNamespace, waitFor } from '../harness/k8s-helpers.js';
 import { freePort } from '../harness/processes.js';
-import { DashboardSchema, baseMetricName, dashboardQueries, metricNamesIn, startPrometheus, type PrometheusHandle } from '../harness/prometheus.js';
+import { DashboardSchema, baseMetricName, dashboardQueries, ensurePrometheus, metricNamesIn, startPrometheus, type PrometheusHandle } from '../harness/prometheus.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -40,6 +40,10 @@ const portsDir = mkdtempSync(join(tmpdir(), 'gmt-e2e-prom-ports-'));
 }
 
 let prom: PrometheusHandle | undefined;
+// Found, or installed from Debian's package with progress on stderr (never skipped).
+test.before(async () => {
+  await ensurePrometheus();
+});
 test.after.always(async () => {
   await prom?.close();
   await rm(portsDir, { recursive: true, force: true });
