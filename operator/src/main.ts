@@ -23,6 +23,7 @@ const FlagsSchema = z.object({
   kubeconfig: z.string().optional(),
   namespace: z.string().default(''),
   natsUrl: z.string().default(''),
+  natsCreds: z.string().default(''),
   metricsPort: z.coerce.number().int().min(-1).max(65535).default(8080),
   leaderElect: z.enum(['true', 'false']).default('true'),
   leaderElectionNamespace: z.string().default('gmt-system'),
@@ -37,6 +38,7 @@ Flags (env in brackets):
   --kubeconfig PATH             [KUBECONFIG] default: in-cluster, then ~/.kube/config
   --namespace NS[,NS...]        [GMT_WATCH_NAMESPACES] namespaces to watch (default: all)
   --nats-url URL                [GMT_NATS_URL] progress subscription and the workers' default NATS
+  --nats-creds PATH             [NATS_CREDS] NATS .creds file for the progress subscription
   --metrics-port N              [GMT_METRICS_PORT] /metrics /healthz /readyz (default 8080; -1 off)
   --leader-elect true|false     [GMT_LEADER_ELECT] (default true)
   --leader-election-namespace   [POD_NAMESPACE] (default gmt-system)
@@ -53,7 +55,7 @@ class UsageError extends Error {
 function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): z.infer<typeof FlagsSchema> {
   const raw: Record<string, string> = {};
   const fromEnv: Record<string, string | undefined> = {
-    kubeconfig: env['KUBECONFIG'], namespace: env['GMT_WATCH_NAMESPACES'], natsUrl: env['GMT_NATS_URL'], metricsPort: env['GMT_METRICS_PORT'],
+    kubeconfig: env['KUBECONFIG'], namespace: env['GMT_WATCH_NAMESPACES'], natsUrl: env['GMT_NATS_URL'], natsCreds: env['NATS_CREDS'], metricsPort: env['GMT_METRICS_PORT'],
     leaderElect: env['GMT_LEADER_ELECT'], leaderElectionNamespace: env['POD_NAMESPACE'],
   };
   for (const [k, v] of Object.entries(fromEnv)) if (v !== undefined && v !== '') raw[k] = v;
@@ -97,7 +99,7 @@ async function main(): Promise<number> {
   // OpenTelemetry from the standard OTEL_* variables (off when none is set): a span per reconcile.
   const tracing = startTracing({ serviceName: 'gmt-operator', env: process.env });
   const op = await startOperator({
-    kc, namespaces, natsUrl: flags.natsUrl, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
+    kc, namespaces, natsUrl: flags.natsUrl, natsCreds: flags.natsCreds, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
     ...(flags.metricsPort >= 0 ? { metricsPort: flags.metricsPort } : {}),
     ...(flags.leaderElect === 'true' ? { leaderElection: { namespace: flags.leaderElectionNamespace, name: flags.leaderElectionId } } : {}),
   });

@@ -30,6 +30,8 @@ export interface OperatorOptions {
   readonly namespaces: readonly string[];
   /** NATS URL the operator subscribes to for progress, and the workers' default ('' = none). */
   readonly natsUrl: string;
+  /** Path of the NATS .creds file for the progress subscription (empty: none). */
+  readonly natsCreds?: string;
   /** Port of /metrics, /healthz, /readyz (0: a free one; undefined: no server). */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
@@ -119,7 +121,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
 
-  const progress = new ProgressTracker({ natsUrl: o.natsUrl, sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
+  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
   const build: BuildOptions = { ...DEFAULT_BUILD_OPTIONS, defaultNatsUrl: o.natsUrl, ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}) };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });

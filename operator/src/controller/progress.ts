@@ -3,6 +3,7 @@
  * latest message per job is kept, and the job's key is enqueued at most once per `minIntervalMs`
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */
+import { natsAuth } from '../../../trainer/src/collective/nats/auth.js';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { realClock, type Clock, type KeySink, type TimerHandle } from '../runtime/index.js';
 import { ProgressMessageSchema, foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
@@ -14,6 +15,8 @@ export const PROGRESS_SUBJECT = 'gmt.*.progress';
 export interface ProgressTrackerOptions {
   /** NATS URL ('' = no tracking; status then comes from pods only). */
   readonly natsUrl: string;
+  /** Path of a NATS .creds file (empty or absent: no authentication). */
+  readonly natsCreds?: string;
   /** Where job keys go (the work queue). */
   readonly sink: KeySink;
   /** Least time between two enqueues of one job for progress; default 3000 ms. */
@@ -115,7 +118,7 @@ export class ProgressTracker {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
         if (this.#closed) {
           await nc.close();
           return;
