@@ -177,6 +177,8 @@ async function rankRole(): Promise<void> {
   const results: VariantResult[] = [];
   const variants: Array<{ name: string; cfg: CollectiveConfig; dense: boolean }> = [
     { name: 'dense', dense: true, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
+    // The protocol's own dense path: SFT through the sharded collective = reduce-scatter + dense all-gather.
+    { name: 'rs+ag', dense: false, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
     ...RATIOS.map((r) => ({ name: `r=${r}`, dense: false, cfg: { method: 'gmt', maskRatio: r, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } as CollectiveConfig })),
   ];
   await waitGo();
@@ -253,6 +255,7 @@ async function main(): Promise<void> {
     for (const n of worlds) console.log(`  E_hub(${n}) ${n} concurrent flows (ring)   ${f(E[n]! / MB, 0)} MB/s aggregate; E_hub/N = ${f(E[n]! / n / MB, 0)} MB/s; bound min(L, E_hub/N) = ${f(Math.min(L, E[n]! / n) / MB, 0)} MB/s`);
 
     const denseRows: string[] = [];
+    const rsagRows: string[] = [];
     const maskedRows: string[] = [];
     for (const size of sizes) {
       const P = new ParamLayout(SIZES[size]!.config).size;
@@ -273,6 +276,12 @@ async function main(): Promise<void> {
         const algbw = (4 * P) / tAr, busbw = (algbw * 2 * (n - 1)) / n;
         const bound = Math.min(L, (E[n] ?? NaN) / n);
         denseRows.push(`${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(dense.stepT, 3), 8)} ${pad(f(tAr, 3), 8)} ${pad(f(dense.phase('optimizer'), 3), 7)} ${pad(f(dense.recv / MB, 1), 9)} ${pad(f((2 * (n - 1) / n) * 4 * P / MB, 1), 9)} ${pad(f(algbw / MB, 0), 7)} ${pad(f(busbw / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(busbw / bound, 2), 6)}`);
+        {
+          const x = stat(variants.indexOf('rs+ag'));
+          const tComm = x.phase('reduce_scatter') + x.phase('norm_threshold') + x.phase('all_gather');
+          const ab = (4 * P) / tComm, bb = (ab * 2 * (n - 1)) / n;
+          rsagRows.push(`${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(x.stepT, 3), 8)} ${pad(f(tComm, 3), 8)} ${pad(f(x.phase('optimizer'), 3), 7)} ${pad(f(x.recv / MB, 1), 9)} ${pad(f((2 * (n - 1) / n) * 4 * P / MB, 1), 9)} ${pad(f(ab / MB, 0), 7)} ${pad(f(bb / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(bb / bound, 2), 6)}`);
+        }
         for (const r of RATIOS) {
           const s = stat(variants.indexOf(`r=${r}`));
           const d = 1 - r;
@@ -289,6 +298,9 @@ async function main(): Promise<void> {
     for (const row of denseRows) console.log(row);
     console.log('   recv MB: measured per-rank payload received (DenseCollective broadcasts: (N−1)·4P); ring MB: 2(N−1)/N·4P, the busbw convention');
     console.log('   algbw = 4P / t_allreduce, busbw = algbw·2(N−1)/N (MB/s); bound = min(L, E_hub(N)/N); ratio = busbw / bound');
+    console.log('\n(b2) dense reduce-scatter + all-gather (ShardedCollective, sft: the protocol\'s own dense path; comm = RS + norm + AG)');
+    console.log('   P      params  N   step s   comm s   opt s  recv MB  ring MB   algbw   busbw   bound  ratio');
+    for (const row of rsagRows) console.log(row);
     console.log('\n(c) masked pipeline (ShardedCollective, gmt, tensor scope, update mode; per-rank payload bytes received per step)');
     console.log('   P  N     r kept%   step s ×dense   RS s  norm+thr   AG s   opt s   recv MB  model MB    dev  ≤5%  /dense  /ring  (4+a)/8');
     for (const row of maskedRows) console.log(row);
