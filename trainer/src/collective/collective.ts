@@ -84,7 +84,7 @@ export class LocalCollective implements Collective {
   private readonly updater: Updater;
   readonly state: OptimizerState;
 
-  constructor(layout: ParamLayout, cfg: CollectiveConfig, private readonly hp: OptimizerParams, schedule: ScheduleParams) {
+  constructor(layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams) {
     this.updater = new Updater(layout, cfg, hp, schedule);
     this.state = createOptimizerState(hp.kind, layout.size);
     this.optimizerRange = { lo: 0, hi: layout.size };

@@ -7,7 +7,7 @@
  * received, like NatsTransport).
  */
 import { RetryableError } from '../errors.js';
-import { Mailbox, checkMessageArgs, checkPeer, messageKey } from './nats/mailbox.js';
+import { Mailbox, checkMessageArgs, checkPeer, messageKey } from './mailbox.js';
 import type { CollectivePhase, Transport, TransportObserver } from './transport.js';
 
 /** Options of a MemoryHub. */

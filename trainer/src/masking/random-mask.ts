@@ -13,15 +13,13 @@ import { keepCount } from './keep-count.js';
 import { buildMaskSet, scopeStats, type MaskScope, type MaskSet, type ScopeMaskStats } from './mask.js';
 import {
   advance,
-  bitsToFloat,
   createSelectState,
   passSpec,
   type RadixSelectState,
   sumHistograms,
-  tieQuotas,
   type PassSpec,
 } from './radix-select.js';
-import type { ThresholdSelection } from './select-threshold.js';
+import { selectionFromDone, type ThresholdSelection } from './select-threshold.js';
 
 /** Settings of one step's random mask. */
 export interface RandomMaskOptions {
@@ -79,18 +77,7 @@ export function selectRandomThreshold(ranges: readonly KeyRange[], k: number): T
     state = advance(state, sumHistograms(last, spec.bins));
   }
   if (state.status !== 'done') throw new Error('random mask: key selection cannot be non-finite');
-  const lastBin = state.lastBin;
-  const equalPerSegment = last.map((h) => (lastBin < 0 ? 0 : h[lastBin]!));
-  return {
-    n,
-    k,
-    thresholdBits: state.thresholdBits,
-    threshold: bitsToFloat(state.thresholdBits),
-    countAbove: state.countAbove,
-    countEqual: state.countEqual,
-    equalPerSegment,
-    quotas: tieQuotas(k, state.countAbove, equalPerSegment),
-  };
+  return selectionFromDone(state, last);
 }
 
 /** Write the mask of a key range into `out` (out[i − start]): keys > T plus the first `tieQuota` keys == T. */

@@ -13,6 +13,7 @@ import {
   histogram,
   histogramAndCompact,
   passSpec,
+  type RadixSelectDone,
   type RadixSelectState,
   sumHistograms,
   tieQuotas,
@@ -91,17 +92,22 @@ export function selectThreshold(
     assertFinite(segs, names);
     throw new RangeError('radix select: histogram reported non-finite values that no scan found');
   }
+  return selectionFromDone(state, last);
+}
+
+/** The selection a finished state machine describes, with per-segment tie counts from the last pass's histograms. */
+export function selectionFromDone(state: RadixSelectDone, lastHistograms: readonly ArrayLike<number>[]): ThresholdSelection {
   const lastBin = state.lastBin;
-  const equalPerSegment = last.map((h) => h[lastBin]!);
+  const equalPerSegment = lastHistograms.map((h) => (lastBin < 0 ? 0 : h[lastBin]!));
   return {
-    n,
-    k,
+    n: state.n,
+    k: state.k,
     thresholdBits: state.thresholdBits,
     threshold: bitsToFloat(state.thresholdBits),
     countAbove: state.countAbove,
     countEqual: state.countEqual,
     equalPerSegment,
-    quotas: tieQuotas(k, state.countAbove, equalPerSegment),
+    quotas: tieQuotas(state.k, state.countAbove, equalPerSegment),
   };
 }
 

@@ -13,7 +13,7 @@ import type { CollectivePhase, RejectReason, Transport, TransportObserver } from
 import { Assembly } from './assembly.js';
 import { systemClock, type Clock, type Scheduled } from './clock.js';
 import { FlowControl } from './flow-control.js';
-import { Mailbox, checkMessageArgs, checkPeer, messageKey } from './mailbox.js';
+import { Mailbox, checkMessageArgs, checkPeer, messageKey } from '../mailbox.js';
 import { NatsPeers } from './peers.js';
 import { resolveOptions, type NatsTransportOptions, type ResolvedOptions } from './options.js';
 import { natsAuth } from './auth.js';

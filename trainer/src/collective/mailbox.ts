@@ -3,7 +3,7 @@
  * (transport.ts contract: `recv` may come before or after the message; each message is taken once;
  * a fault rejects every pending and future `recv`).
  */
-import { COLLECTIVE_PHASES, type CollectivePhase } from '../transport.js';
+import { COLLECTIVE_PHASES, type CollectivePhase } from './transport.js';
 
 /** Identifies one message: (source rank, step, phase, tag). */
 export function messageKey(from: number, step: number, phase: CollectivePhase, tag: number): string {
