@@ -18,6 +18,7 @@ import {
   createAccount,
   createOperator,
   createUser,
+  decode,
   encodeAccount,
   encodeOperator,
   encodeUser,
@@ -311,4 +312,69 @@ export function checkClaimsUpdateReply(text: string): void {
 export async function pushAccountJwt(nc: NatsConnection, accountJwt: string, timeoutMs = 5000): Promise<void> {
   const reply = await nc.request(CLAIMS_UPDATE_SUBJECT, accountJwt, { timeout: timeoutMs });
   checkClaimsUpdateReply(reply.string());
+}
+
+/** Parses an attempt role back into (job token, attempt); undefined for other roles. */
+export function parseAttemptRole(role: string): { readonly job: string; readonly attempt: number } | undefined {
+  const m = /^gmt-attempt:([A-Za-z0-9_-]+):(\d+)$/.exec(role);
+  return m === null ? undefined : { job: m[1]!, attempt: Number(m[2]) };
+}
+
+/**
+ * The live attempts of an installation: at most one per job (minting attempt k of a job removes the
+ * job's older attempts), each a scoped signing key of the jobs account. The account JWT built from
+ * it is what the server must hold; push it after every change.
+ */
+export class AttemptRegistry {
+  readonly #authority: NatsAuthority;
+  /** job token → its live attempt's scope. */
+  readonly #live = new Map<string, { readonly attempt: number; readonly scope: ScopedKey }>();
+
+  constructor(authority: NatsAuthority) {
+    this.#authority = authority;
+  }
+
+  /** Restores the live attempts from an account JWT's scoped signing keys (after a restart). */
+  restore(scopes: readonly ScopedKey[]): void {
+    for (const s of scopes) {
+      const r = parseAttemptRole(s.role);
+      if (r !== undefined) this.#live.set(r.job, { attempt: r.attempt, scope: s });
+    }
+  }
+
+  /** The live attempt of `jobId`, if any. */
+  liveAttempt(jobId: string): number | undefined {
+    return this.#live.get(subjectToken(jobId))?.attempt;
+  }
+
+  /** Job tokens with a live attempt. */
+  jobs(): string[] {
+    return [...this.#live.keys()];
+  }
+
+  /** A new identity for (jobId, attempt); the job's previous attempt, if any, is revoked with it. */
+  async mint(jobId: string, attempt: number, expiresAt?: number): Promise<MintedAttempt> {
+    const m = await mintAttempt(this.#authority, jobId, attempt, expiresAt);
+    this.#live.set(subjectToken(jobId), { attempt, scope: m.scope });
+    return m;
+  }
+
+  /** Revokes every identity of `jobId` (the job is gone); returns whether anything changed. */
+  revoke(jobId: string): boolean {
+    return this.#live.delete(subjectToken(jobId));
+  }
+
+  /** The jobs account JWT for the current set of live attempts. */
+  accountJwt(): Promise<string> {
+    return encodeJobsAccountJwt(this.#authority, [...this.#live.values()].map((v) => v.scope));
+  }
+}
+
+const ScopedKeySchema = z.object({ key: z.string(), role: z.string(), kind: z.literal('user_scope'), template: z.record(z.string(), z.unknown()) });
+const AccountClaimsSchema = z.object({ sub: z.string(), nats: z.object({ signing_keys: z.array(z.union([z.string(), ScopedKeySchema])).optional() }) });
+
+/** The scoped signing keys of an account JWT (decoded with @nats-io/jwt; not verified: pass only JWTs we signed). */
+export function scopesOfAccountJwt(accountJwt: string): ScopedKey[] {
+  const claims = AccountClaimsSchema.parse(decode<unknown>(accountJwt));
+  return (claims.nats.signing_keys ?? []).filter((k) => typeof k !== 'string').map((k) => ({ key: k.key, role: k.role, template: k.template as Partial<UserPermissionsLimits> }));
 }

@@ -52,12 +52,14 @@ export interface GangSpec {
   readonly args: readonly string[];
   /** Extra flags for one rank (e.g. rank 0's --metrics-port). */
   readonly rankArgs?: (rank: number) => readonly string[];
+  /** Extra environment for every rank (e.g. NATS_CREDS). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Spawns N rank processes with the ARCHITECTURE §4 environment. */
 export function spawnGang(g: GangSpec): Proc[] {
   return Array.from({ length: g.n }, (_, rank) => spawnCli([...SMALL, ...g.args, '--checkpoint-dir', g.dir, ...(g.rankArgs?.(rank) ?? [])], {
-    GMT_RANK: String(rank), GMT_WORLD_SIZE: String(g.n), GMT_JOB_ID: g.jobId, GMT_ATTEMPT: String(g.attempt), NATS_URL: g.url,
+    GMT_RANK: String(rank), GMT_WORLD_SIZE: String(g.n), GMT_JOB_ID: g.jobId, GMT_ATTEMPT: String(g.attempt), NATS_URL: g.url, ...g.env,
   }));
 }
 

@@ -5,6 +5,7 @@ import { RetryableError } from '../errors.js';
 import type { TrainerMetrics } from '../metrics/index.js';
 import { NatsTransport } from './nats/index.js';
 import { natsAuth } from './nats/auth.js';
+import { attemptInboxPrefix, progressSubjectOf } from '../../../contract/nats-identity.js';
 import type { CollectivePhase, Transport } from './transport.js';
 
 const PHASE_METRIC: Readonly<Record<CollectivePhase, 'reduce_scatter' | 'threshold' | 'all_gather' | 'checkpoint' | 'compute' | 'optimizer'>> = {
@@ -32,7 +33,7 @@ export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics, st
 
 /** The progress subject the operator and the local launcher watch (ARCHITECTURE §4). */
 export function progressSubject(jobId: string): string {
-  return `gmt.${jobId}.progress`;
+  return progressSubjectOf(jobId);
 }
 
 /** Rank 0's progress publisher: JSON messages on gmt.<job>.progress over its own connection. */
@@ -40,10 +41,10 @@ export class ProgressPublisher {
   private constructor(private readonly nc: Awaited<ReturnType<typeof connect>>, private readonly subject: string) {}
 
   /** Connect to NATS for publishing progress. */
-  static async open(url: string, jobId: string, credsFile = ''): Promise<ProgressPublisher> {
+  static async open(url: string, jobId: string, credsFile = '', attempt = 0): Promise<ProgressPublisher> {
     const auth = natsAuth(credsFile);
     try {
-      return new ProgressPublisher(await connect({ servers: url, name: `gmt-progress-${jobId}`, ...auth }), progressSubject(jobId));
+      return new ProgressPublisher(await connect({ servers: url, name: `gmt-progress-${jobId}`, inboxPrefix: attemptInboxPrefix(jobId, attempt), ...auth }), progressSubject(jobId));
     } catch (e) {
       throw new RetryableError(`progress publisher: cannot connect to NATS at ${url}`, { cause: e });
     }

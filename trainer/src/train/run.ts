@@ -122,7 +122,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   if (ck !== undefined && ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
   const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
   const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, ck?.state.step ?? 0)))(c) : undefined;
-  const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds) : undefined;
+  const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds, c.attempt) : undefined;
   const publish = (p: Record<string, unknown>): void => { publisher?.publish(p); opts.onProgress?.(p); };
   const collective: Collective = transport === undefined
     ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))

@@ -17,6 +17,7 @@ import { Mailbox, checkMessageArgs, checkPeer, messageKey } from '../mailbox.js'
 import { NatsPeers } from './peers.js';
 import { resolveOptions, type NatsTransportOptions, type ResolvedOptions } from './options.js';
 import { natsAuth } from './auth.js';
+import { attemptInboxPrefix } from '../../../../contract/nats-identity.js';
 import { BROADCAST_TOKEN, CREDIT_TOKEN, attemptSubjects, type AttemptSubjects } from './subjects.js';
 import {
   DATA_HEADER_BYTES,
@@ -125,6 +126,8 @@ export class NatsTransport implements Transport {
         servers: [...this.#opts.servers],
         name: `gmt-${jobId}-${attempt}-rank${rank}`,
         ...auth,
+        // Reply inboxes under the attempt's own prefix: its NATS identity may subscribe to no others.
+        inboxPrefix: attemptInboxPrefix(jobId, attempt),
         noEcho: true,
         // Core NATS is at-most-once: whatever was in flight during a reconnect is lost, so a
         // reconnect could only hide a hole. Any disconnect aborts the attempt instead.
