@@ -1,14 +1,17 @@
 /**
- * The local launcher (`gmt-train --workers N`): starts an embedded nats-server with a configuration
- * tuned for collectives, N rank processes of this same CLI with the ARCHITECTURE §4 environment,
+ * The local launcher (`gmt-train --workers N`): starts an embedded nats-server bound to loopback
+ * with a configuration tuned for collectives and per-run credentials (operator mode, a fresh
+ * authority per run, one identity per attempt that revokes the previous one), N rank processes of this same CLI with the ARCHITECTURE §4 environment,
  * aggregates rank 0's progress messages into one progress bar, and — like the operator's gang
  * policy — restarts the whole gang with attempt+1 from the last checkpoint after a retryable exit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import { readFile } from 'node:fs/promises';
+import { OPERATOR_INBOX_PREFIX } from '../../contract/nats-identity.js';
 import { z } from 'zod';
 import { progressSubject } from './collective/connect.js';
-import { startNatsServer } from './collective/nats/index.js';
+import { startSecureNatsServer } from './collective/nats/secure-server.js';
 import type { TrainerConfig } from './config/schema.js';
 import { EXIT_CODES, RETRYABLE_EXIT_CODES, RetryableError } from './errors.js';
 import type { Logger } from './log.js';
@@ -62,10 +65,18 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
 export async function launchLocal(script: string, argv: readonly string[], c: TrainerConfig, log: Logger, maxRestarts = 3): Promise<number> {
   const n = c.workers;
   const binary = await ensureBinary('nats-server');
-  const server = await startNatsServer({ binary });
+  const secure = await startSecureNatsServer({ binary, host: '127.0.0.1' });
+  const server = secure.server;
   const jobId = c.jobId === 'local' ? `local-${process.pid}` : c.jobId;
-  log.info('launcher', { workers: n, nats: server.url, jobId, checkpointDir: c.checkpointDir });
-  const nc = await connect({ servers: server.url, name: 'gmt-launcher' });
+  // Public keys only: the seeds stay in 0600 files that are removed with the server.
+  log.info('launcher', { workers: n, nats: server.url, jobId, checkpointDir: c.checkpointDir, natsOperator: secure.publicKeys.operator });
+  let nc: Awaited<ReturnType<typeof connect>>;
+  try {
+    nc = await connect({ servers: server.url, name: 'gmt-launcher', inboxPrefix: OPERATOR_INBOX_PREFIX, authenticator: credsAuthenticator(await readFile(secure.progressReaderCreds)) });
+  } catch (e) {
+    await secure.stop();
+    throw e;
+  }
   const progress = createProgress(c.progress);
   const sub = nc.subscribe(progressSubject(jobId));
   void (async () => {
@@ -79,7 +90,9 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
   const args = rankArgs(argv);
   try {
     for (let attempt = c.attempt; ; attempt++) {
-      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, GMT_RANK: String(rank), GMT_WORLD_SIZE: String(n), GMT_JOB_ID: jobId, GMT_ATTEMPT: String(attempt), NATS_URL: server.url, GMT_CONFIG: process.env['GMT_CONFIG'] ?? '' });
+      // A new identity per attempt: minting it revokes the previous attempt's on the server.
+      const creds = await secure.mintAttempt(jobId, attempt);
+      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, GMT_RANK: String(rank), GMT_WORLD_SIZE: String(n), GMT_JOB_ID: jobId, GMT_ATTEMPT: String(attempt), NATS_URL: server.url, NATS_CREDS: creds, GMT_CONFIG: process.env['GMT_CONFIG'] ?? '' });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
       const codes = ranks.map((r) => r.exited);
@@ -105,6 +118,6 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
     progress.done();
     sub.unsubscribe();
     await nc.close().catch(() => undefined);
-    await server.stop();
+    await secure.stop();
   }
 }
