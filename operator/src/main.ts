@@ -7,6 +7,9 @@
  *   --kubeconfig PATH            (env KUBECONFIG; default: in-cluster, then ~/.kube/config)
  *   --namespace NS[,NS…]         namespaces to watch (env GMT_WATCH_NAMESPACES; default: all)
  *   --nats-url URL               progress subscription and the workers' default NATS (env GMT_NATS_URL)
+ *   --nats-keys-secret NAME      per-job NATS identities: Secret with the keys (env GMT_NATS_KEYS_SECRET)
+ *   --nats-server-secret NAME    Secret the NATS server's auth config is written to (env GMT_NATS_SERVER_SECRET)
+ *   --nats-ca-file PATH          CA of the NATS server certificate (env GMT_NATS_CA_FILE)
  *   --metrics-port N             /metrics /healthz /readyz (env GMT_METRICS_PORT; default 8080; -1 off)
  *   --leader-elect true|false    (env GMT_LEADER_ELECT; default true)
  *   --leader-election-namespace  (env POD_NAMESPACE; default gmt-system)
@@ -24,6 +27,9 @@ const FlagsSchema = z.object({
   namespace: z.string().default(''),
   natsUrl: z.string().default(''),
   natsCreds: z.string().default(''),
+  natsKeysSecret: z.string().default(''),
+  natsServerSecret: z.string().default(''),
+  natsCaFile: z.string().default(''),
   metricsPort: z.coerce.number().int().min(-1).max(65535).default(8080),
   leaderElect: z.enum(['true', 'false']).default('true'),
   leaderElectionNamespace: z.string().default('gmt-system'),
@@ -39,6 +45,10 @@ Flags (env in brackets):
   --namespace NS[,NS...]        [GMT_WATCH_NAMESPACES] namespaces to watch (default: all)
   --nats-url URL                [GMT_NATS_URL] progress subscription and the workers' default NATS
   --nats-creds PATH             [NATS_CREDS] NATS .creds file for the progress subscription
+  --nats-keys-secret NAME       [GMT_NATS_KEYS_SECRET] manage per-job NATS identities: the Secret (in
+                                POD_NAMESPACE) holding the keys, created on first start
+  --nats-server-secret NAME     [GMT_NATS_SERVER_SECRET] the Secret the NATS server's auth config is written to
+  --nats-ca-file PATH           [GMT_NATS_CA_FILE] CA of the NATS server's TLS certificate (given to workers)
   --metrics-port N              [GMT_METRICS_PORT] /metrics /healthz /readyz (default 8080; -1 off)
   --leader-elect true|false     [GMT_LEADER_ELECT] (default true)
   --leader-election-namespace   [POD_NAMESPACE] (default gmt-system)
@@ -55,7 +65,7 @@ class UsageError extends Error {
 function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): z.infer<typeof FlagsSchema> {
   const raw: Record<string, string> = {};
   const fromEnv: Record<string, string | undefined> = {
-    kubeconfig: env['KUBECONFIG'], namespace: env['GMT_WATCH_NAMESPACES'], natsUrl: env['GMT_NATS_URL'], natsCreds: env['NATS_CREDS'], metricsPort: env['GMT_METRICS_PORT'],
+    kubeconfig: env['KUBECONFIG'], namespace: env['GMT_WATCH_NAMESPACES'], natsUrl: env['GMT_NATS_URL'], natsCreds: env['NATS_CREDS'], natsKeysSecret: env['GMT_NATS_KEYS_SECRET'], natsServerSecret: env['GMT_NATS_SERVER_SECRET'], natsCaFile: env['GMT_NATS_CA_FILE'], metricsPort: env['GMT_METRICS_PORT'],
     leaderElect: env['GMT_LEADER_ELECT'], leaderElectionNamespace: env['POD_NAMESPACE'],
   };
   for (const [k, v] of Object.entries(fromEnv)) if (v !== undefined && v !== '') raw[k] = v;
@@ -101,6 +111,12 @@ async function main(): Promise<number> {
   const op = await startOperator({
     kc, namespaces, natsUrl: flags.natsUrl, natsCreds: flags.natsCreds, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
     ...(flags.metricsPort >= 0 ? { metricsPort: flags.metricsPort } : {}),
+    ...(flags.natsKeysSecret !== '' ? {
+      natsAuth: {
+        namespace: flags.leaderElectionNamespace, keysSecret: flags.natsKeysSecret, serverSecret: flags.natsServerSecret !== '' ? flags.natsServerSecret : `${flags.natsKeysSecret}-server`,
+        ...(flags.natsCaFile !== '' ? { caFile: flags.natsCaFile } : {}),
+      },
+    } : {}),
     ...(flags.leaderElect === 'true' ? { leaderElection: { namespace: flags.leaderElectionNamespace, name: flags.leaderElectionId } } : {}),
   });
   if (op.server !== undefined) log('info', 'serving metrics and health', { url: op.server.url });

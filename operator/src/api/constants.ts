@@ -17,7 +17,7 @@ export const LABELS = {
   rank: 'gmt.dev/rank',
   /** Gang attempt 0, 1, … the pod belongs to (ARCHITECTURE §3: subjects are per attempt). */
   attempt: 'gmt.dev/attempt',
-  /** Role of a child: `worker`, `service`, `config`. */
+  /** Role of a child: `worker`, `service`, `config`, `nats-credentials`. */
   role: 'gmt.dev/role',
   /** Standard: the component that manages the object. */
   managedBy: 'app.kubernetes.io/managed-by',
@@ -26,7 +26,7 @@ export const LABELS = {
 } as const;
 
 /** Values of LABELS.role. */
-export const ROLES = { worker: 'worker', service: 'service', config: 'config' } as const;
+export const ROLES = { worker: 'worker', service: 'service', config: 'config', natsCredentials: 'nats-credentials' } as const;
 /** Value of LABELS.managedBy. */
 export const MANAGED_BY = FIELD_MANAGER;
 /** Value of LABELS.name. */

@@ -37,6 +37,11 @@ export function podName(jobName: string, attempt: number, rank: number): string 
   return `${jobName}-a${attempt}-r${rank}`;
 }
 
+/** Secret `<name>-nats-a<attempt>`: the NATS credentials of one attempt (only its pods mount it). */
+export function natsCredsSecretName(jobName: string, attempt: number): string {
+  return `${jobName}-nats-a${attempt}`;
+}
+
 /** Pod hostname `<name>-<rank>` (stable across attempts; with subdomain `<name>` it resolves via the Service). */
 export function podHostname(jobName: string, rank: number): string {
   return `${jobName}-${rank}`;

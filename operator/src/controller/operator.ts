@@ -12,7 +12,9 @@ import { GROUP, KIND, PLURAL, VERSION, parseGmtFineTune, type GmtFineTune } from
 import { OperatorMetrics, cachesSyncedCheck, leaderElectionCheck, startOperatorServer, type HealthCheck, type OperatorServer } from '../metrics/index.js';
 import { Controller, EventRecorder, Informer, LeaderElector, WorkQueue, makeObjectClient, otelReconcileSpan, type ListResult } from '../runtime/index.js';
 import { DEFAULT_BUILD_OPTIONS, type BuildOptions } from './children.js';
-import { CHILD_SELECTOR } from './names.js';
+import { CHILD_SELECTOR, computeJobId } from './names.js';
+import { NatsIdentities } from './nats-identities.js';
+import { readFile } from 'node:fs/promises';
 import { ChildViewSchema, PodViewSchema, type ChildView, type PodView } from './pod-view.js';
 import { ProgressTracker } from './progress.js';
 import { GmtFineTuneReconciler, type Store } from './reconciler.js';
@@ -32,6 +34,12 @@ export interface OperatorOptions {
   readonly natsUrl: string;
   /** Path of the NATS .creds file for the progress subscription (empty: none). */
   readonly natsCreds?: string;
+  /**
+   * Manage per-job-attempt NATS identities on the server at natsUrl (docs/security.md): keys in
+   * `keysSecret`, the server's auth config in `serverSecret` (both in `namespace`); `caFile`: the
+   * CA of the server's TLS certificate, handed to the workers.
+   */
+  readonly natsAuth?: { readonly namespace: string; readonly keysSecret: string; readonly serverSecret: string; readonly caFile?: string };
   /** Port of /metrics, /healthz, /readyz (0: a free one; undefined: no server). */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
@@ -121,13 +129,23 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
 
-  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
-  const build: BuildOptions = { ...DEFAULT_BUILD_OPTIONS, defaultNatsUrl: o.natsUrl, ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}) };
+  const identities = o.natsAuth !== undefined && o.natsUrl !== ''
+    ? await NatsIdentities.open({
+      core, objects: makeObjectClient(kc), namespace: o.natsAuth.namespace, keysSecret: o.natsAuth.keysSecret, serverSecret: o.natsAuth.serverSecret, natsUrl: o.natsUrl,
+      ...(o.natsAuth.caFile !== undefined ? { caPem: await readFile(o.natsAuth.caFile, 'utf8') } : {}),
+      log: (level, msg, fields) => log(level, msg, { component: 'nats-identities', ...fields }),
+    })
+    : undefined;
+  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), ...(identities !== undefined ? { credentials: identities.progressReaderCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
+  const build: BuildOptions = {
+    ...DEFAULT_BUILD_OPTIONS, defaultNatsUrl: o.natsUrl, ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
+    ...(identities !== undefined ? { managedNatsCredentials: true, natsCa: o.natsAuth?.caFile !== undefined } : {}),
+  };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
   const reconciler = new GmtFineTuneReconciler({
     jobs: new InformerSet(jobs), pods: new InformerSet(pods), services: new InformerSet(services), configMaps: new InformerSet(configMaps),
-    objects: makeObjectClient(kc), custom, events, progress, build, log, metrics,
+    objects: makeObjectClient(kc), custom, events, progress, build, log, metrics, ...(identities !== undefined ? { identities } : {}),
   });
   const controller = new Controller({
     name: CONTROLLER, queue, reconcile: (key) => reconciler.reconcile(key), workers: o.workers ?? 4, waitFor: all,
@@ -138,6 +156,24 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
 
   for (const i of all) i.start();
   progress.start();
+
+  /** The leader's part: NATS identities (restored, then swept), then the controller. */
+  const startControlling = async (): Promise<void> => {
+    if (identities !== undefined) {
+      try {
+        await identities.activate();
+      } catch (e) {
+        log('error', 'NATS identities cannot start; not reconciling', { error: e instanceof Error ? e.message : String(e) });
+        void close();
+        return;
+      }
+      // Identities of jobs deleted while no operator ran: revoked once the job cache is complete.
+      void Promise.all(jobs.map((i) => i.waitForSync()))
+        .then(() => identities.sweep(new Set(jobs.flatMap((i) => i.list()).map(computeJobId))))
+        .catch((e: unknown) => log('error', 'NATS identity sweep failed', { error: e instanceof Error ? e.message : String(e) }));
+    }
+    await controller.start();
+  };
 
   let lost = false;
   let elector: LeaderElector | undefined;
@@ -152,7 +188,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       metrics: metrics.leaderElection(le.name),
       onStartedLeading: () => {
         log('info', 'started leading', { lease: `${le.namespace}/${le.name}`, identity });
-        void controller.start();
+        void startControlling();
       },
       onStoppedLeading: async () => {
         log('info', 'stopped leading', { identity });
@@ -174,6 +210,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       if (elector !== undefined) await elector.close();
       await controller.close();
       await progress.close();
+      await identities?.close();
       await Promise.all(all.map((i) => i.close()));
       await server?.close();
       resolveClosed();
@@ -190,7 +227,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       }
     });
   } else {
-    void controller.start();
+    void startControlling();
   }
   return {
     reconciler, progress, metrics, server, elector,

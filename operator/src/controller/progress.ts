@@ -4,12 +4,13 @@
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */
 import { natsAuth } from '../../../trainer/src/collective/nats/auth.js';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { ALL_PROGRESS_SUBJECTS, OPERATOR_INBOX_PREFIX } from '../../../contract/nats-identity.js';
 import { realClock, type Clock, type KeySink, type TimerHandle } from '../runtime/index.js';
 import { ProgressMessageSchema, foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
 
 /** Wildcard subject of every job's progress. */
-export const PROGRESS_SUBJECT = 'gmt.*.progress';
+export const PROGRESS_SUBJECT = ALL_PROGRESS_SUBJECTS;
 
 /** Options of a ProgressTracker. */
 export interface ProgressTrackerOptions {
@@ -17,6 +18,8 @@ export interface ProgressTrackerOptions {
   readonly natsUrl: string;
   /** Path of a NATS .creds file (empty or absent: no authentication). */
   readonly natsCreds?: string;
+  /** Or the .creds content itself (the operator's minted progress reader); wins over natsCreds. */
+  readonly credentials?: Uint8Array;
   /** Where job keys go (the work queue). */
   readonly sink: KeySink;
   /** Least time between two enqueues of one job for progress; default 3000 ms. */
@@ -118,7 +121,7 @@ export class ProgressTracker {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
+        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, inboxPrefix: OPERATOR_INBOX_PREFIX, ...(this.#o.credentials !== undefined ? { authenticator: credsAuthenticator(this.#o.credentials) } : natsAuth(this.#o.natsCreds)) });
         if (this.#closed) {
           await nc.close();
           return;

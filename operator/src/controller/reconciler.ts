@@ -6,9 +6,10 @@
  */
 import type { OperatorMetrics } from '../metrics/index.js';
 import { ApiException, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
-import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, ANNOTATIONS, API_VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneStatus } from '../api/index.js';
+import { FIELD_MANAGER, GROUP, KIND, PHASES, PLURAL, VERSION, ANNOTATIONS, API_VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneStatus } from '../api/index.js';
 import { applyServerSide, deleteIfExists, realClock, splitKey, type Clock, type EventRecorder, type ReconcileOutcome } from '../runtime/index.js';
-import { buildConfigMap, buildService, buildWorkerPod, computeNatsUrl, type BuildOptions } from './children.js';
+import { buildConfigMap, buildService, buildWorkerPod, computeNatsUrl, usesManagedNatsCredentials, type BuildOptions } from './children.js';
+import type { NatsIdentities } from './nats-identities.js';
 import { computeJobId, configMapName, serviceName } from './names.js';
 import type { ChildView, PodView } from './pod-view.js';
 import type { ProgressTracker } from './progress.js';
@@ -38,6 +39,8 @@ export interface ReconcilerDeps {
   readonly log?: (level: 'info' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Per-job gauges (phase, step, loss, …). */
   readonly metrics?: OperatorMetrics;
+  /** Per-attempt NATS identities (when the operator manages the in-cluster NATS's auth). */
+  readonly identities?: NatsIdentities;
 }
 
 function terminated(p: PodView): boolean {
@@ -84,11 +87,16 @@ export class GmtFineTuneReconciler {
       this.#d.metrics?.forgetJob(ns, nm);
       const id = this.#jobIds.get(key);
       if (id !== undefined) this.#d.progress.forget(id);
+      // A deleted job's credentials stop working now, not when its pods are gone.
+      if (id !== undefined) await this.#d.identities?.revokeJob(id);
       this.#jobIds.delete(key);
       this.#written.delete(key);
       return;
     }
-    if (job.metadata.deletionTimestamp !== undefined) return; // garbage collection removes the children
+    if (job.metadata.deletionTimestamp !== undefined) {
+      await this.#d.identities?.revokeJob(computeJobId(job));
+      return; // garbage collection removes the children
+    }
     const managedBy = job.spec.runPolicy.managedBy;
     if (managedBy !== undefined && managedBy !== CONTROLLER_NAME) return; // MultiKueue or another controller owns it
     const uid = job.metadata.uid ?? '';
@@ -132,6 +140,10 @@ export class GmtFineTuneReconciler {
       }
     }
 
+    // A finished or suspended job's identity is revoked (its pods are done or being stopped; a
+    // resumed job gets a new one).
+    if (this.#d.identities !== undefined && (status.phase === PHASES.succeeded || status.phase === PHASES.failed || status.phase === PHASES.suspended)) await this.#d.identities.revokeJob(jobId);
+
     // One status write, only if something changed.
     if (canonicalJson(status) !== canonicalJson(job.status ?? {})) await this.#writeStatus(key, job, status);
     this.#d.metrics?.observeJob(job.metadata.namespace ?? 'default', job.metadata.name, status.phase, {
@@ -157,6 +169,8 @@ export class GmtFineTuneReconciler {
     if (cachedCm?.metadata.annotations?.[ANNOTATIONS.configHash] !== cm.metadata.annotations?.[ANNOTATIONS.configHash]) await applyServerSide(objects, cm, FIELD_MANAGER);
     const have = new Set(current.map(podRank));
     const missing = Array.from({ length: job.spec.workers }, (_, r) => r).filter((r) => !have.has(r));
+    // The attempt's identity before its pods: minting it also revokes the previous attempt's.
+    if (missing.length > 0 && this.#d.identities !== undefined && usesManagedNatsCredentials(job, build)) await this.#d.identities.ensureAttempt(job, attempt);
     await Promise.all(missing.map((r) => applyServerSide(objects, buildWorkerPod(job, r, attempt, build), FIELD_MANAGER)));
   }
 
