@@ -57,6 +57,8 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
     'echo $$ > "$d/pid-a$GMT_ATTEMPT-r$GMT_RANK"',
     'printf "%s" "$GMT_CONFIG_JSON" > "$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json"',
     'export GMT_CONFIG="$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json" GMT_CHECKPOINT_DIR="$d/ckpt" GMT_METRICS_PORT=0',
+    // The node agent has no mounts: the NATS credentials volume sits in a folder it names.
+    'if [ -n "${GMT_NODE_AGENT_VOLUME_NATS_CREDS:-}" ]; then export NATS_CREDS="$GMT_NODE_AGENT_VOLUME_NATS_CREDS/${NATS_CREDS##*/}"; fi',
     `exec "${process.execPath}" "${repoPath('dist/trainer/src/main.js')}"`,
   ].join('\n');
   // Read by the node agent when it starts (in useTestCluster's before hook, registered next).

@@ -4,7 +4,7 @@
 // (what the kubelet does: the apiserver only marks a bound pod for deletion).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, open } from 'node:fs/promises';
+import { chmod, mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { computeArgv, lookupImage, type ImageMap } from './image-map.js';
@@ -186,6 +186,35 @@ export class PodWorker {
     }
   }
 
+  /**
+   * Secret volumes of the container's mounts, written under the pod's folder (0600 files, like the
+   * kubelet's tmpfs); no mount namespace here, so each one is announced as
+   * GMT_NODE_AGENT_VOLUME_<NAME>=<folder> (name upper-cased, '-' → '_') for the image's wrapper to
+   * use instead of the mount path. A missing Secret is a config error (the kubelet waits, too).
+   */
+  async #secretVolumes(c: V1Container): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const ns = this.#pod.metadata?.namespace ?? 'default';
+    for (const m of c.volumeMounts ?? []) {
+      const v = (this.#pod.spec?.volumes ?? []).find((x) => x.name === m.name);
+      if (v?.secret?.secretName === undefined) continue;
+      const secret = await this.#deps.envSources.secret(ns, v.secret.secretName);
+      if (secret === undefined) throw new ContainerConfigError(`secret "${v.secret.secretName}" not found (volume ${v.name})`);
+      const dir = join(this.#deps.logDir, '..', `${this.uid}-volumes`, v.name);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const items = v.secret.items ?? Object.keys(secret.data ?? {}).map((k) => ({ key: k, path: k }));
+      for (const it of items) {
+        const b64 = secret.data?.[it.key];
+        if (b64 === undefined) throw new ContainerConfigError(`secret "${v.secret.secretName}" has no key ${it.key} (volume ${v.name})`);
+        const file = join(dir, it.path);
+        await writeFile(file, Buffer.from(b64, 'base64'), { mode: 0o600 });
+        await chmod(file, 0o600);
+      }
+      out[`GMT_NODE_AGENT_VOLUME_${v.name.toUpperCase().replace(/-/g, '_')}`] = dir;
+    }
+    return out;
+  }
+
   async #runOnce(s: Slot): Promise<Terminated | 'config-error'> {
     const image = s.spec.image ?? '';
     const entry = lookupImage(this.#deps.images, image);
@@ -210,6 +239,7 @@ export class PodWorker {
         ...this.#deps.baseEnv,
         ...entry.env,
         ...this.#deps.podEnv,
+        ...(await this.#secretVolumes(s.spec)),
       });
     } catch (err) {
       if (!(err instanceof ContainerConfigError)) throw err;

@@ -1,7 +1,8 @@
 // Public API of the GmtFineTune controller.
-export { buildConfigMap, buildOwnerReference, buildService, buildWorkerEnv, buildWorkerPod, computeConfigHash, computeNatsUrl, computePodTrainerConfig, CONFIG_KEY, CONTAINER_NAME, DEFAULT_BUILD_OPTIONS, PATHS, type BuildOptions, type ConfigMapObject, type PodObject, type ServiceObject } from './children.js';
+export { buildConfigMap, buildOwnerReference, buildService, buildWorkerEnv, buildWorkerPod, computeConfigHash, computeNatsUrl, computePodTrainerConfig, buildNatsCredsSecret, usesManagedNatsCredentials, NATS_CREDS_KEYS, CONFIG_KEY, CONTAINER_NAME, DEFAULT_BUILD_OPTIONS, PATHS, type BuildOptions, type ConfigMapObject, type PodObject, type SecretObject, type ServiceObject } from './children.js';
 export { findCondition, isTrue, setCondition, type ConditionInput } from './conditions.js';
-export { CHILD_SELECTOR, computeJobId, configMapName, podHostname, podName, serviceName } from './names.js';
+export { CHILD_SELECTOR, computeJobId, configMapName, natsCredsSecretName, podHostname, podName, serviceName } from './names.js';
+export { KEYS_SECRET_KEYS, NATS_RESOLVER_DIR, NatsIdentities, NatsIdentityError, SERVER_SECRET_KEYS, type NatsIdentitiesOptions } from './nats-identities.js';
 export { ChildViewSchema, PodViewSchema, type ChildView, type PodView } from './pod-view.js';
 export { classifyPod, computeGangOutcome, EXIT_CODE_POLICY, exitPolicy, PREEMPTION_REASONS, type ExitPolicy, type GangOutcome, type PodOutcome } from './policy.js';
 export { foldProgress, ProgressMessageSchema, type ProgressMessage, type ProgressSnapshot } from './progress-snapshot.js';

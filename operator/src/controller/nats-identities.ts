@@ -65,6 +65,8 @@ export interface NatsIdentitiesOptions {
   readonly natsUrl: string;
   /** PEM of the CA that signed the NATS server certificate, copied next to each job's creds. */
   readonly caPem?: string;
+  /** The server's resolver folder written into its auth config (default NATS_RESOLVER_DIR). */
+  readonly resolverDir?: string;
   readonly log?: (level: 'info' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -205,7 +207,7 @@ export class NatsIdentities {
       systemAccountJwt: await encodeSystemAccountJwt(this.#authority),
       jobsAccount: p.jobsAccount,
       jobsAccountJwt: jobsJwt,
-      resolverDir: NATS_RESOLVER_DIR,
+      resolverDir: this.#o.resolverDir ?? NATS_RESOLVER_DIR,
     });
     await applyServerSide(this.#o.objects, {
       apiVersion: 'v1',

@@ -39,7 +39,7 @@ export interface OperatorOptions {
    * `keysSecret`, the server's auth config in `serverSecret` (both in `namespace`); `caFile`: the
    * CA of the server's TLS certificate, handed to the workers.
    */
-  readonly natsAuth?: { readonly namespace: string; readonly keysSecret: string; readonly serverSecret: string; readonly caFile?: string };
+  readonly natsAuth?: { readonly namespace: string; readonly keysSecret: string; readonly serverSecret: string; readonly caFile?: string; readonly resolverDir?: string };
   /** Port of /metrics, /healthz, /readyz (0: a free one; undefined: no server). */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
@@ -133,6 +133,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ? await NatsIdentities.open({
       core, objects: makeObjectClient(kc), namespace: o.natsAuth.namespace, keysSecret: o.natsAuth.keysSecret, serverSecret: o.natsAuth.serverSecret, natsUrl: o.natsUrl,
       ...(o.natsAuth.caFile !== undefined ? { caPem: await readFile(o.natsAuth.caFile, 'utf8') } : {}),
+      ...(o.natsAuth.resolverDir !== undefined ? { resolverDir: o.natsAuth.resolverDir } : {}),
       log: (level, msg, fields) => log(level, msg, { component: 'nats-identities', ...fields }),
     })
     : undefined;
