@@ -1,0 +1,186 @@
+// Per-job NATS identities end to end (docs/security.md): the operator (in-process) on the local
+// control plane creates the installation's keys and the server's auth config in Secrets; a real
+// nats-server starts from that config (as the chart's NATS pod does); two jobs in two namespaces
+// train at once with per-attempt credentials the operator minted. A client holding job A's
+// credentials cannot read or write job B, a client without credentials cannot connect, a finished
+// job's and a deleted job's credentials stop working at once, and no key material appears in the
+// operator's logs, events, status, metrics or the pods' logs.
+import test from 'ava';
+import { join } from 'node:path';
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
+import { KEYS_SECRET_KEYS, NATS_CREDS_KEYS, SERVER_SECRET_KEYS, computeJobId, natsCredsSecretName, type Operator } from '../../operator/src/controller/index.js';
+import { attemptSubjects, freePort, natsServerConfig, startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/index.js';
+import { encodeDataFrame, jobHash } from '../../trainer/src/collective/nats/wire.js';
+import { ensureBinary } from '../harness/binaries.js';
+import { createTestNamespace, isApiError, waitFor } from '../harness/k8s-helpers.js';
+import { useOperatorFixture } from './operator-fixture.js';
+
+const fx = useOperatorFixture(test, 'natsauth');
+const { cluster, api, tiny, create, waitForJob, events } = fx;
+
+let nats: NatsServerHandle | undefined;
+test.after.always(async () => {
+  await nats?.stop();
+});
+
+const decode = (s: V1Secret, key: string): string => Buffer.from(s.data?.[key] ?? '', 'base64').toString('utf8');
+
+async function readSecret(core: CoreV1Api, namespace: string, name: string): Promise<V1Secret | undefined> {
+  return core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => {
+    if (isApiError(e, 404)) return undefined;
+    throw e;
+  });
+}
+
+/** Connects with `creds` (or none); resolves the connection or the server's refusal message. */
+async function tryConnect(url: string, creds: string | undefined): Promise<NatsConnection | string> {
+  try {
+    return await connect({ servers: url, reconnect: false, ...(creds !== undefined ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}) });
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/** Strings that look like NATS key material: nkey seeds (SO/SA/SU + base32) and NATS JWTs. */
+const SEED_RE = /S[OAU][A-Z2-7]{50,}/g;
+const JWT_RE = /eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ\.[\w-]+\.[\w-]+/g;
+
+test.serial('nats auth - jobs in two namespaces train at once with per-attempt identities that cannot see or touch each other', async (t) => {
+  const { kc } = cluster();
+  const core = kc.makeApiClient(CoreV1Api);
+  const sysNs = await createTestNamespace(kc, 'gmt-sys');
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const op: Operator = await fx.startOperator({ natsUrl: url, natsAuth: { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') } });
+  await op.waitForSync();
+
+  // The server starts from the auth config the operator wrote (the chart's NATS pod mounts it).
+  const serverSecret = await waitFor('server auth Secret', () => readSecret(core, sysNs, 'gmt-nats-server'));
+  const authConf = decode(serverSecret, SERVER_SECRET_KEYS.authConfig);
+  t.regex(authConf, /^operator: eyJ/m);
+  t.notRegex(authConf, SEED_RE, 'the server config holds no seed');
+  nats = await startNatsServer({ binary: await ensureBinary('nats-server'), port, config: natsServerConfig({ port }) + authConf });
+  const keys = await readSecret(core, sysNs, 'gmt-nats');
+  t.truthy(keys?.data?.[KEYS_SECRET_KEYS.authority]);
+
+  const nsA = await createTestNamespace(kc, 'team-a');
+  const nsB = await createTestNamespace(kc, 'team-b');
+  const jobA = await create(nsA, tiny('job'));
+  const jobB = await create(nsB, tiny('job'));
+  const idB = computeJobId(jobB);
+
+  // Each attempt's credentials: a Secret owned by the job, mounted only by that attempt's pods.
+  const credsSecret = async (ns: string, job: GmtFineTune): Promise<V1Secret> => waitFor(`${ns} creds Secret`, () => readSecret(core, ns, natsCredsSecretName(job.metadata.name, 0)));
+  const [sa, sb] = [await credsSecret(nsA, jobA), await credsSecret(nsB, jobB)];
+  t.is(sa.metadata?.ownerReferences?.[0]?.uid, jobA.metadata.uid);
+  t.is(sa.metadata?.ownerReferences?.[0]?.kind, 'GmtFineTune');
+  const credsA = decode(sa, NATS_CREDS_KEYS.creds);
+  const credsB = decode(sb, NATS_CREDS_KEYS.creds);
+  t.not(credsA, credsB);
+  const pods = await waitFor('pods of B', async () => {
+    const l = await core.listNamespacedPod({ namespace: nsB, labelSelector: `${LABELS.job}=job` });
+    return l.items.length === 2 ? l.items : undefined;
+  });
+  for (const p of pods) {
+    const secrets = (p.spec?.volumes ?? []).flatMap((v) => (v.secret?.secretName !== undefined ? [v.secret.secretName] : []));
+    t.deepEqual(secrets, [natsCredsSecretName('job', 0)], `${p.metadata?.name} mounts only its attempt's credentials`);
+  }
+
+  // An attacker holding A's credentials, and one holding none.
+  const withA = await tryConnect(url, credsA);
+  if (typeof withA === 'string') throw new Error(`A's credentials refused: ${withA}`);
+  const refused = { publish: 0, subscribe: 0 };
+  let received = 0;
+  void (async () => {
+    for await (const s of withA.status()) {
+      if (s.type !== 'error') continue;
+      if (/Permissions Violation for Publish/.test(s.error.message)) refused.publish++;
+      if (/Permissions Violation for Subscription/.test(s.error.message)) refused.subscribe++;
+    }
+  })();
+  const sB = attemptSubjects(idB, 0);
+  const eavesdrop = [sB.data('reduce_scatter', 0), sB.broadcast('threshold'), `${sB.prefix}.>`, 'gmt.>'];
+  for (const subject of eavesdrop) {
+    const sub = withA.subscribe(subject);
+    void (async () => {
+      try {
+        for await (const _m of sub) received++;
+      } catch {
+        // refused (counted from the status stream)
+      }
+    })();
+  }
+  const forged = encodeDataFrame({ jobHash: jobHash(idB), attempt: 0 }, { source: 1, step: 1, phase: 'reduce_scatter', broadcast: false, dest: 0, tag: 0, chunkIndex: 0, chunkCount: 1, totalLength: 4, chunkSize: 4, messageCrc: 0, payload: new Uint8Array(4) });
+  const targets = [sB.data('reduce_scatter', 0), sB.broadcast('threshold'), sB.abort];
+  let published = 0;
+  let anonymousTries = 0;
+  let anonymousRefused = 0;
+  const bothDone = Promise.all([
+    waitForJob(t, nsA, 'job', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed'),
+    waitForJob(t, nsB, 'job', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed'),
+  ]);
+  let finished = false;
+  void bothDone.finally(() => { finished = true; });
+  // Attack while A's identity is live (it is revoked when A finishes: the server then closes the
+  // connection, and nats.js leaves a pending flush unresolved, hence the race).
+  let confirmed = 0;
+  while (!finished) {
+    if (!withA.isClosed()) {
+      for (const s of targets) {
+        withA.publish(s, forged);
+        published++;
+      }
+      const flushed = await Promise.race([withA.flush().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+      if (flushed) confirmed = published; // the server answers a PING after the -ERRs of what came before it
+    }
+    const anon = await tryConnect(url, undefined);
+    anonymousTries++;
+    if (typeof anon === 'string' && /Authorization Violation/.test(anon)) anonymousRefused++;
+    else if (typeof anon !== 'string') await anon.close();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const [doneA, doneB] = await bothDone;
+  t.is(doneA.status?.phase, 'Succeeded');
+  t.is(doneB.status?.phase, 'Succeeded');
+  t.log(`A's credentials: ${eavesdrop.length} subscriptions and ${published} forged publishes into B (${confirmed} confirmed by a flush before A's identity was revoked), refused ${JSON.stringify(refused)}, received ${received}; no credentials: ${anonymousRefused}/${anonymousTries} refused`);
+  t.true(confirmed >= targets.length, 'at least one round of forged publishes while A was live');
+  t.is(refused.subscribe, eavesdrop.length, 'every subscription refused');
+  t.true(refused.publish >= confirmed && refused.publish <= published, 'every confirmed publish refused (and none accepted)');
+  t.is(received, 0);
+  t.true(anonymousTries > 0 && anonymousRefused === anonymousTries);
+  // Finished jobs: their identities are revoked (the connection above is closed by the server).
+  await waitFor('A\'s connection closed by the server', async () => (withA.isClosed() ? true : undefined), { timeoutMs: 10_000 });
+  t.regex(String(await tryConnect(url, credsA)), /Authorization Violation/);
+
+  // A deleted job: its credentials stop working at once (before garbage collection).
+  const nsC = await createTestNamespace(kc, 'team-c');
+  const jobC = await create(nsC, tiny('job', { training: { steps: 400, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } }));
+  const credsC = decode(await credsSecret(nsC, jobC), NATS_CREDS_KEYS.creds);
+  await waitForJob(t, nsC, 'job', 'Running with progress', (j) => (j.status?.step ?? 0) > 0);
+  const asC = await tryConnect(url, credsC);
+  if (typeof asC === 'string') throw new Error(`C's credentials refused while it runs: ${asC}`);
+  const t0 = Date.now();
+  await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsC, plural: PLURAL, name: 'job' });
+  await waitFor('C\'s connection closed by the server', async () => (asC.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  t.log(`deleted job's connection closed ${Date.now() - t0} ms after the delete`);
+  t.regex(String(await tryConnect(url, credsC)), /Authorization Violation/);
+
+  // No key material anywhere an operator or user looks: logs, events, status, metrics, pod logs.
+  const secretsSeen = [credsA, credsB, credsC, decode(keys!, KEYS_SECRET_KEYS.authority), decode(keys!, KEYS_SECRET_KEYS.systemUser), decode(keys!, KEYS_SECRET_KEYS.progressReader)]
+    .flatMap((text) => [...(text.match(SEED_RE) ?? []), ...(text.match(JWT_RE) ?? [])]);
+  t.true(secretsSeen.length >= 10, 'the known seeds and JWTs were extracted');
+  const metrics = await (await fetch(`${op.server!.url}/metrics`)).text();
+  const evs = (await Promise.all([nsA, nsB, nsC].map((ns) => events(ns, 'job')))).flat();
+  const statuses = [doneA, doneB].map((j) => JSON.stringify(j));
+  const podLogs = (await Promise.all([nsA, nsB, nsC].map((ns) => fx.podLogs(ns)))).flat();
+  const haystacks: Record<string, string> = { 'operator logs': fx.logs.join('\n'), events: JSON.stringify(evs), status: statuses.join('\n'), metrics, 'pod logs': podLogs.join('\n') };
+  for (const [where, text] of Object.entries(haystacks)) {
+    t.true(text.length > 0, `${where}: something to search`);
+    t.deepEqual(text.match(SEED_RE) ?? [], [], `${where}: no nkey seed`);
+    t.deepEqual(text.match(JWT_RE) ?? [], [], `${where}: no NATS JWT`);
+    for (const s of secretsSeen) t.false(text.includes(s), `${where}: a known secret appears`);
+  }
+  t.log(`searched ${Object.entries(haystacks).map(([k, v]) => `${k} ${v.length} B`).join(', ')} for ${secretsSeen.length} known seeds/JWTs and the seed/JWT patterns: none found`);
+});
