@@ -4,11 +4,13 @@
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { buildCrd } from '../../operator/src/api/index.js';
+import { NATS_RESOLVER_DIR } from '../../operator/src/controller/index.js';
+import { AttemptRegistry, authorityPublic, createNatsAuthority, encodeOperatorJwt, encodeSystemAccountJwt, natsServerAuthConfig } from '../../contract/nats-identity.js';
 import { ensureBinary } from '../harness/binaries.js';
 import { repoPath } from '../helpers/repo.js';
 
@@ -85,7 +87,7 @@ test('chart - helm lint passes with default values, monitoring on, and external 
 test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, in-cluster NATS; no monitors', async (t) => {
   const objs = await render();
   const nonDashboards = objs.filter((o) => !(o.kind === 'ConfigMap' && o.metadata.labels?.['grafana_dashboard'] === '1'));
-  t.deepEqual(kinds(nonDashboards), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
+  t.deepEqual(kinds(nonDashboards), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'Deployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
   const dep = one(objs, 'Deployment');
   t.is(dep.metadata.namespace, 'gmt-system');
   t.is((dep['spec'] as { replicas: number }).replicas, 1);
@@ -103,9 +105,20 @@ test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, i
   t.is(flag(c, '--namespace'), undefined, 'watches all namespaces');
   t.deepEqual(c.env[0], { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
   t.truthy(c.resources);
-  const role = one(objs, 'Role');
+  const role = one(objs, 'Role', 'rel-gmt-operator-leader-election');
   t.is(role.metadata.namespace, 'gmt-system');
   t.deepEqual(role['rules'], [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
+  // Per-job NATS identities by default: the operator manages the keys and reads only its two Secrets.
+  t.is(flag(c, '--nats-keys-secret'), 'rel-gmt-operator-nats-keys');
+  t.is(flag(c, '--nats-server-secret'), 'rel-gmt-operator-nats-server');
+  const ids = one(objs, 'Role', 'rel-gmt-operator-nats-identities');
+  t.deepEqual(ids['rules'], [
+    { apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-gmt-operator-nats-keys', 'rel-gmt-operator-nats-server'], verbs: ['get', 'patch'] },
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+  ]);
+  t.like(one(objs, 'RoleBinding', 'rel-gmt-operator-nats-identities')['roleRef'] as object, { kind: 'Role', name: 'rel-gmt-operator-nats-identities' });
+  const cr = one(objs, 'ClusterRole')['rules'] as { resources: string[]; verbs: string[] }[];
+  t.deepEqual(cr.find((r) => r.resources.includes('secrets'))?.verbs, ['create', 'patch', 'delete'], 'secrets: never get, list or watch');
 });
 
 test('chart - the ClusterRole has exactly the rules of operator/rbac/role.yaml', async (t) => {
@@ -117,7 +130,7 @@ test('chart - the ClusterRole has exactly the rules of operator/rbac/role.yaml',
 test('chart - watchNamespaces: one RoleBinding per namespace instead of the ClusterRoleBinding, and --namespace', async (t) => {
   const objs = await render(['--set', 'watchNamespaces={team-a,team-b}']);
   t.is(objs.filter((o) => o.kind === 'ClusterRoleBinding').length, 0);
-  const rbs = objs.filter((o) => o.kind === 'RoleBinding' && !o.metadata.name.endsWith('-leader-election'));
+  const rbs = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'rel-gmt-operator');
   t.deepEqual(rbs.map((o) => o.metadata.namespace), ['team-a', 'team-b']);
   t.is(flag(podSpec(one(objs, 'Deployment')).containers[0]!, '--namespace'), 'team-a,team-b');
 });
@@ -157,11 +170,58 @@ test('chart - in-cluster NATS: StatefulSet + Service + a config tuned for collec
   t.regex(conf, /^max_payload: 8MB$/m);
   t.regex(conf, /^max_pending: 256MB$/m);
   t.regex(conf, /^write_deadline: "30s"$/m);
+  // Operator mode by default: the auth config comes from the Secret the operator writes.
+  t.regex(conf, /^include "auth\/auth\.conf"$/m);
+  t.notRegex(conf, /^\s*tls \{/m, 'no TLS unless asked for');
+  const spec = podSpec(sts) as PodSpec & { containers: (Container & { volumeMounts: { name: string; mountPath: string }[] })[] };
+  t.deepEqual(spec.containers[0]!.volumeMounts.map((m) => m.mountPath), ['/etc/nats', '/etc/nats/auth', NATS_RESOLVER_DIR.replace(/\/jwt$/, '')]);
+  t.like((spec.volumes ?? []).find((v) => (v as { name: string }).name === 'auth') as object, { secret: { secretName: 'rel-gmt-operator-nats-server' } });
+  // nats-server accepts the chart's config with the auth config the operator writes.
   const dir = await mkdtemp(join(tmpdir(), 'gmt-chart-nats-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'nats.conf'), conf);
+  await mkdir(join(dir, 'auth'));
+  await writeFile(join(dir, 'auth', 'auth.conf'), await operatorAuthConfig(join(dir, 'jwt')));
   const check = await run(await ensureBinary('nats-server'), ['-t', '-c', join(dir, 'nats.conf')]);
   t.is(check.code, 0, `nats-server -t rejected the config:\n${check.stdout}${check.stderr}`);
+});
+
+/** The auth.conf the operator writes into <fullname>-nats-server, for a fresh authority. */
+async function operatorAuthConfig(resolverDir: string): Promise<string> {
+  const a = createNatsAuthority();
+  const p = authorityPublic(a);
+  return natsServerAuthConfig({
+    operatorJwt: await encodeOperatorJwt(a), systemAccount: p.systemAccount, systemAccountJwt: await encodeSystemAccountJwt(a),
+    jobsAccount: p.jobsAccount, jobsAccountJwt: await new AttemptRegistry(a).accountJwt(), resolverDir,
+  });
+}
+
+test('chart - nats.insecureNoAuth=true: no auth include, no identities, a loud comment; only by that value', async (t) => {
+  const objs = await render(['--set', 'nats.insecureNoAuth=true']);
+  const conf = (one(objs, 'ConfigMap', 'rel-gmt-operator-nats')['data'] as Record<string, string>)['nats-server.conf']!;
+  t.notRegex(conf, /include/);
+  t.regex(conf, /NO AUTHENTICATION/);
+  const c = podSpec(one(objs, 'Deployment')).containers[0]!;
+  t.is(flag(c, '--nats-keys-secret'), undefined);
+  t.false(objs.some((o) => o.metadata.name === 'rel-gmt-operator-nats-identities'));
+  const v = parseYaml(await readFile(join(CHART, 'values.yaml'), 'utf8')) as { nats: { insecureNoAuth: boolean } };
+  t.false(v.nats.insecureNoAuth, 'authentication is the default');
+});
+
+test('chart - nats.inCluster.tls: server TLS from the Secret, the CA for the operator and the workers', async (t) => {
+  const objs = await render(['--set', 'nats.inCluster.tls.enabled=true,nats.inCluster.tls.secretName=nats-tls']);
+  const conf = (one(objs, 'ConfigMap', 'rel-gmt-operator-nats')['data'] as Record<string, string>)['nats-server.conf']!;
+  t.regex(conf, /tls \{\n\s+cert_file: "\/etc\/nats\/tls\/tls\.crt"\n\s+key_file: "\/etc\/nats\/tls\/tls\.key"/);
+  const sts = podSpec(one(objs, 'StatefulSet'));
+  t.like((sts.volumes ?? []).find((v) => (v as { name: string }).name === 'tls') as object, { secret: { secretName: 'nats-tls' } });
+  const dep = podSpec(one(objs, 'Deployment'));
+  const c = dep.containers[0]!;
+  t.is(flag(c, '--nats-ca-file'), '/var/run/gmt/nats-ca/ca.crt');
+  t.true(c.env.some((e) => e.name === 'NODE_EXTRA_CA_CERTS' && e.value === '/var/run/gmt/nats-ca/ca.crt'));
+  t.deepEqual((dep.volumes ?? []).find((v) => (v as { name: string }).name === 'nats-ca'), { name: 'nats-ca', secret: { secretName: 'nats-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+  const missing = await helm(['template', 'rel', CHART, '--set', 'nats.inCluster.tls.enabled=true']);
+  t.not(missing.code, 0);
+  t.regex(missing.stderr, /nats\.inCluster\.tls\.secretName/);
 });
 
 test('chart - external NATS: no StatefulSet, the URL, and a credentials Secret mounted into the operator', async (t) => {

@@ -58,3 +58,15 @@ app.kubernetes.io/part-of: gmt-operator
 {{- define "gmt-operator.monitoring" -}}
 {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
 {{- end }}
+
+{{/* Whether the in-cluster NATS runs in operator mode with per-job identities. */}}
+{{- define "gmt-operator.natsAuth" -}}
+{{- if and .Values.nats.inCluster.enabled (not .Values.nats.insecureNoAuth) }}true{{ end }}
+{{- end }}
+
+{{/* Whether clients talk TLS to the in-cluster NATS. */}}
+{{- define "gmt-operator.natsTls" -}}
+{{- if and .Values.nats.inCluster.enabled .Values.nats.inCluster.tls.enabled }}
+{{- if not .Values.nats.inCluster.tls.secretName }}{{ fail "nats.inCluster.tls.secretName: required when nats.inCluster.tls.enabled" }}{{ end }}true
+{{- end }}
+{{- end }}
