@@ -131,6 +131,11 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   await op.closed;
   await tracing.shutdown();
+  const fatal = op.fatalError();
+  if (fatal !== undefined) {
+    log('error', 'stopped on a fatal error', { error: fatal.message });
+    return 1;
+  }
   if (op.lostLeadership()) {
     log('error', 'lost leadership; exiting');
     return 1;

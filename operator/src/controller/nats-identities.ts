@@ -26,6 +26,7 @@ import {
   natsServerAuthConfig,
   pushAccountJwt,
   scopesOfAccountJwt,
+  subjectToken,
   type NatsAuthority,
 } from '../../../contract/nats-identity.js';
 import { FIELD_MANAGER, type GmtFineTune } from '../api/index.js';
@@ -178,7 +179,7 @@ export class NatsIdentities {
   /** Revokes the identities of every job not in `liveJobIds` (jobs deleted while no operator ran). */
   sweep(liveJobIds: ReadonlySet<string>): Promise<void> {
     return this.#serial(async () => {
-      const live = new Set([...liveJobIds].map((id) => id.replace(/[^A-Za-z0-9_-]/g, '_')));
+      const live = new Set([...liveJobIds].map(subjectToken));
       let changed = false;
       for (const job of this.#registry.jobs()) if (!live.has(job)) changed = this.#registry.revoke(job) || changed;
       if (changed) {

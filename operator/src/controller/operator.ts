@@ -68,6 +68,8 @@ export interface Operator {
   /** Resolves when the operator stopped (closed, or leadership lost: `lostLeadership` tells). */
   readonly closed: Promise<void>;
   readonly lostLeadership: () => boolean;
+  /** Why the operator stopped on its own (e.g. NATS identities could not start); undefined otherwise. */
+  readonly fatalError: () => Error | undefined;
 }
 
 const ListSchema = z.object({ metadata: z.object({ resourceVersion: z.string().optional() }).optional(), items: z.array(z.unknown()) });
@@ -164,7 +166,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       try {
         await identities.activate();
       } catch (e) {
-        log('error', 'NATS identities cannot start; not reconciling', { error: e instanceof Error ? e.message : String(e) });
+        fatal = new Error(`NATS identities cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        log('error', 'NATS identities cannot start; not reconciling', { error: fatal.message });
         void close();
         return;
       }
@@ -177,6 +180,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   };
 
   let lost = false;
+  let fatal: Error | undefined;
   let elector: LeaderElector | undefined;
   const readiness: HealthCheck[] = [cachesSyncedCheck(all)];
   if (o.leaderElection !== undefined) {
@@ -233,6 +237,6 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   return {
     reconciler, progress, metrics, server, elector,
     waitForSync: async () => void (await Promise.all(all.map((i) => i.waitForSync()))),
-    close, closed, lostLeadership: () => lost,
+    close, closed, lostLeadership: () => lost, fatalError: () => fatal,
   };
 }

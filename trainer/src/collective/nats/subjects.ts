@@ -12,9 +12,10 @@
  * `….hb` and `….abort`.
  */
 import type { CollectivePhase } from '../transport.js';
+import { NATS_SUBJECT_ROOT, subjectToken } from '../../../../contract/nats-identity.js';
 
 /** Root of every subject this trainer uses. */
-export const SUBJECT_ROOT = 'gmt';
+export const SUBJECT_ROOT = NATS_SUBJECT_ROOT;
 /** Subject token of flow-control grants (never a phase name). */
 export const CREDIT_TOKEN = 'credit';
 /** Subject token of broadcast data. */
@@ -25,7 +26,8 @@ export const BROADCAST_TOKEN = 'all';
  * become '_'. Two ids that map to the same token are still told apart by the job hash in every frame.
  */
 export function jobToken(jobId: string): string {
-  return jobId.replace(/[^A-Za-z0-9_-]/g, '_');
+  // The same rule as the NATS identities' permissions (contract/nats-identity.ts).
+  return subjectToken(jobId);
 }
 
 /** Subject builders for one (job, attempt). */
