@@ -49,6 +49,9 @@ export const SERVER_SECRET_KEYS = {
   jobsAccountJwt: 'jobs-account.jwt',
 } as const;
 
+/** Slack after a job's activeDeadlineSeconds before its identity expires (the final checkpoint). */
+export const EXPIRY_MARGIN_SECONDS = 600;
+
 /** Where the chart's NATS pod keeps its full resolver's JWT store. */
 export const NATS_RESOLVER_DIR = '/data/jwt';
 
@@ -68,6 +71,8 @@ export interface NatsIdentitiesOptions {
   readonly caPem?: string;
   /** The server's resolver folder written into its auth config (default NATS_RESOLVER_DIR). */
   readonly resolverDir?: string;
+  /** Wall clock in ms (default Date.now), for user JWT expiry. */
+  readonly now?: () => number;
   readonly log?: (level: 'info' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -150,7 +155,7 @@ export class NatsIdentities {
       const jobId = computeJobId(job);
       if (this.#registry.liveAttempt(jobId) !== attempt) {
         const previous = this.#registry.liveAttempt(jobId);
-        const m = await this.#registry.mint(jobId, attempt);
+        const m = await this.#registry.mint(jobId, attempt, this.#expiry(job));
         this.#version++;
         // Secret first: if anything below fails, the next reconcile mints again and overwrites it.
         await applyServerSide(this.#o.objects, buildNatsCredsSecret(job, attempt, m.creds, this.#o.caPem), FIELD_MANAGER);
@@ -162,6 +167,16 @@ export class NatsIdentities {
       }
       await this.#push();
     });
+  }
+
+  /**
+   * A user JWT expiry in addition to revocation, when the job has a deadline: no attempt can run
+   * past `activeDeadlineSeconds` from now, plus a margin for the final checkpoint.
+   */
+  #expiry(job: GmtFineTune): number | undefined {
+    const deadline = job.spec.runPolicy.activeDeadlineSeconds;
+    if (deadline === undefined) return undefined;
+    return Math.floor((this.#o.now ?? Date.now)() / 1000) + deadline + EXPIRY_MARGIN_SECONDS;
   }
 
   /** Revokes every identity of `jobId` (deleted or finished job) at once. */

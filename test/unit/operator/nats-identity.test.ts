@@ -76,6 +76,10 @@ test('nats identity - registry: one live attempt per job; minting the next revok
   t.deepEqual(keys(jwt), [attemptRole('job-1', 1), attemptRole('job-2', 0), 'gmt-progress-reader'].sort());
   t.false(scopesOfAccountJwt(jwt).some((s) => s.key === a0.scope.key), 'attempt 0\'s signing key is gone');
   t.true(scopesOfAccountJwt(jwt).some((s) => s.key === a1.scope.key));
+  const expiring = await reg.mint('job-3', 0, 2_000_000_000);
+  t.is(decode<User>(credsJwt(expiring.creds)).exp, 2_000_000_000, 'an expiry when asked for (jobs with activeDeadlineSeconds)');
+  t.is(decode<User>(credsJwt(a1.creds)).exp, undefined);
+  t.true(reg.revoke('job-3'));
   t.true(reg.revoke('job-2'));
   t.false(reg.revoke('job-2'));
   const restored = new AttemptRegistry(a);
