@@ -54,6 +54,7 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const port = await freePort();
   const url = `nats://127.0.0.1:${port}`;
   const op: Operator = await fx.startOperator({ natsUrl: url, natsAuth: { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') } });
+  const metricsOfFirst = (): Promise<string> => fetch(`${op.server!.url}/metrics`).then((r) => r.text());
   await op.waitForSync();
 
   // The server starts from the auth config the operator wrote (the chart's NATS pod mounts it).
@@ -167,14 +168,40 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   t.log(`deleted job's connection closed ${Date.now() - t0} ms after the delete`);
   t.regex(String(await tryConnect(url, credsC)), /Authorization Violation/);
 
+  // A restarted operator restores the live identities (a running job keeps its connection) and
+  // revokes a job deleted while no operator ran (the sweep at start).
+  const natsAuth = { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') };
+  const long = { training: { steps: 400, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } };
+  const nsD = await createTestNamespace(kc, 'team-d');
+  const jobD = await create(nsD, tiny('job', long));
+  const jobE = await create(nsD, tiny('other', long));
+  const credsD = decode(await credsSecret(nsD, jobD), NATS_CREDS_KEYS.creds);
+  const credsE = decode(await credsSecret(nsD, jobE), NATS_CREDS_KEYS.creds);
+  const asD = await tryConnect(url, credsD);
+  const asE = await tryConnect(url, credsE);
+  if (typeof asD === 'string' || typeof asE === 'string') throw new Error(`live credentials refused: ${String(asD)} ${String(asE)}`);
+  const metricsBefore = await metricsOfFirst();
+  await op.close();
+  await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsD, plural: PLURAL, name: 'other' });
+  const op2 = await fx.startOperator({ natsUrl: url, natsAuth });
+  await op2.waitForSync();
+  await waitFor('the job deleted while no operator ran: its connection closed by the sweep', async () => (asE.isClosed() ? true : undefined), { timeoutMs: 20_000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  t.false(asD.isClosed(), 'the running job\'s identity survived the operator restart');
+  await asD.flush();
+  await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsD, plural: PLURAL, name: 'job' });
+  await waitFor('D\'s connection closed by the restarted operator', async () => (asD.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  t.regex(String(await tryConnect(url, credsD)), /Authorization Violation/);
+  t.regex(String(await tryConnect(url, credsE)), /Authorization Violation/);
+
   // No key material anywhere an operator or user looks: logs, events, status, metrics, pod logs.
-  const secretsSeen = [credsA, credsB, credsC, decode(keys!, KEYS_SECRET_KEYS.authority), decode(keys!, KEYS_SECRET_KEYS.systemUser), decode(keys!, KEYS_SECRET_KEYS.progressReader)]
+  const secretsSeen = [credsA, credsB, credsC, credsD, credsE, decode(keys!, KEYS_SECRET_KEYS.authority), decode(keys!, KEYS_SECRET_KEYS.systemUser), decode(keys!, KEYS_SECRET_KEYS.progressReader)]
     .flatMap((text) => [...(text.match(SEED_RE) ?? []), ...(text.match(JWT_RE) ?? [])]);
   t.true(secretsSeen.length >= 10, 'the known seeds and JWTs were extracted');
-  const metrics = await (await fetch(`${op.server!.url}/metrics`)).text();
-  const evs = (await Promise.all([nsA, nsB, nsC].map((ns) => events(ns, 'job')))).flat();
+  const metrics = `${metricsBefore}\n${await (await fetch(`${op2.server!.url}/metrics`)).text()}`;
+  const evs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => events(ns, 'job')))).flat();
   const statuses = [doneA, doneB].map((j) => JSON.stringify(j));
-  const podLogs = (await Promise.all([nsA, nsB, nsC].map((ns) => fx.podLogs(ns)))).flat();
+  const podLogs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => fx.podLogs(ns)))).flat();
   const haystacks: Record<string, string> = { 'operator logs': fx.logs.join('\n'), events: JSON.stringify(evs), status: statuses.join('\n'), metrics, 'pod logs': podLogs.join('\n') };
   for (const [where, text] of Object.entries(haystacks)) {
     t.true(text.length > 0, `${where}: something to search`);
