@@ -4,7 +4,7 @@
  * Goal: GMT overhead ≤ 3% (the paper measured GMT 6-14% slower than SFT).
  */
 import { initBackend } from '../trainer/src/backend.js';
-import { TrainerConfigSchema } from '../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../contract/config.js';
 import { MODEL_PRESETS, type ModelPreset } from '../trainer/src/model/config.js';
 import { Gpt2Model } from '../trainer/src/model/gpt2.js';
 import { initParams } from '../trainer/src/model/init.js';

@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TrainerConfigSchema, type TrainerConfig } from '../trainer/src/config/schema.js';
+import { TrainerConfigSchema, type TrainerConfig } from '../contract/config.js';
 import { createTokenizer, generateCorpus, parseSyntheticTask, splitTrainEval, writeJsonl, type SyntheticProblem, type SyntheticTask } from '../trainer/src/data/index.js';
 import { loadModelWeights } from '../trainer/src/checkpoint/index.js';
 import { createLogger } from '../trainer/src/log.js';

@@ -17,7 +17,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { startOperator, type Logger } from './controller/index.js';
-import { startTracing } from '../../trainer/src/tracing/index.js';
+import { startTracing } from '../../contract/tracing.js';
 
 const FlagsSchema = z.object({
   kubeconfig: z.string().optional(),

@@ -8,14 +8,16 @@
 // concurrent callers (ava workers, several terminals) serialise on a lock per tools module.
 // A binary can be overridden with GMT_<NAME>_BINARY (e.g. GMT_NATS_SERVER_BINARY=/usr/bin/nats-server).
 //
-// This file is shared test infrastructure: the trainer's local launcher may import it too.
+// This file is test infrastructure; production code never imports it (the launcher finds nats-server
+// with trainer/src/collective/nats/find-server.ts, which shares cacheDir with this file).
 
 import { spawn } from 'node:child_process';
 import { access, constants, mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir } from '../../trainer/src/collective/nats/find-server.js';
 
 /** Every binary this module can provide. */
 export const BINARY_NAMES = [
@@ -82,12 +84,6 @@ export function repoRoot(): string {
     if (up === dir) throw new BinaryError('cannot find the repository root (test/tools/k8s/go.mod) above ' + fileURLToPath(import.meta.url));
     dir = up;
   }
-}
-
-/** The cache root: $GMT_CACHE_DIR, else ~/.cache/gmt-operator. */
-export function cacheDir(): string {
-  const fromEnv = process.env['GMT_CACHE_DIR'];
-  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'gmt-operator');
 }
 
 function toolsDir(module: ToolsModule): string {

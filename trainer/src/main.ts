@@ -2,11 +2,12 @@
 /**
  * gmt-train: the trainer's command line. `gmt-train [--config file.json] [--key value …]` fine-tunes;
  * `gmt-train pretrain [--steps N] [--out DIR]` makes the bundled base model. The only place that
- * exits the process: exit codes (errors.ts EXIT_CODES) tell the operator retryable from fatal.
+ * exits the process: exit codes (contract/exit-codes.ts) tell the operator retryable from fatal.
  */
-import { EXIT_CODES, TrainerError, ConfigError } from './errors.js';
+import { EXIT_CODES } from '../../contract/exit-codes.js';
+import { TrainerError, ConfigError } from './errors.js';
 import { configKeys, flagName, loadConfig } from './config/load.js';
-import { TrainerConfigSchema } from './config/schema.js';
+import { TrainerConfigSchema } from '../../contract/config.js';
 import { createLogger, formatNumber } from './log.js';
 import { PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
 import { runTraining, type RunSummary } from './train/run.js';

@@ -8,7 +8,7 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TrainerConfigSchema, type TrainerConfig } from './config/schema.js';
+import { TrainerConfigSchema, type TrainerConfig } from '../../contract/config.js';
 import { generateCorpus, parseSyntheticTask, splitTrainEval, writeJsonl } from './data/index.js';
 import type { Logger } from './log.js';
 import { BUNDLED_BASE_MODEL } from './paths.js';

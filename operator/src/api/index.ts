@@ -19,7 +19,7 @@ export {
 export {
   GmtFineTuneSchema, type GmtFineTune, type GmtFineTuneInput, ObjectMetaSchema, parseGmtFineTune, type ParseResult, MAX_NAME_LENGTH, ROOT_RULES,
 } from './resource.js';
-export { computeTrainerConfig, SPEC_TO_TRAINER_KEY, type TrainerConfigInput } from './trainer-config.js';
-export { buildCrd, buildResourceSchema, renderCrdYaml, CRD_PATH, CHART_CRD_PATH, PRINTER_COLUMNS } from './crd.js';
+export { computeTrainerConfig, type TrainerConfigInput } from './trainer-config.js';
+export { buildCrd, buildResourceSchema, renderCrdYaml, CRD_PATH, PRINTER_COLUMNS } from './crd.js';
 export { toStructuralSchema, SchemaConversionError, type OpenApiSchema, type JsonValue } from './openapi.js';
 export { cel, type CelRule, QuantitySchema, QUANTITY_PATTERN, DnsSubdomainSchema } from './k8s-schema.js';

@@ -2,14 +2,14 @@
  * GmtFineTune spec (ARCHITECTURE §5): the single source of truth for the TypeScript types, the
  * runtime check of objects read from the API server and the CRD's OpenAPI schema (crd.ts).
  *
- * Training settings reuse the trainer's own field schemas (trainer/src/config/schema.ts): same
+ * Training settings reuse the trainer's own field schemas (contract/config.ts): same
  * enums, ranges and defaults, so the API server never accepts a value the trainer would reject.
  * CEL rules ride along as metadata; the ones that need no old object are mirrored by zod refinements.
  * Objects are non-strict (`z.object`): the API server already prunes unknown fields, and an older
  * operator must still read objects written under a newer schema.
  */
 import { z } from 'zod';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { cel, DnsSubdomainSchema, FreeFormObjectSchema, QuantitySchema, StringMapSchema } from './k8s-schema.js';
 
 const T = TrainerConfigSchema.shape;

@@ -4,8 +4,8 @@ export { findCondition, isTrue, setCondition, type ConditionInput } from './cond
 export { CHILD_SELECTOR, computeJobId, configMapName, podHostname, podName, serviceName } from './names.js';
 export { ChildViewSchema, PodViewSchema, type ChildView, type PodView } from './pod-view.js';
 export { classifyPod, computeGangOutcome, EXIT_CODE_POLICY, exitPolicy, PREEMPTION_REASONS, type ExitPolicy, type GangOutcome, type PodOutcome } from './policy.js';
-export { foldProgress, ProgressMessageSchema, type ProgressMessage, type ProgressSnapshot } from './progress-snapshot.js';
-export { PROGRESS_SUBJECT, ProgressTracker, type ProgressTrackerOptions } from './progress.js';
+export { foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
+export { ProgressTracker, type ProgressTrackerOptions } from './progress.js';
 export { CONTROLLER_NAME, GmtFineTuneReconciler, StatusConflictError, type ReconcilerDeps, type Store } from './reconciler.js';
 export { canonicalJson, computeStatus, formatTime, markCreateFailed, podAttempt, podRank, RESTART_REASON, type Decision, type EventSpec, type Observation, type PodDeletion } from './status.js';
 export { CONTROLLER, startOperator, type Logger, type Operator, type OperatorOptions } from './operator.js';

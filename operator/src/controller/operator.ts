@@ -105,7 +105,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       return r.value;
     },
   }));
-  const child = <T>(kind: string, schema: { parse(x: unknown): T }, list: (ns: string | undefined) => Promise<unknown>, plural: string): Informer<T>[] =>
+  const child = <T>(schema: { parse(x: unknown): T }, list: (ns: string | undefined) => Promise<unknown>, plural: string): Informer<T>[] =>
     scopes.map((ns) => new Informer<T>({
       kc, name: `${plural}${ns !== undefined ? `/${ns}` : ''}`, log: informerLog(plural), labelSelector: CHILD_SELECTOR,
       path: ns === undefined ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`,
@@ -113,9 +113,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       parse: (raw) => schema.parse(raw),
     }));
   const sel = { labelSelector: CHILD_SELECTOR };
-  const pods = child<PodView>('Pod', PodViewSchema, (ns) => (ns === undefined ? core.listPodForAllNamespaces(sel) : core.listNamespacedPod({ namespace: ns, ...sel })), 'pods');
-  const services = child<ChildView>('Service', ChildViewSchema, (ns) => (ns === undefined ? core.listServiceForAllNamespaces(sel) : core.listNamespacedService({ namespace: ns, ...sel })), 'services');
-  const configMaps = child<ChildView>('ConfigMap', ChildViewSchema, (ns) => (ns === undefined ? core.listConfigMapForAllNamespaces(sel) : core.listNamespacedConfigMap({ namespace: ns, ...sel })), 'configmaps');
+  const pods = child<PodView>(PodViewSchema, (ns) => (ns === undefined ? core.listPodForAllNamespaces(sel) : core.listNamespacedPod({ namespace: ns, ...sel })), 'pods');
+  const services = child<ChildView>(ChildViewSchema, (ns) => (ns === undefined ? core.listServiceForAllNamespaces(sel) : core.listNamespacedService({ namespace: ns, ...sel })), 'services');
+  const configMaps = child<ChildView>(ChildViewSchema, (ns) => (ns === undefined ? core.listConfigMapForAllNamespaces(sel) : core.listNamespacedConfigMap({ namespace: ns, ...sel })), 'configmaps');
   const owner = { group: GROUP, kind: KIND };
   for (const i of jobs) i.enqueue(queue);
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);

@@ -4,7 +4,7 @@
  * the gang from the last checkpoint", 1–5 mean "restarting cannot help". A signal death (128+n),
  * an eviction, a preemption or a vanished pod is infrastructure: restart.
  */
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { RESTART_CAUSES, type RestartCause } from '../api/index.js';
 import { CONTAINER_NAME } from './children.js';
 import type { PodView, TerminatedState } from './pod-view.js';

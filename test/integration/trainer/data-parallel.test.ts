@@ -21,7 +21,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { findLatestCheckpoint, verifyCheckpoint } from '../../../trainer/src/checkpoint/index.js';
 import { attemptSubjects, type NatsServerHandle } from '../../../trainer/src/collective/nats/index.js';
 import { checksum, encodeDataFrame, encodeHeartbeatFrame, jobHash, type DataFrameFields, type WireIdentity } from '../../../trainer/src/collective/nats/wire.js';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { runCli, type CliResult } from '../../helpers/cli.js';
 import { rawConnection, startServer } from '../collective/nats-fixtures.js';
 import {

@@ -4,7 +4,7 @@
  * all-reduce on every rank. All must give bit-identical parameters on every rank after every step.
  */
 import test from 'ava';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../../../trainer/src/collective/collective.js';
 import type { CollectivePhase, Transport } from '../../../trainer/src/collective/transport.js';
 import { shardRanges } from '../../../trainer/src/collective/shards.js';

@@ -2,7 +2,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../trainer/src/backend.js';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { MODEL_PRESETS } from '../../../trainer/src/model/config.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { initParams } from '../../../trainer/src/model/init.js';

@@ -2,12 +2,11 @@
 // bounds agree with the trainer's config schema.
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { z } from 'zod';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
-import { buildCrd, buildResourceSchema, CHART_CRD_PATH, CRD_PATH, renderCrdYaml, SPEC_TO_TRAINER_KEY, toStructuralSchema, SchemaConversionError, type JsonValue, type OpenApiSchema } from '../../../operator/src/api/index.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
+import { buildCrd, buildResourceSchema, CRD_PATH, renderCrdYaml, toStructuralSchema, SchemaConversionError, type JsonValue, type OpenApiSchema } from '../../../operator/src/api/index.js';
+import { SPEC_TO_TRAINER_KEY } from '../../../contract/spec-to-config.js';
 import { repoPath } from '../../helpers/repo.js';
 
 const FIX = 'the CRD is generated from operator/src/api/: run `npm run gen:crd` and commit the result';
@@ -15,15 +14,6 @@ const FIX = 'the CRD is generated from operator/src/api/: run `npm run gen:crd` 
 test('api crd - the committed CRD equals the generated one byte for byte', async (t) => {
   const committed = await readFile(repoPath(CRD_PATH), 'utf8').catch(() => '');
   t.true(committed === renderCrdYaml(), `${CRD_PATH} is out of date: ${FIX}`);
-});
-
-test("api crd - the chart's copy (when the chart has a crds/ folder) equals the generated one", async (t) => {
-  if (!existsSync(repoPath(dirname(CHART_CRD_PATH)))) {
-    t.pass('no charts/gmt-operator/crds/ folder yet');
-    return;
-  }
-  const copy = await readFile(repoPath(CHART_CRD_PATH), 'utf8').catch(() => '');
-  t.true(copy === renderCrdYaml(), `${CHART_CRD_PATH} is out of date: ${FIX}`);
 });
 
 test('api crd - generation is deterministic', (t) => {
@@ -71,7 +61,7 @@ test('api crd - the converter rejects what a structural schema cannot express', 
   t.throws(() => toStructuralSchema(z.object({ a: z.unknown() })), { instanceOf: SchemaConversionError, message: /<root>\.a: every node .* needs a type/ });
 });
 
-// ---- agreement with the trainer (trainer/src/config/schema.ts) ---------------------------------------
+// ---- agreement with the trainer (contract/config.ts) ---------------------------------------
 
 const BOUNDS = ['type', 'enum', 'default', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum'] as const;
 

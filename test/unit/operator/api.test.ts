@@ -4,7 +4,7 @@
 import test from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import {
   API_VERSION, computeProgress, computeTrainerConfig, CONDITION_TYPES, FIELD_MANAGER, GmtFineTuneSpecSchema, GmtFineTuneStatusSchema, KIND, LABELS,
   parseGmtFineTune, type GmtFineTuneSpecInput,

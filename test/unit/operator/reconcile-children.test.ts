@@ -3,7 +3,7 @@
 import test from 'ava';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
 import { buildConfigMap, buildService, buildWorkerPod, computeJobId, PATHS } from '../../../operator/src/controller/index.js';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
   const r = parseGmtFineTune({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'tiny', namespace: 'team-a', uid: '7D2431F1-aaaa-bbbb', generation: 1 }, spec: { image: 'gmt:1', workers: 2, ...spec } });

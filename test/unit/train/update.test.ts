@@ -4,7 +4,7 @@
  * "gradient"), plus the invariants of ARCHITECTURE §2 on random data.
  */
 import test from 'ava';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';

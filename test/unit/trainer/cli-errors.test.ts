@@ -6,7 +6,7 @@ import test from 'ava';
 import { mkdtemp, readFile, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { runCli } from '../../helpers/cli.js';
 
 const quick = ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--steps', '2', '--eval-examples', '4', '--progress', 'none'];

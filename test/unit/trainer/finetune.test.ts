@@ -7,7 +7,7 @@ import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { createLogger } from '../../../trainer/src/log.js';
 import { runTraining } from '../../../trainer/src/train/run.js';
 

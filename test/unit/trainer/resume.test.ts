@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { CLI, runCli } from '../../helpers/cli.js';
 
 const args = (dir: string, method: string) => ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--micro-batch-size', '8', '--steps', '40',

@@ -8,7 +8,7 @@
  * (maskMode "gradient"). `DenseCollective` is the test reference: a dense all-reduce, then the
  * single-process update on every rank.
  */
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 import { NumericError, RetryableError } from '../errors.js';
 import { findNonFinite, hftFrozenNames, randomKeyWords } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';

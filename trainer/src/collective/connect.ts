@@ -1,6 +1,7 @@
 /** Connecting a rank to its job's NATS transport from the trainer config (ARCHITECTURE §3-4). */
 import { connect } from '@nats-io/transport-node';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
+import { type ProgressMessage, progressSubject } from '../../../contract/progress.js';
 import { RetryableError } from '../errors.js';
 import type { TrainerMetrics } from '../metrics/index.js';
 import { NatsTransport } from './nats/index.js';
@@ -30,11 +31,6 @@ export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics, st
   });
 }
 
-/** The progress subject the operator and the local launcher watch (ARCHITECTURE §4). */
-export function progressSubject(jobId: string): string {
-  return `gmt.${jobId}.progress`;
-}
-
 /** Rank 0's progress publisher: JSON messages on gmt.<job>.progress over its own connection. */
 export class ProgressPublisher {
   private constructor(private readonly nc: Awaited<ReturnType<typeof connect>>, private readonly subject: string) {}
@@ -50,7 +46,7 @@ export class ProgressPublisher {
   }
 
   /** Publish one progress message (fire and forget; at-most-once is fine for progress). */
-  publish(msg: Record<string, unknown>): void {
+  publish(msg: ProgressMessage): void {
     try {
       this.nc.publish(this.subject, JSON.stringify(msg));
     } catch {

@@ -6,22 +6,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from './schema.js';
+import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from '../../../contract/config.js';
+import { ENV, ENV_KEYS } from '../../../contract/env.js';
 
 type Raw = Record<string, unknown>;
-
-/** Environment variables of the trainer↔operator contract (ARCHITECTURE §4) and their keys. */
-export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
-  GMT_JOB_ID: 'jobId',
-  GMT_RANK: 'rank',
-  GMT_WORLD_SIZE: 'worldSize',
-  GMT_ATTEMPT: 'attempt',
-  NATS_URL: 'natsUrl',
-  NATS_CREDS: 'natsCreds',
-  GMT_CHECKPOINT_DIR: 'checkpointDir',
-  GMT_METRICS_PORT: 'metricsPort',
-  GMT_BACKEND: 'backend',
-};
 
 const KEYS = Object.keys(TrainerConfigSchema.shape) as ConfigKey[];
 
@@ -163,7 +151,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     if ((configKeys() as readonly string[]).includes(k)) flagValues[k] = v;
     else extraValues[k] = v;
   }
-  const path = flags.configPath ?? env['GMT_CONFIG'];
+  const path = flags.configPath ?? env[ENV.config];
   const fileValues = path !== undefined && path !== '' ? await readConfigFile(path) : {};
   const envLayer = envValues(env);
   const config = resolveConfig([

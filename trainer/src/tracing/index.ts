@@ -11,4 +11,4 @@ export {
   type TracingEnv,
   type TracingMode,
   type TracingOptions,
-} from './tracing.js';
+} from '../../../contract/tracing.js';

@@ -7,7 +7,7 @@
 import { type DataCursor, type Dataset, nextGlobalBatch } from '../data/index.js';
 import { NumericError, InterruptedError } from '../errors.js';
 import type { Gpt2Model } from '../model/gpt2.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 import type { Collective } from '../collective/collective.js';
 import type { UpdateResult } from './update.js';
 

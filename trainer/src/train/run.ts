@@ -9,7 +9,8 @@ import { type BackendInfo, initBackend } from '../backend.js';
 import { findLatestCheckpoint, loadModelWeights, readCheckpoint, writeCheckpoint } from '../checkpoint/index.js';
 import type { TrainerState as StoredState } from '../checkpoint/trainer-state.js';
 import { configHash } from '../config/load.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
+import type { ProgressMessage } from '../../../contract/progress.js';
 import { START_CURSOR, type Tokenizer, createTokenizer, datasetFingerprint } from '../data/index.js';
 import { CheckpointError, ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -58,7 +59,7 @@ export interface RunOptions {
   /** Checked between steps (SIGTERM/SIGINT). */
   readonly shouldStop?: () => boolean;
   /** Called with each progress message (rank 0 publishes it on NATS for the operator and launcher). */
-  readonly onProgress?: (p: Record<string, unknown>) => void;
+  readonly onProgress?: (p: ProgressMessage) => void;
   /** Connects this rank's transport when worldSize > 1 (rendezvous included). */
   readonly connect?: (c: TrainerConfig) => Promise<Transport>;
 }
@@ -123,7 +124,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
   const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, ck?.state.step ?? 0)))(c) : undefined;
   const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds) : undefined;
-  const publish = (p: Record<string, unknown>): void => { publisher?.publish(p); opts.onProgress?.(p); };
+  const publish = (p: ProgressMessage): void => { publisher?.publish(p); opts.onProgress?.(p); };
   const collective: Collective = transport === undefined
     ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))
     : c.collective === 'dense'

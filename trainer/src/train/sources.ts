@@ -7,7 +7,7 @@ import {
   type ChatMessage, type Dataset, type LocatedRecord, type SyntheticProblem, type SyntheticTask, type Tokenizer,
   buildDataset, loadJsonlDataset, parseSyntheticTask, readJsonl, splitTrainEval,
 } from '../data/index.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 
 /** A held-out item for exact-match evaluation: the prompt to generate from and the reference answer. */
 export type EvalItem =

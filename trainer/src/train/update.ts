@@ -11,7 +11,7 @@ import { canonicalNorm } from '../collective/shards.js';
 import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt, warmupStepsFor } from '../optim/schedule.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 
 /** The method-related part of the config. */
 export type MethodConfig = Pick<TrainerConfig, 'method' | 'maskRatio' | 'maskScope' | 'maskMode' | 'tieRule' | 'seed' | 'nonFinite' | 'maxGradNorm'>;

@@ -7,7 +7,7 @@
  * published on the abort subject so that every rank fails its step with a RetryableError.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, RetryableError } from '../../errors.js';
 import type { CollectivePhase, RejectReason, Transport, TransportObserver } from '../transport.js';
 import { Assembly } from './assembly.js';
@@ -53,7 +53,6 @@ export class NatsTransport implements Transport {
   readonly #peers: NatsPeers;
   readonly #timers = new Set<Scheduled>();
   #nc: NatsConnection | undefined;
-  #subs: Subscription[] = [];
   #chunkBytes: number;
   #failure: Error | undefined;
   #closing = false;
@@ -259,20 +258,19 @@ export class NatsTransport implements Transport {
       this.#abortWith(new RetryableError(`NATS subscription failed: ${err.message}`, { cause: err }));
       return true;
     };
-    this.#subs = [
-      nc.subscribe(s.inbox(this.rank), { callback: (err, msg) => {
-        if (!onError(err)) this.#onInbox(msg.subject, msg.data);
-      } }),
-      nc.subscribe(s.broadcasts, { callback: (err, msg) => {
-        if (!onError(err)) this.#onData(msg.subject, msg.data);
-      } }),
-      nc.subscribe(s.heartbeat, { callback: (err, msg) => {
-        if (!onError(err)) this.#onControl(msg.data, 'heartbeat');
-      } }),
-      nc.subscribe(s.abort, { callback: (err, msg) => {
-        if (!onError(err)) this.#onControl(msg.data, 'abort');
-      } }),
-    ];
+    // The subscriptions end with the connection (close() closes it), so no handles are kept.
+    nc.subscribe(s.inbox(this.rank), { callback: (err, msg) => {
+      if (!onError(err)) this.#onInbox(msg.subject, msg.data);
+    } });
+    nc.subscribe(s.broadcasts, { callback: (err, msg) => {
+      if (!onError(err)) this.#onData(msg.subject, msg.data);
+    } });
+    nc.subscribe(s.heartbeat, { callback: (err, msg) => {
+      if (!onError(err)) this.#onControl(msg.data, 'heartbeat');
+    } });
+    nc.subscribe(s.abort, { callback: (err, msg) => {
+      if (!onError(err)) this.#onControl(msg.data, 'abort');
+    } });
   }
 
   #reject(reason: RejectReason, detail: string): void {

@@ -1,6 +1,6 @@
 /**
  * A nats-server for tests and the local launcher: a config tuned for collective traffic and a
- * process handle. The binary path comes from the caller (test/harness/binaries.ts ensureBinary).
+ * process handle. The binary path comes from the caller (find-server.ts, or the test harness's ensureBinary).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

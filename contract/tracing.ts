@@ -1,4 +1,5 @@
-// OpenTelemetry tracing for the trainer. Tracing is opt-in through the standard OTEL_* variables
+// OpenTelemetry tracing, started once per process by the trainer and by the operator. Tracing is
+// opt-in through the standard OTEL_* variables
 // (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/): with none of
 // them set, no SDK is started and the tracer is a no-op, so a plain run never dials a collector.
 import {
