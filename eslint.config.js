@@ -42,8 +42,30 @@ export default defineConfig(
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
       // `() => resolve()` and `(x) => list.push(x)` shorthands are clear.
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // Async methods that implement a Promise-returning interface need no await of their own.
+      '@typescript-eslint/require-await': 'off',
+      // `Promise<ReconcileOutcome | void>`: a reconcile function may return nothing.
+      '@typescript-eslint/no-invalid-void-type': 'off',
       // `_`-prefixed names are deliberately unused (omitted destructured fields, required parameters).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+    },
+  },
+  {
+    // Tests copy @kubernetes/client-node model objects with spreads; those classes are plain data.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-misused-spread': 'off' },
+  },
+  {
+    // The study report reads docs/study/results.json as untyped JSON (its `Json` alias is `any`);
+    // a schema for the results file would let these rules back on.
+    files: ['study/report.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/restrict-template-expressions': 'off',
     },
   },
   ...importBoundaries,

@@ -57,14 +57,13 @@ type ChildMsg =
   | { kind: 'rank'; results: VariantResult[] };
 
 /** Parent → child: start the timed part (wall clock shared through Date.now()). */
-interface GoMsg { kind: 'go' }
 
 function send(m: ChildMsg): void {
   process.send!(m);
 }
 
 function waitGo(): Promise<void> {
-  return new Promise((resolve) => process.once('message', (m: GoMsg) => { if (m.kind === 'go') resolve(); }));
+  return new Promise((resolve) => process.once('message', (m: { kind?: unknown }) => { if (m.kind === 'go') resolve(); }));
 }
 
 /**
@@ -179,7 +178,7 @@ async function rankRole(): Promise<void> {
     { name: 'dense', dense: true, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
     // The protocol's own dense path: SFT through the sharded collective = reduce-scatter + dense all-gather.
     { name: 'rs+ag', dense: false, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
-    ...RATIOS.map((r) => ({ name: `r=${r}`, dense: false, cfg: { method: 'gmt', maskRatio: r, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } as CollectiveConfig })),
+    ...RATIOS.map((r) => ({ name: `r=${r}`, dense: false, cfg: { method: 'gmt', maskRatio: r, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } satisfies CollectiveConfig })),
   ];
   await waitGo();
   for (const v of variants) {
@@ -249,7 +248,7 @@ async function main(): Promise<void> {
     console.log(`collective benchmark: nats-server ${server.url}, ${MSG_BYTES / 1024} KiB messages/chunks, Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs`);
     const L = await flows(server.url, 2, [true, false], [false, true]);
     const E: Record<number, number> = {};
-    for (const n of worlds) E[n] = await flows(server.url, n, Array(n).fill(true), Array(n).fill(true));
+    for (const n of worlds) E[n] = await flows(server.url, n, new Array<boolean>(n).fill(true), new Array<boolean>(n).fill(true));
     console.log('\n(a) raw NATS (MB = 1e6 B)');
     console.log(`  L        1 pub → 1 sub              ${f(L / MB, 0)} MB/s`);
     for (const n of worlds) console.log(`  E_hub(${n}) ${n} concurrent flows (ring)   ${f(E[n]! / MB, 0)} MB/s aggregate; E_hub/N = ${f(E[n]! / n / MB, 0)} MB/s; bound min(L, E_hub/N) = ${f(Math.min(L, E[n]! / n) / MB, 0)} MB/s`);

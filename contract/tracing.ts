@@ -86,6 +86,7 @@ export function startTracing(options: TracingOptions): Tracing {
     // A provider that is never registered has no delegate, so its tracers are the API's no-op
     // tracer, whatever else the process registers globally.
     const done = (): Promise<void> => Promise.resolve();
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- @opentelemetry/api 1.x offers no replacement for a no-op provider
     return { tracer: new ProxyTracerProvider().getTracer(TRACER_NAME), mode, forceFlush: done, shutdown: done };
   }
 
@@ -102,6 +103,7 @@ export function startTracing(options: TracingOptions): Tracing {
   sdk.start();
   // NodeSDK keeps its provider private; the API's global proxy hands it out.
   const global = trace.getTracerProvider();
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- the only way to reach the SDK provider behind the global proxy
   const provider = global instanceof ProxyTracerProvider ? global.getDelegate() : global;
 
   const forceFlush = async (): Promise<void> => {

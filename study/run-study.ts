@@ -261,7 +261,7 @@ async function main(): Promise<void> {
         const p = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000, cwd: ROOT });
         const seconds = (Date.now() - ts) / 1000;
         if (p.status !== 0) {
-          rows.push({ ranks: n, ok: false, exitCode: p.status, seconds, error: (p.stderr ?? '').split('\n').filter((l) => l.trim() !== '').slice(-5).join('\n') });
+          rows.push({ ranks: n, ok: false, exitCode: p.status, seconds, error: p.stderr.split('\n').filter((l) => l.trim() !== '').slice(-5).join('\n') });
           say(`ranks ${n}: FAILED (exit ${p.status})`);
           continue;
         }
@@ -275,8 +275,9 @@ async function main(): Promise<void> {
         say(`ranks ${n} (accum ${globalMicroBatches / n}): model.safetensors sha256 ${hash.slice(0, 16)}… max |Δθ| vs 1 rank ${maxAbs.toExponential(2)} (${seconds.toFixed(1)} s)`);
       }
       const hashes = rows.filter((r) => r.ok).map((r) => r.sha256);
-      (results.ranks as Json).identical = hashes.length === 3 && new Set(hashes).size === 1;
-      say(`ranks 1/2/4 bit-identical: ${(results.ranks as Json).identical}`);
+      const identical = hashes.length === 3 && new Set(hashes).size === 1;
+      (results.ranks as Json).identical = identical;
+      say(`ranks 1/2/4 bit-identical: ${identical}`);
     }
     results.finished = new Date().toISOString();
     results.wallSeconds = (Date.now() - t0) / 1000;

@@ -114,7 +114,10 @@ test.serial('chart e2e - helm uninstall removes the operator and its RBAC, keeps
   await waitForGone('ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: FULLNAME }));
   await waitForGone('leader-election Role', () => rbac.readNamespacedRole({ name: `${FULLNAME}-leader-election`, namespace: NS }));
   await waitForGone('ServiceAccount', () => kc.makeApiClient(CoreV1Api).readNamespacedServiceAccount({ name: FULLNAME, namespace: NS }));
-  const crd = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME }).catch((err: unknown) => (isApiError(err, 404) ? undefined : Promise.reject(err)));
+  const crd = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME }).catch((err: unknown) => {
+    if (isApiError(err, 404)) return undefined;
+    throw err;
+  });
   t.truthy(crd, 'the CRD is kept');
   const ns = (globalThis as { chartJobNs?: string }).chartJobNs;
   t.truthy(ns);

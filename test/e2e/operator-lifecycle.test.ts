@@ -25,7 +25,7 @@ const training = (steps: number) => ({ steps, seqLen: 32, microBatchSize: 8, eva
 /** Live (not terminating) pods of job `name`. */
 async function livePods(ns: string, name: string): Promise<V1Pod[]> {
   const list = await fx.cluster().kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=${name}` });
-  return list.items.filter((p) => p.metadata?.deletionTimestamp === undefined || p.metadata.deletionTimestamp === null);
+  return list.items.filter((p) => p.metadata?.deletionTimestamp == null);
 }
 
 /** Samples the job's pods every 100 ms: the most live pods seen at once, and every attempt label seen. */
@@ -35,6 +35,7 @@ function watchPods(ns: string, name: string): { stop(): Promise<{ maxLive: numbe
   const attempts = new Set<string>();
   const names = new Set<string>();
   const loop = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() clears it
     while (running) {
       const pods = await livePods(ns, name).catch(() => []);
       maxLive = Math.max(maxLive, pods.length);
@@ -66,8 +67,8 @@ function spawnOperator(tag: string): ChildProcess {
     repoPath('dist/operator/src/main.js'), '--kubeconfig', kubeconfigPath, '--nats-url', fx.natsUrl(),
     '--metrics-port', '-1', '--leader-elect', 'false', '--trainer-metrics-port', '0',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
     for (const line of d.split('\n')) if (line !== '') fx.logs.push(`[${tag}] ${line}`);
   });
   return child;

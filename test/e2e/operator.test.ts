@@ -15,6 +15,7 @@ import { createTestNamespace, isApiError, waitFor } from '../harness/k8s-helpers
 import { useOperatorFixture } from './operator-fixture.js';
 
 const fx = useOperatorFixture(test, 'operator');
+// eslint-disable-next-line @typescript-eslint/unbound-method -- the fixture's members are closures, not this-bound methods
 const { root, cluster, api, tiny, create, get, waitForJob, events } = fx;
 
 let ready: Promise<Operator> | undefined;
@@ -41,7 +42,7 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
   t.is(svc.spec?.clusterIP, 'None');
   t.is(svc.metadata?.ownerReferences?.[0]?.uid, created.metadata.uid);
   const cm = await core.readNamespacedConfigMap({ namespace: ns, name: 'tiny-config' });
-  t.is(JSON.parse(cm.data?.['config.json'] ?? '{}').steps, 12);
+  t.is((JSON.parse(cm.data?.['config.json'] ?? '{}') as { steps?: unknown }).steps, 12);
   const running = await waitForJob(t, ns, 'tiny', 'step reported while running', (j) => (j.status?.step ?? 0) > 0 && j.status?.phase !== 'Succeeded' ? true : j.status?.phase === 'Succeeded');
   t.log(`first progress seen: phase ${running.status?.phase} step ${running.status?.step}`);
   const done = await waitForJob(t, ns, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed');

@@ -97,6 +97,7 @@ export function runKubectl(
       { env: { ...process.env, KUBECONFIG: kubeconfigPath }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err !== null && typeof err.code !== 'number') {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an ExecFileException is an Error
           reject(err);
           return;
         }

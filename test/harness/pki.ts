@@ -36,7 +36,7 @@ function toPem(der: ArrayBuffer, label: string): string {
 }
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
 }
 
 async function privatePem(key: webcrypto.CryptoKey): Promise<string> {

@@ -13,11 +13,8 @@ import { ComponentProcess, freePort, httpGet, waitHealthy } from './processes.js
 
 /** Raised when Prometheus cannot be found, installed or queried; the message says why. */
 export class PrometheusError extends Error {
+  /** The failure is in `cause`. */
   override readonly name = 'PrometheusError';
-  /** Wraps the failure in `cause`. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /** One static scrape job. */

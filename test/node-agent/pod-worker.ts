@@ -120,7 +120,7 @@ export class PodWorker {
     const killTimer = setTimeout(() => {
       for (const s of running) signalGroup(s.child, 'SIGKILL');
     }, Math.max(0, graceSeconds) * 1000);
-    await Promise.all(running.map((s) => s.exited));
+    await Promise.all(running.map((s) => s.exited ?? Promise.resolve()));
     clearTimeout(killTimer);
     this.#pushStatus();
     await this.#statusLoop;
@@ -168,6 +168,7 @@ export class PodWorker {
         continue;
       }
       const succeeded = result.exitCode === 0;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- terminate() sets it while the container runs
       const restart = !this.#terminating && (policy === 'Always' || (policy === 'OnFailure' && !succeeded));
       if (!restart) {
         s.record = { ...s.record, final: true };

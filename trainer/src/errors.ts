@@ -8,9 +8,6 @@ import { EXIT_CODES } from '../../contract/exit-codes.js';
 /** Base class: every trainer error names its exit code. */
 export abstract class TrainerError extends Error {
   abstract readonly exitCode: number;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** Invalid configuration or CLI flags. */

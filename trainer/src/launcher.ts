@@ -46,8 +46,8 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
       }
     });
   };
-  forward(child.stdout!, process.stdout, echoStdout);
-  forward(child.stderr!, process.stderr, rank === 0);
+  forward(child.stdout, process.stdout, echoStdout);
+  forward(child.stderr, process.stderr, rank === 0);
   const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 143))));
   child.on('error', (e) => log.error('rank process failed to start', { rank, error: e.message }));
   return { child, exited };

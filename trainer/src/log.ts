@@ -19,7 +19,8 @@ export function createLogger(format: 'text' | 'json', base: Record<string, unkno
       return;
     }
     const kv = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'number' ? formatNumber(v) : typeof v === 'string' ? v : JSON.stringify(v)}`);
-    write(`[gmt-train${base['rank'] !== undefined ? ` r${String(base['rank'])}` : ''}] ${level === 'info' ? '' : level.toUpperCase() + ' '}${msg}${kv.length ? ' ' + kv.join(' ') : ''}`);
+    const rank = base['rank'];
+    write(`[gmt-train${typeof rank === 'number' || typeof rank === 'string' ? ` r${rank}` : ''}] ${level === 'info' ? '' : level.toUpperCase() + ' '}${msg}${kv.length ? ' ' + kv.join(' ') : ''}`);
   };
   return { log, info: (m, f) => log('info', m, f), warn: (m, f) => log('warn', m, f), error: (m, f) => log('error', m, f) };
 }

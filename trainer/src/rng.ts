@@ -76,10 +76,10 @@ export class Rng {
     const t = (s1 << 9) >>> 0;
     s[2] = s2 ^ s0;
     s[3] = s3 ^ s1;
-    s[1] = s1 ^ s[2]!;
-    s[0] = s0 ^ s[3]!;
-    s[2] = s[2]! ^ t;
-    s[3] = rotl(s[3]!, 11);
+    s[1] = s1 ^ s[2];
+    s[0] = s0 ^ s[3];
+    s[2] = s[2] ^ t;
+    s[3] = rotl(s[3], 11);
     return r;
   }
 

@@ -39,7 +39,7 @@ export const ResourcesSchema = z
     message: "spec.resources.limits must set nvidia.com/gpu when spec.resources.requests does (GPUs cannot be overcommitted)",
     fieldPath: '.limits',
   }))
-  .refine((r) => r.requests?.['nvidia.com/gpu'] === undefined || r.limits?.['nvidia.com/gpu'] !== undefined, { path: ['limits'], message: 'must set nvidia.com/gpu when requests does' });
+  .refine((r) => r.requests?.['nvidia.com/gpu'] === undefined || r.limits?.['nvidia.com/gpu'] !== undefined, { path: ['limits'], error: 'must set nvidia.com/gpu when requests does' });
 
 /** Overrides applied to every worker pod. */
 export const PodTemplateSchema = z.object({
@@ -102,7 +102,7 @@ export const OptimizerSchema = z
   })
   // has(): the API server checks `default: {}` against the rules before nested defaults apply.
   .meta(cel({ rule: "(has(self.name) && self.name == 'sgd') || !has(self.momentum) || self.momentum == 0.0", message: 'spec.optimizer.momentum applies to sgd only; set it to 0 for adamw', fieldPath: '.momentum' }))
-  .refine((o) => o.name === 'sgd' || o.momentum === 0, { path: ['momentum'], message: 'applies to sgd only; set it to 0 for adamw' });
+  .refine((o) => o.name === 'sgd' || o.momentum === 0, { path: ['momentum'], error: 'applies to sgd only; set it to 0 for adamw' });
 
 /** Training length, batch sizes and evaluation. */
 export const TrainingSchema = z.object({
@@ -138,7 +138,7 @@ export const CheckpointVolumeSchema = z
       .describe('A PersistentVolumeClaim: checkpoints survive restarts, so a gang restart resumes.'),
   })
   .meta(cel({ rule: 'has(self.emptyDir) != has(self.persistentVolumeClaim)', message: 'spec.checkpoint.volume must set exactly one of emptyDir and persistentVolumeClaim' }))
-  .refine((v) => (v.emptyDir !== undefined) !== (v.persistentVolumeClaim !== undefined), { message: 'must set exactly one of emptyDir and persistentVolumeClaim' });
+  .refine((v) => (v.emptyDir !== undefined) !== (v.persistentVolumeClaim !== undefined), { error: 'must set exactly one of emptyDir and persistentVolumeClaim' });
 
 /** Checkpointing. */
 export const CheckpointSchema = z.object({

@@ -32,5 +32,5 @@ export function computeTrainerConfig(spec: GmtFineTuneSpec): TrainerConfigInput 
     const v = valueAt(spec, path);
     if (v !== undefined) out[key] = v;
   }
-  return out as TrainerConfigInput;
+  return out;
 }

@@ -182,7 +182,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   };
   if (elector !== undefined) {
     const e = elector;
-    void e.start();
+    e.start();
     void e.closed.then(() => {
       if (e.lost) {
         lost = true;
@@ -194,7 +194,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   }
   return {
     reconciler, progress, metrics, server, elector,
-    waitForSync: async () => void (await Promise.all(all.map((i) => i.waitForSync()))),
+    waitForSync: async () => { await Promise.all(all.map((i) => i.waitForSync())); },
     close, closed, lostLeadership: () => lost,
   };
 }

@@ -117,6 +117,7 @@ export class ProgressTracker {
     while (!this.#closed) {
       try {
         const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();
           return;
@@ -139,6 +140,7 @@ export class ProgressTracker {
         this.#sub = undefined;
         await nc.closed();
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
         log(`cannot subscribe on ${this.#o.natsUrl}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
       }

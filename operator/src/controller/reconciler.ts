@@ -118,7 +118,7 @@ export class GmtFineTuneReconciler {
 
     // Guarded step 2: children, only for an attempt number already stored (a failed status write
     // must never leave pods of an attempt the status does not know).
-    let createError: unknown;
+    let createError: Error | undefined;
     let requeueNow = false;
     if (decision.create) {
       if (status.attempt !== attempt) requeueNow = true;
@@ -126,7 +126,7 @@ export class GmtFineTuneReconciler {
         try {
           await this.#ensureChildren(job, status.attempt ?? 0, current);
         } catch (err) {
-          createError = err;
+          createError = err instanceof Error ? err : new Error(describe(err));
           status = markCreateFailed(status, `creating children failed: ${describe(err)}`, now, job.metadata.generation);
         }
       }

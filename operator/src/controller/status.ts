@@ -221,7 +221,7 @@ export function computeStatus(o: Observation): Decision {
           s.completionTime ??= nowIso;
           phase = PHASES.succeeded;
           break;
-        case 'absent':
+        case 'absent': {
           // A new attempt starts only when the previous one's pods are gone (its rank 0 may still be
           // writing the checkpoint the new attempt resumes from).
           const waitingFor = o.otherPods + (attempt !== (prev.attempt ?? 0) ? o.pods.length : 0);
@@ -232,6 +232,7 @@ export function computeStatus(o: Observation): Decision {
           set({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.workersPending, message: waitingFor > 0 ? `waiting for ${waitingFor} pods of the previous attempt to terminate` : 'creating worker pods' });
           phase = waitingPhase;
           break;
+        }
         case 'pending': {
           if (o.pods.length < workers) create = true; // partial create or a cache lag: SSA is idempotent
           const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;

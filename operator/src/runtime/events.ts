@@ -98,7 +98,7 @@ export class EventRecorder {
           reportingInstance: this.#o.instance ?? '',
         },
       });
-      this.#touch(aggKey, { namespace, name: created.metadata?.name ?? '', count: 1 });
+      this.#touch(aggKey, { namespace, name: created.metadata.name ?? '', count: 1 });
       return created;
     } catch (err) {
       const why = err instanceof ApiException ? `HTTP ${err.code}: ${String(err.body)}` : err instanceof Error ? err.message : String(err);

@@ -199,8 +199,10 @@ export class LeaderElector {
     await this.#callback(this.#o.onStartedLeading);
     // Renew. The deadline counts from when the last successful renew was *sent* (conservative).
     let renewedAt = this.#clock.now();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during onStartedLeading
     while (!signal.aborted) {
       await sleep(this.#clock, this.#retryMs, signal);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the sleep
       if (signal.aborted) break;
       const sentAt = this.#clock.now();
       const left = renewedAt + this.#renewMs - sentAt;

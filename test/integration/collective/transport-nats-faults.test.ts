@@ -12,7 +12,7 @@ test.before(async () => {
   shared = await startServer();
 });
 test.after.always(async () => {
-  await shared?.stop();
+  await shared.stop();
 });
 
 test('nats transport - a slow receiver of 20 MB is throttled by credits, not cut off as a slow consumer', async (t) => {
@@ -100,7 +100,7 @@ test('nats transport - a rank that stops heartbeating aborts the others with an 
 test('nats transport - rendezvous timeout names the missing ranks', async (t) => {
   const started = Promise.all([0, 1].map((rank) => NatsTransport.connect({ servers: shared.url, jobId: 'lonely', attempt: 1, rank, worldSize: 4, rendezvousTimeoutMs: 1500 })));
   const err = await t.throwsAsync(started, { instanceOf: RetryableError });
-  t.regex(err?.message ?? '', /rendezvous: ranks 2, 3 of job lonely attempt 1 did not join within 1\.5 s/);
+  t.regex(err.message, /rendezvous: ranks 2, 3 of job lonely attempt 1 did not join within 1\.5 s/);
 });
 
 test('nats transport - a recv past its step deadline aborts every rank, naming what was missing', async (t) => {
@@ -118,10 +118,10 @@ test('nats transport - a recv past its step deadline aborts every rank, naming w
     await raw.flush();
     const started = Date.now();
     const errB = await t.throwsAsync(pendingB, { instanceOf: RetryableError });
-    t.regex(errB?.message ?? '', /^step deadline: rank 1 waited \d+ ms for step 2 phase norm tag 1 from rank 0 and received 1 of 3 chunks \(1024 of 3000 bytes\)$/);
+    t.regex(errB.message, /^step deadline: rank 1 waited \d+ ms for step 2 phase norm tag 1 from rank 0 and received 1 of 3 chunks \(1024 of 3000 bytes\)$/);
     // Rank 0's own deadline is 10 s away: it fails at once because rank 1 published the abort.
     const errA = await t.throwsAsync(pendingA, { instanceOf: RetryableError });
-    t.regex(errA?.message ?? '', /^collective aborted by rank 1: step deadline: rank 1 waited/);
+    t.regex(errA.message, /^collective aborted by rank 1: step deadline: rank 1 waited/);
     t.true(Date.now() - started < 3000);
   } finally {
     await raw.close();

@@ -10,7 +10,7 @@ test.before(async () => {
   server = await startServer();
 });
 test.after.always(async () => {
-  await server?.stop();
+  await server.stop();
 });
 
 const JOB = 'forge-job';

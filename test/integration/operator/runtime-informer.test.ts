@@ -171,7 +171,7 @@ test('informer - relists after 410 Gone (client-node ListWatch) and drops object
   });
   const custom = kc.makeApiClient(CustomObjectsApi);
   const widget = (name: string) => ({ apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name, namespace: ns } });
-  await waitFor('widget create', async () => custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }));
+  await waitFor('widget create', async (): Promise<unknown> => custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }));
   let calls = 0;
   // First list: claim resourceVersion 1 and include an object that does not exist. ListWatch must
   // get 410 from the watch and relist; the relist (real) lacks the ghost, so it is reported deleted.
@@ -215,7 +215,7 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
 
   // Another manager changing our field without force conflicts; with force it wins; our next apply takes it back.
   const err = await t.throwsAsync(applyServerSide(client, { ...desired, data: { k: 'theirs' } }, 'someone-else', { force: false }));
-  t.regex(String(err?.message), /409|onflict/);
+  t.regex(err.message, /409|onflict/);
   await applyServerSide(client, { ...desired, data: { k: 'theirs' } }, 'someone-else', { force: true });
   const back = await applyServerSide(client, desired, 'gmt-operator');
   t.is(back.data?.['k'], 'v');
@@ -225,7 +225,7 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
   const changed = await applyServerSide(client, { ...desired, data: { k: 'v2' } }, 'gmt-operator');
   t.not(changed.metadata?.resourceVersion, back.metadata?.resourceVersion, 'a changed intent is written');
   const dry = await applyServerSide(client, { ...desired, data: { k: 'dry' } }, 'gmt-operator', { dryRun: true });
-  t.is(dry.data?.['k'], 'dry');
+  t.is(dry.data['k'], 'dry');
   const core = kc.makeApiClient(CoreV1Api);
   t.is((await core.readNamespacedConfigMap({ namespace: ns, name: 'applied' })).data?.['k'], 'v2', 'dry run wrote nothing');
 
@@ -248,7 +248,7 @@ test('events - recorded with reason and message; repeats aggregate into a count'
   const e3 = await rec.normal(subject, 'Created', 'created the gang');
   const w = await rec.warning(subject, 'BackOff', 'x'.repeat(5000));
   t.deepEqual(logs, []);
-  t.is(e1?.metadata?.name, e3?.metadata?.name, 'one Event for the repeats');
+  t.is(e1?.metadata.name, e3?.metadata.name, 'one Event for the repeats');
   t.is(e2?.count, 2);
   t.is(e3?.count, 3);
   const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=subject` });
@@ -266,10 +266,10 @@ test('events - recorded with reason and message; repeats aggregate into a count'
   t.is(byReason.get('BackOff')?.message?.length, 1024, 'message truncated to 1024');
   t.is(w?.count, 1);
   // A deleted aggregate is recreated instead of failing.
-  await core.deleteNamespacedEvent({ namespace: ns, name: created?.metadata?.name ?? '' });
+  await core.deleteNamespacedEvent({ namespace: ns, name: created?.metadata.name ?? '' });
   const again = await rec.normal(subject, 'Created', 'created the gang');
   t.is(again?.count, 1);
-  t.not(again?.metadata?.name, created?.metadata?.name);
+  t.not(again?.metadata.name, created?.metadata.name);
 });
 
 test('controller - informers + queue + reconcile with SSA: a deleted child is recreated via its owner key', async (t) => {

@@ -273,6 +273,7 @@ test.serial('N=2 direct: forged/malformed frames during a run are rejected, coun
     let finished = false;
     void done.then(() => { finished = true; });
     // Forge continuously while the ranks run; scrape rank 0's /metrics until every reason shows.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when the ranks exit
     while (!finished && !want.every((r) => (last[r] ?? 0) > 0)) {
       for (const f of frames) nc.publish(f.subject, f.bytes);
       rounds++;
@@ -311,7 +312,7 @@ test.serial('launcher: gmt-train --workers 2 with small defaults succeeds and pr
 /** Pids of the launcher's rank processes (its children running main.js), by GMT_RANK. */
 function rankPids(launcherPid: number): Map<number, number> {
   const out = new Map<number, number>();
-  let text = '';
+  let text: string;
   try {
     text = execFileSync('ps', ['--ppid', String(launcherPid), '-o', 'pid=,args='], { encoding: 'utf8' });
   } catch {

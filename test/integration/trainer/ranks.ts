@@ -35,8 +35,8 @@ export interface ProcExit {
 export function spawnCli(args: readonly string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<ProcExit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now(), stdout: out, stderr: err })));
   return { child, exited, stdout: () => out, stderr: () => err };
 }

@@ -84,7 +84,7 @@ for (const [what, file, tear, message] of tears) {
     await tear(torn);
     t.is(await findLatestCheckpoint(dir), join(dir, 'step-00000001'));
     const err = await t.throwsAsync(readCheckpoint(torn), { instanceOf: CheckpointError, message });
-    t.true(err?.message.includes(join(torn, file)));
+    t.true(err.message.includes(join(torn, file)));
     t.truthy(await readCheckpoint(join(dir, 'step-00000001')));
   });
 }
@@ -135,7 +135,7 @@ test('checkpoint - config hash mismatch lists the changed keys', async (t) => {
   const path = await writeCheckpoint(dir, buildPayload(1), { keep: 1 });
   const current = { ...RUN_CONFIG, lr: 1e-4, optimizer: { kind: 'adamw', beta1: 0.95 }, seed: 3 };
   const err = await t.throwsAsync(readCheckpoint(path, { configHash: 'hash-b', config: current }), { instanceOf: CheckpointError });
-  t.regex(err?.message ?? '', /trainer-state\.json: config hash hash-a differs from this run's hash-b; changed: lr \(0\.0003 -> 0\.0001\), optimizer\.beta1 \(0\.9 -> 0\.95\), seed \(unset -> 3\)/);
+  t.regex(err.message, /trainer-state\.json: config hash hash-a differs from this run's hash-b; changed: lr \(0\.0003 -> 0\.0001\), optimizer\.beta1 \(0\.9 -> 0\.95\), seed \(unset -> 3\)/);
   await t.notThrowsAsync(readCheckpoint(path, { configHash: 'hash-a' }));
 });
 

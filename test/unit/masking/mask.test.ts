@@ -87,11 +87,11 @@ test('mask - NaN under global scope names the tensor and its own flat index', (t
   const err = t.throws(() => computeMasks(ts, { maskRatio: 0.1, scope: 'global', tieRule: 'all' }), {
     instanceOf: NonFiniteGradientError,
   });
-  t.is(err?.tensor, 'transformer.h.0.attn.c_attn.weight');
-  t.is(err?.index, 1234);
-  t.is(err?.scope, 'global');
+  t.is(err.tensor, 'transformer.h.0.attn.c_attn.weight');
+  t.is(err.index, 1234);
+  t.is(err.scope, 'global');
   const err2 = t.throws(() => computeMasks(ts, { maskRatio: 0.1, scope: 'tensor', tieRule: 'all' }), {
     instanceOf: NonFiniteGradientError,
   });
-  t.is(err2?.scope, 'transformer.h.0.attn.c_attn.weight');
+  t.is(err2.scope, 'transformer.h.0.attn.c_attn.weight');
 });

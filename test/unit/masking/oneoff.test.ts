@@ -67,8 +67,8 @@ test('oneoff - non-finite deltas and mismatched tensors are errors', (t) => {
   post[1]!.values[2] = NaN;
   for (const method of ['magnitude', 'dare'] as const) {
     const err = t.throws(() => oneOffDrop(pre, post, { maskRatio: 0.5, method, seed: 1 }), { instanceOf: NonFiniteGradientError });
-    t.is(err?.tensor, 'p1');
-    t.is(err?.index, 2);
+    t.is(err.tensor, 'p1');
+    t.is(err.index, 2);
   }
   t.throws(() => oneOffDrop(pre, post.slice(1), { maskRatio: 0.5, method: 'magnitude' }), { instanceOf: RangeError });
 });

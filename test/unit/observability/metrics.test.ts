@@ -218,5 +218,5 @@ test('observability - server: close is idempotent and resolves closed; a taken p
   const err = await t.throwsAsync(startMetricsServer({ port, host: '127.0.0.1', registry: metrics.registry }), {
     instanceOf: MetricsServerError,
   });
-  t.is((err?.cause as NodeJS.ErrnoException | undefined)?.code, 'EADDRINUSE');
+  t.is((err.cause as NodeJS.ErrnoException | undefined)?.code, 'EADDRINUSE');
 });

@@ -29,7 +29,7 @@ function* nodes(s: OpenApiSchema, path: string): Generator<[string, OpenApiSchem
   }
   for (const key of ['items', 'additionalProperties'] as const) {
     const v = s[key];
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) yield* nodes(v as OpenApiSchema, `${path}${key === 'items' ? '[]' : '.*'}`);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) yield* nodes(v, `${path}${key === 'items' ? '[]' : '.*'}`);
   }
 }
 

@@ -45,8 +45,8 @@ test('policy - exit code table', (t) => {
   ];
   for (const [code, action, cause] of rows) {
     const p = exitPolicy(code);
-    t.is(String(p.action), action, `exit ${code}`);
-    if (cause !== undefined && p.action === 'restart') t.is(String(p.cause), cause, `exit ${code} cause`);
+    t.is<string, string>(p.action, action, `exit ${code}`);
+    if (cause !== undefined && p.action === 'restart') t.is<string, string>(p.cause, cause, `exit ${code} cause`);
   }
 });
 
@@ -78,7 +78,7 @@ test('status - the gang table', (t) => {
     const d = decide(job({}, running), r.pods);
     t.is(d.status.phase, r.phase, r.name);
     t.is(d.create, r.create ?? false, `${r.name}: create`);
-    if (r.deletePods !== undefined) t.is(String(d.deletePods), r.deletePods, `${r.name}: deletePods`);
+    if (r.deletePods !== undefined) t.is<string | undefined, string>(d.deletePods, r.deletePods, `${r.name}: deletePods`);
     if (r.attempt !== undefined) t.is(d.status.attempt, r.attempt, `${r.name}: attempt`);
     if (r.restarts !== undefined) t.is(d.status.restarts?.total, r.restarts, `${r.name}: restarts`);
     if (r.cond !== undefined) {

@@ -164,7 +164,7 @@ test('controller - start waits for caches to sync', async (t) => {
   const queue = new WorkQueue({ name: 'c', clock });
   const sync = deferred();
   let calls = 0;
-  const c = new Controller({ name: 'c', queue, clock, waitFor: [{ waitForSync: () => sync.promise }], reconcile: async () => void calls++ });
+  const c = new Controller({ name: 'c', queue, clock, waitFor: [{ waitForSync: () => sync.promise }], reconcile: async () => { calls++; } });
   const starting = c.start();
   queue.add('a');
   await flushMicrotasks();

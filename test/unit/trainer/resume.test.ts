@@ -38,7 +38,7 @@ for (const [method, signal] of [['gmt', 'SIGKILL'], ['random', 'SIGKILL'], ['gmt
       t.is(a.code, 0, a.stderr);
       const child = spawn(process.execPath, [CLI, ...args(broken, method)], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, sig) => r({ code, signal: sig })));
       await waitFor(join(broken, 'step-00000010'), child, 120_000);
       child.kill(signal);

@@ -187,7 +187,7 @@ export class ShardedCollective implements Collective {
     const sent = quiet(this.transport.broadcast(step, phase, tag, data));
     const got = await Promise.all(this.others().map((j) => this.transport.recv(j, step, phase, tag)));
     await sent;
-    const out: Array<Uint8Array | undefined> = new Array(this.worldSize);
+    const out = new Array<Uint8Array | undefined>(this.worldSize);
     this.others().forEach((j, i) => { out[j] = got[i]; });
     out[this.rank] = data;
     return out;
@@ -202,7 +202,7 @@ export class ShardedCollective implements Collective {
     });
     const parts = await Promise.all(this.others().map((j) => this.transport.recv(j, step, 'reduce_scatter', 0)));
     await Promise.all(sends);
-    const byRank: Float32Array[] = new Array(this.worldSize);
+    const byRank = new Array<Float32Array>(this.worldSize);
     this.others().forEach((j, i) => { byRank[j] = f32(parts[i]!, hi - lo, `reduce-scatter from rank ${j}`); });
     byRank[this.rank] = localSum.subarray(lo, hi);
     const g = this.grad;

@@ -89,7 +89,7 @@ export class Mailbox {
 export function checkMessageArgs(step: number, phase: CollectivePhase, tag: number): void {
   if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) throw new RangeError(`step must be an integer in [0, 2^32), got ${step}`);
   if (!Number.isInteger(tag) || tag < 0 || tag > 0xffffffff) throw new RangeError(`tag must be an integer in [0, 2^32), got ${tag}`);
-  if (!COLLECTIVE_PHASES.includes(phase)) throw new RangeError(`unknown phase ${String(phase)}`);
+  if (!COLLECTIVE_PHASES.includes(phase)) throw new RangeError(`unknown phase ${phase}`);
 }
 
 /** Throws a RangeError unless `peer` is another rank of the world. */

@@ -72,7 +72,7 @@ export class MemoryTransport implements Transport {
       checkPeer(this.rank, this.worldSize, to);
       this.#checkOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.#observer?.onBytes?.(phase, 'sent', data.length);
     this.#hub.transport(to).deliver(this.rank, step, phase, tag, data.slice());
@@ -85,7 +85,7 @@ export class MemoryTransport implements Transport {
       checkMessageArgs(step, phase, tag);
       this.#checkOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.#observer?.onBytes?.(phase, 'sent', data.length);
     for (const t of this.#hub.transports) if (t.rank !== this.rank) t.deliver(this.rank, step, phase, tag, data.slice());
@@ -98,7 +98,7 @@ export class MemoryTransport implements Transport {
       checkMessageArgs(step, phase, tag);
       checkPeer(this.rank, this.worldSize, from);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     return this.#mailbox.take(messageKey(from, step, phase, tag), step);
   }

@@ -29,7 +29,7 @@ export const ChatRecordSchema = z.strictObject({
   messages: z
     .array(ChatMessageSchema)
     .min(1)
-    .refine((ms) => ms.some((m) => m.role === 'assistant'), { message: 'needs at least one "assistant" message' }),
+    .refine((ms) => ms.some((m) => m.role === 'assistant'), { error: 'needs at least one "assistant" message' }),
 });
 
 /** A prompt/completion record. */

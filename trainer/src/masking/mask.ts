@@ -147,7 +147,7 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
       const quota = options.tieRule === 'exact' ? sel.quotas[j]! : undefined;
       kept[i] = computeMaskInto(segs[j]!, sel.thresholdBits, quota, masks[i]!);
       thresholds[i] = sel.threshold;
-      scopeKept += kept[i]!;
+      scopeKept += kept[i];
     });
     scopes.push(scopeStats(scope, sel, scopeKept));
   }

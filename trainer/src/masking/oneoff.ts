@@ -61,7 +61,7 @@ export function oneOffDrop(
     const delta = new Float32Array(n);
     for (let i = 0; i < n; i++) delta[i] = f[i]! - p[i]!; // rounds to fp32 on store: IEEE f32 subtraction
     const values = new Float32Array(n);
-    let tensorKept = 0;
+    let tensorKept: number;
     let threshold: number | null = null;
     if (options.method === 'magnitude') {
       const sel = selectThreshold(delta, keepCount(n, options.maskRatio), { scope: tuned.name, names: [tuned.name] });

@@ -119,7 +119,7 @@ export function computeRandomMasks(tensors: readonly TensorSize[], options: Rand
     group.forEach((i, j) => {
       kept[i] = randomMaskInto(ranges[j]!, sel.thresholdBits, sel.quotas[j]!, masks[i]!);
       thresholds[i] = sel.threshold;
-      scopeKept += kept[i]!;
+      scopeKept += kept[i];
     });
     scopes.push(scopeStats(options.scope === 'global' ? 'global' : tensors[group[0]!]!.name, sel, scopeKept));
   }

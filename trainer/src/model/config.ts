@@ -13,7 +13,7 @@ export const ModelConfigSchema = z.strictObject({
   nLayer: z.number().int().min(1).max(1_024), // transformer blocks
   nHead: z.number().int().min(1).max(1_024), // attention heads; nEmbd must be divisible by it
   layerNormEps: z.number().positive().max(1).default(1e-5), // LayerNorm epsilon (GPT-2: 1e-5)
-}).refine((c) => c.nEmbd % c.nHead === 0, { message: 'nEmbd must be divisible by nHead', path: ['nHead'] });
+}).refine((c) => c.nEmbd % c.nHead === 0, { error: 'nEmbd must be divisible by nHead', path: ['nHead'] });
 
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 

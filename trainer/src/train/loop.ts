@@ -77,15 +77,15 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     const drawn = nextGlobalBatch(train, c.seed, state.cursor, batchLayout);
     const mine = drawn.microBatches;
     grad.fill(0);
-    let lossSum = 0, samples = 0, tokens = 0;
+    let lossSum = 0;
     for (const mb of mine) {
       const r = model.lossAndGrads(state.params, mb, micro);
       for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! + micro[i]!; // fp32 sum in micro-batch order
       lossSum += r.loss;
     }
     // Throughput counts the whole global batch (every rank draws the same layout).
-    samples = c.microBatchSize * c.accumSteps * c.worldSize;
-    tokens = drawn.globalTokens;
+    const samples = c.microBatchSize * c.accumSteps * c.worldSize;
+    const tokens = drawn.globalTokens;
     const t1 = now();
     // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (ARCHITECTURE §2-3).
     const update = await collective.step({ step: state.step, params: state.params, localSum: grad, microBatches: M });

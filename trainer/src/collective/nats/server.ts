@@ -124,8 +124,8 @@ export async function startNatsServer(o: StartNatsServerOptions): Promise<NatsSe
         reject(new NatsServerError(`nats-server (${o.binary}) on ${host}:${port} ${why}; log tail:\n${log.slice(-2000)}`));
       };
       const timer = setTimeout(() => fail(`not ready within ${readyTimeoutMs} ms`), readyTimeoutMs);
-      proc.stderr?.setEncoding('utf8');
-      proc.stderr?.on('data', (text: string) => {
+      proc.stderr.setEncoding('utf8');
+      proc.stderr.on('data', (text: string) => {
         log = (log + text).slice(-8000);
         if (log.includes('Server is ready')) {
           clearTimeout(timer);

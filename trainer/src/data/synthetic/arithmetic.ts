@@ -18,7 +18,7 @@ export const ArithmeticOptionsSchema = z.strictObject({
   maxSteps: z.number().int().min(1).max(3).default(2),
   /** Operands are drawn from [0, maxOperand] (the start) and [1, maxOperand] (the operations). */
   maxOperand: z.number().int().min(1).max(1_000_000).default(9),
-}).refine((o) => o.minSteps <= o.maxSteps, { message: 'minSteps must be ≤ maxSteps' });
+}).refine((o) => o.minSteps <= o.maxSteps, { error: 'minSteps must be ≤ maxSteps' });
 
 /** Resolved arithmetic options. */
 export type ArithmeticOptions = z.infer<typeof ArithmeticOptionsSchema>;
