@@ -46,6 +46,3 @@ export const SPEC_TO_TRAINER_KEY = {
   'checkpoint.interval': 'checkpointEvery',
   'checkpoint.keep': 'keepCheckpoints',
 } as const satisfies Readonly<Record<string, ConfigKey>>;
-
-/** A spec field path that reaches the trainer. */
-export type SpecPath = keyof typeof SPEC_TO_TRAINER_KEY;

@@ -49,7 +49,7 @@ export interface Tracing {
 }
 
 /** Name of the tracer (instrumentation scope) the trainer's spans come from. */
-export const TRACER_NAME = 'gmt-trainer';
+const TRACER_NAME = 'gmt-trainer';
 
 /** True when `value` is set to something other than blanks. */
 function isSet(value: string | undefined): value is string {

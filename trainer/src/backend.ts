@@ -77,8 +77,3 @@ export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
   active = info;
   return info;
 }
-
-/** The active backend, if initialised. */
-export function activeBackend(): BackendInfo | undefined {
-  return active;
-}

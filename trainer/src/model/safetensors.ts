@@ -4,10 +4,9 @@
  * {string: string}}`, then the raw little-endian tensor bytes. Every field is validated, so a
  * truncated or foreign file fails with a message that names the file and the problem.
  */
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
 
 /** A tensor read from a file, converted to fp32. */
 export interface NamedTensor {
@@ -102,22 +101,6 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
 
-/** Read only the header (names, shapes, metadata) without loading tensor data. */
-export async function readSafetensorsHeader(path: string): Promise<Record<string, unknown>> {
-  const fh = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(8);
-    await fh.read(head, 0, 8, 0);
-    const n = Number(head.readBigUInt64LE(0));
-    if (n > MAX_HEADER) throw new CheckpointError(`${path}: header length ${n} exceeds the 100 MB limit`);
-    const json = Buffer.alloc(n);
-    await fh.read(json, 0, n, 8);
-    return JSON.parse(json.toString('utf-8')) as Record<string, unknown>;
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Serialise fp32 tensors (in the given order) and metadata to safetensors bytes. */
 export function encodeSafetensors(tensors: ReadonlyArray<readonly [string, NamedTensor]>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
@@ -141,9 +124,4 @@ export function encodeSafetensors(tensors: ReadonlyArray<readonly [string, Named
     for (let i = 0; i < t.data.length; i++, pos += 4) dv.setFloat32(pos, t.data[i]!, true);
   }
   return out;
-}
-
-/** Write fp32 tensors to `path` atomically (temporary file, fsync, rename). */
-export async function writeSafetensors(path: string, tensors: ReadonlyArray<readonly [string, NamedTensor]>, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }

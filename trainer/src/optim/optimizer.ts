@@ -34,11 +34,6 @@ export function createOptimizerState(kind: OptimizerParams['kind'], size: number
   return { step: 0, m: new Float32Array(size), v: new Float32Array(kind === 'adamw' ? size : 0) };
 }
 
-/** Bytes of optimizer state per parameter entry. */
-export function stateBytesPerParam(kind: OptimizerParams['kind']): number {
-  return kind === 'adamw' ? 8 : 4;
-}
-
 /**
  * One optimizer step on params[lo, hi) with gradient g[lo, hi); state arrays are indexed from
  * `stateOffset` (0 when the state covers exactly this range). keep[i] = 0 skips entry i entirely.
