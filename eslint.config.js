@@ -47,7 +47,10 @@ export default defineConfig(
       // `Promise<ReconcileOutcome | void>`: a reconcile function may return nothing.
       '@typescript-eslint/no-invalid-void-type': 'off',
       // `_`-prefixed names are deliberately unused (omitted destructured fields, required parameters).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
   {

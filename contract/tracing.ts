@@ -66,10 +66,7 @@ export function computeTracingMode(env: TracingEnv, injected: boolean): TracingM
     .filter((s) => s !== '');
   // The SDK itself treats a leading "none" as "no tracing" (sdk-node getSpanProcessorsFromEnv).
   if (exporters[0] === 'none') return { enabled: false, reason: 'exporter-none' };
-  const configured =
-    exporters.length > 0 ||
-    isSet(env['OTEL_EXPORTER_OTLP_ENDPOINT']) ||
-    isSet(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
+  const configured = exporters.length > 0 || isSet(env['OTEL_EXPORTER_OTLP_ENDPOINT']) || isSet(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
   return configured ? { enabled: true, source: 'env' } : { enabled: false, reason: 'not-configured' };
 }
 
@@ -117,12 +114,14 @@ export function startTracing(options: TracingOptions): Tracing {
     shutdown(): Promise<void> {
       // Flush first: a SimpleSpanProcessor's shutdown drops exports still waiting on async
       // resource attributes (host.id).
-      stopping ??= forceFlush().then(() => sdk.shutdown()).finally(() => {
-        // Unregister so that a later startTracing in the same process (tests) can register again.
-        trace.disable();
-        context.disable();
-        propagation.disable();
-      });
+      stopping ??= forceFlush()
+        .then(() => sdk.shutdown())
+        .finally(() => {
+          // Unregister so that a later startTracing in the same process (tests) can register again.
+          trace.disable();
+          context.disable();
+          propagation.disable();
+        });
       return stopping;
     },
   };
@@ -172,12 +171,7 @@ export function withSpan<T>(tracer: Tracer, name: string, attributes: LooseAttri
 }
 
 /** Runs async `fn` in an active child span, ended when it settles; rejections are recorded and rethrown. */
-export function withSpanAsync<T>(
-  tracer: Tracer,
-  name: string,
-  attributes: LooseAttributes,
-  fn: (span: Span) => Promise<T>,
-): Promise<T> {
+export function withSpanAsync<T>(tracer: Tracer, name: string, attributes: LooseAttributes, fn: (span: Span) => Promise<T>): Promise<T> {
   return tracer.startActiveSpan(name, { attributes: cleanAttributes(attributes) }, async (span) => {
     try {
       return await fn(span);

@@ -20,15 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../trainer/src/collective/nats/find-server.js';
 
 /** Every binary this module can provide. */
-export const BINARY_NAMES = [
-  'etcd',
-  'kube-apiserver',
-  'kube-controller-manager',
-  'kube-scheduler',
-  'kubectl',
-  'helm',
-  'nats-server',
-] as const;
+export const BINARY_NAMES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'helm', 'nats-server'] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
 
 /** A tools module under test/tools/. */
@@ -153,10 +145,7 @@ export async function ensureBinary(name: BinaryName, opts: EnsureOptions = {}): 
 }
 
 /** Like ensureBinary for several names; returns a map name → path. */
-export async function ensureBinaries<N extends BinaryName>(
-  names: readonly N[],
-  opts: EnsureOptions = {},
-): Promise<Record<N, string>> {
+export async function ensureBinaries<N extends BinaryName>(names: readonly N[], opts: EnsureOptions = {}): Promise<Record<N, string>> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const result = {} as Record<N, string>;
   const missingByModule = new Map<ToolsModule, BinaryName[]>();
@@ -300,11 +289,7 @@ function runGo(args: readonly string[], cwd: string, log: (line: string) => void
       clearInterval(timer);
       if (code === 0) resolve();
       else
-        reject(
-          new BinaryError(
-            `go ${args.slice(0, 1).join(' ')} in ${cwd} failed (${signal ?? `exit ${String(code)}`}):\n${[...tail, partial].join('\n')}`,
-          ),
-        );
+        reject(new BinaryError(`go ${args.slice(0, 1).join(' ')} in ${cwd} failed (${signal ?? `exit ${String(code)}`}):\n${[...tail, partial].join('\n')}`));
     });
   });
 }

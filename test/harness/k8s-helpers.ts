@@ -62,7 +62,10 @@ export async function waitForPodPhase(kc: KubeConfig, namespace: string, name: s
       last = await core.readNamespacedPod({ name, namespace });
       return phases.includes(last.status?.phase ?? '') ? last : undefined;
     },
-    { timeoutMs, describe: async () => JSON.stringify({ phase: last?.status?.phase, nodeName: last?.spec?.nodeName, containerStatuses: last?.status?.containerStatuses }) },
+    {
+      timeoutMs,
+      describe: async () => JSON.stringify({ phase: last?.status?.phase, nodeName: last?.spec?.nodeName, containerStatuses: last?.status?.containerStatuses }),
+    },
   );
 }
 

@@ -81,7 +81,12 @@ for (const { dockerfile, help } of IMAGES) {
         await cp(repoPath(src), join(folder, dest), { recursive: true });
       }
       await productionModules(folder, layout.omitOptional);
-      const r = spawnSync(process.execPath, [join(folder, layout.entrypoint), '--help'], { cwd: folder, encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODE_ENV: 'production' } });
+      const r = spawnSync(process.execPath, [join(folder, layout.entrypoint), '--help'], {
+        cwd: folder,
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, NODE_ENV: 'production' },
+      });
       t.is(r.status, 0, `exit ${String(r.status)} ${r.signal ?? ''}\n${r.stderr}`);
       t.regex(r.stdout, help);
       if (dockerfile === 'trainer.Dockerfile') {

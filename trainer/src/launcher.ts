@@ -20,7 +20,10 @@ export function rankArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--workers' || a === '--attempt' || a === '--progress') { i++; continue; }
+    if (a === '--workers' || a === '--attempt' || a === '--progress') {
+      i++;
+      continue;
+    }
     if (a.startsWith('--workers=') || a.startsWith('--attempt=') || a.startsWith('--progress=')) continue;
     out.push(a);
   }
@@ -65,22 +68,50 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
   const sub = nc.subscribe(progressSubject(jobId));
   void (async () => {
     for await (const m of sub) {
-      const p = ProgressMessageSchema.safeParse((() => { try { return JSON.parse(m.string()) as unknown; } catch { return undefined; } })());
+      const p = ProgressMessageSchema.safeParse(
+        (() => {
+          try {
+            return JSON.parse(m.string()) as unknown;
+          } catch {
+            return undefined;
+          }
+        })(),
+      );
       if (!p.success) continue;
       const d = p.data;
-      progress.update({ step: d.step, total: d.totalSteps ?? c.steps, fields: { loss: d.loss != null ? d.loss.toFixed(4) : '?', kept: d.keptRatio != null ? `${(100 * d.keptRatio).toFixed(1)}%` : '?', 'samples/s': (d.samplesPerSecond ?? 0).toFixed(1), attempt: String(d.attempt), ranks: String(n) } });
+      progress.update({
+        step: d.step,
+        total: d.totalSteps ?? c.steps,
+        fields: {
+          loss: d.loss != null ? d.loss.toFixed(4) : '?',
+          kept: d.keptRatio != null ? `${(100 * d.keptRatio).toFixed(1)}%` : '?',
+          'samples/s': (d.samplesPerSecond ?? 0).toFixed(1),
+          attempt: String(d.attempt),
+          ranks: String(n),
+        },
+      });
     }
   })();
   const args = rankArgs(argv);
   try {
     for (let attempt = c.attempt; ; attempt++) {
-      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, [ENV.rank]: String(rank), [ENV.worldSize]: String(n), [ENV.jobId]: jobId, [ENV.attempt]: String(attempt), [ENV.natsUrl]: server.url, [ENV.config]: process.env[ENV.config] ?? '' });
+      const env = (rank: number): NodeJS.ProcessEnv => ({
+        ...process.env,
+        [ENV.rank]: String(rank),
+        [ENV.worldSize]: String(n),
+        [ENV.jobId]: jobId,
+        [ENV.attempt]: String(attempt),
+        [ENV.natsUrl]: server.url,
+        [ENV.config]: process.env[ENV.config] ?? '',
+      });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
       const codes = ranks.map((r) => r.exited);
       const first = await Promise.race(codes.map((p, r) => p.then((code) => ({ code, rank: r }))));
       if (first.code !== 0) {
-        const stop = setTimeout(() => { for (const r of ranks) r.child.kill('SIGKILL'); }, 5000);
+        const stop = setTimeout(() => {
+          for (const r of ranks) r.child.kill('SIGKILL');
+        }, 5000);
         for (const r of ranks) r.child.kill('SIGTERM');
         await Promise.all(codes);
         clearTimeout(stop);

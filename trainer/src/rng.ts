@@ -71,7 +71,10 @@ export class Rng {
   /** Next uniform u32. */
   nextU32(): number {
     const s = this.s;
-    const s0 = s[0]!, s1 = s[1]!, s2 = s[2]!, s3 = s[3]!;
+    const s0 = s[0]!,
+      s1 = s[1]!,
+      s2 = s[2]!,
+      s3 = s[3]!;
     const r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
     const t = (s1 << 9) >>> 0;
     s[2] = s2 ^ s0;

@@ -3,7 +3,17 @@
  * ConfigMap with the trainer config, and one worker Pod per rank. Same input, same object: they
  * are applied with server-side apply, so re-applying is a no-op on the server.
  */
-import type { V1ConfigMap, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1EnvVar,
+  V1OwnerReference,
+  V1Pod,
+  V1ResourceRequirements,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import { ANNOTATIONS, API_VERSION, KIND, LABELS, ROLES, computeTrainerConfig, type GmtFineTune, type TrainerConfigInput } from '../api/index.js';
 import { ENV } from '../../../contract/env.js';
 import { childLabels, computeJobId, configMapName, podHostname, podName, serviceName, shortHash } from './names.js';
@@ -125,7 +135,10 @@ function checkpointVolume(job: GmtFineTune): V1Volume {
   const e = v.emptyDir ?? {};
   return {
     name: 'checkpoints',
-    emptyDir: { ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}), ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}) },
+    emptyDir: {
+      ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}),
+      ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}),
+    },
   };
 }
 

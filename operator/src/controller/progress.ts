@@ -116,7 +116,14 @@ export class ProgressTracker {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
+        const nc = await connect({
+          servers: this.#o.natsUrl,
+          name: 'gmt-operator-progress',
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          ...natsAuth(this.#o.natsCreds),
+        });
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();

@@ -258,7 +258,10 @@ export class LeaderElector {
 
   #leaseBody(current: LeaseRecord | undefined, now: number): V1Lease {
     const renewing = current !== undefined && current.holder === this.identity;
-    const metadata = current === undefined ? { name: this.#o.name, namespace: this.#o.namespace } : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
+    const metadata =
+      current === undefined
+        ? { name: this.#o.name, namespace: this.#o.namespace }
+        : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -287,7 +290,13 @@ export class LeaderElector {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name, namespace, resourceVersion: current.resourceVersion },
-          spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: current.leaseTransitions },
+          spec: {
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            acquireTime: new V1MicroTime(now),
+            renewTime: new V1MicroTime(now),
+            leaseTransitions: current.leaseTransitions,
+          },
         },
       });
       this.#log(`${this.identity} released lease ${namespace}/${name}`);

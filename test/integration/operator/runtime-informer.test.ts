@@ -129,15 +129,28 @@ test('informer - an owned child enqueues its controlling owner; cache lists by o
   await inf.waitForSync();
   t.deepEqual(owners.keys, [], 'objects without a controlling owner enqueue nothing');
 
-  const ref = (cm: typeof parent, controller: boolean) => ({ apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata?.name ?? '', uid: cm.metadata?.uid ?? '', controller });
+  const ref = (cm: typeof parent, controller: boolean) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    name: cm.metadata?.name ?? '',
+    uid: cm.metadata?.uid ?? '',
+    controller,
+  });
   await core.createNamespacedConfigMap({
     namespace: ns,
     body: { metadata: { name: 'child', ownerReferences: [ref(other, false), ref(parent, true)] }, data: { v: '1' } },
   });
   await waitFor('owner key', async () => (owners.count(`${ns}/parent`) >= 1 ? true : undefined), { timeoutMs: 30_000 });
   t.deepEqual(owners.keys, [`${ns}/parent`], 'only the controller owner, not the other owner or the child');
-  t.deepEqual(inf.listByOwner(parent.metadata?.uid ?? '').map((c) => c.metadata.name), ['child']);
-  t.deepEqual(inf.listByOwner(other.metadata?.uid ?? '').map((c) => c.metadata.name), ['child'], 'indexed by every owner reference');
+  t.deepEqual(
+    inf.listByOwner(parent.metadata?.uid ?? '').map((c) => c.metadata.name),
+    ['child'],
+  );
+  t.deepEqual(
+    inf.listByOwner(other.metadata?.uid ?? '').map((c) => c.metadata.name),
+    ['child'],
+    'indexed by every owner reference',
+  );
 
   await core.patchNamespacedConfigMap({ namespace: ns, name: 'child', body: [{ op: 'replace', path: '/data/v', value: '2' }] });
   await waitFor('owner key after update', async () => (owners.count(`${ns}/parent`) >= 2 ? true : undefined), { timeoutMs: 30_000 });
@@ -171,7 +184,9 @@ test('informer - relists after 410 Gone (client-node ListWatch) and drops object
   });
   const custom = kc.makeApiClient(CustomObjectsApi);
   const widget = (name: string) => ({ apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name, namespace: ns } });
-  await waitFor('widget create', async (): Promise<unknown> => custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }));
+  await waitFor('widget create', async (): Promise<unknown> =>
+    custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }),
+  );
   let calls = 0;
   // First list: claim resourceVersion 1 and include an object that does not exist. ListWatch must
   // get 410 from the watch and relist; the relist (real) lacks the ghost, so it is reported deleted.
@@ -181,7 +196,15 @@ test('informer - relists after 410 Gone (client-node ListWatch) and drops object
     const ghost = { ...widget('ghost'), metadata: { name: 'ghost', namespace: ns, uid: 'ghost-uid', resourceVersion: '1' } };
     return { metadata: { resourceVersion: '1' }, items: [...real.items, ghost] };
   };
-  const inf = new Informer({ kc, name: 'widgets', path: `/apis/${group}/v1/namespaces/${ns}/widgets`, list, parse: (raw) => widgetSchema.parse(raw), restartBaseMs: 200, log: (l) => t.log(l) });
+  const inf = new Informer({
+    kc,
+    name: 'widgets',
+    path: `/apis/${group}/v1/namespaces/${ns}/widgets`,
+    list,
+    parse: (raw) => widgetSchema.parse(raw),
+    restartBaseMs: 200,
+    log: (l) => t.log(l),
+  });
   const keys = keyLog();
   inf.enqueue(keys);
   t.teardown(() => inf.close());
@@ -207,7 +230,11 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
   const first = await applyServerSide(client, desired, 'gmt-operator');
   const second = await applyServerSide<V1ConfigMap & ApplyObject>(client, { ...desired, metadata: { ...meta, resourceVersion: '1' } }, 'gmt-operator');
   t.truthy(first.metadata?.resourceVersion);
-  t.is(second.metadata?.resourceVersion, first.metadata?.resourceVersion, 'second apply of the same intent changes nothing (and a stale resourceVersion is ignored)');
+  t.is(
+    second.metadata?.resourceVersion,
+    first.metadata?.resourceVersion,
+    'second apply of the same intent changes nothing (and a stale resourceVersion is ignored)',
+  );
   const ours = second.metadata?.managedFields?.find((m) => m.manager === 'gmt-operator');
   t.is(ours?.operation, 'Apply');
   t.regex(JSON.stringify(ours?.fieldsV1), /"f:data":\{"f:k":\{\}\}/, 'data.k owned by gmt-operator');
@@ -229,7 +256,9 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
   const core = kc.makeApiClient(CoreV1Api);
   t.is((await core.readNamespacedConfigMap({ namespace: ns, name: 'applied' })).data?.['k'], 'v2', 'dry run wrote nothing');
 
-  await t.throwsAsync(applyServerSide(client, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: ns } }, 'gmt-operator'), { instanceOf: ApplyError });
+  await t.throwsAsync(applyServerSide(client, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: ns } }, 'gmt-operator'), {
+    instanceOf: ApplyError,
+  });
   const ref = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied', namespace: ns } };
   t.true(await deleteIfExists(client, ref));
   t.false(await deleteIfExists(client, ref), 'already gone');

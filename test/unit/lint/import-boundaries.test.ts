@@ -33,12 +33,28 @@ test('lint - the repository config includes the import boundaries', (t) => {
 const bad: readonly { readonly file: string; readonly source: string; readonly why: string }[] = [
   { file: 'trainer/src/launcher.ts', source: "import { ensureBinary } from '../../test/harness/binaries.js';\n", why: 'production code never imports test/' },
   { file: 'trainer/src/collective/nats/x.ts', source: "export { x } from '../../../../test/helpers/repo.js';\n", why: 'production code never imports test/' },
-  { file: 'operator/src/controller/policy.ts', source: "import { EXIT_CODES } from '../../../trainer/src/errors.js';\n", why: 'import the trainer↔operator contract from contract/' },
-  { file: 'operator/src/main.ts', source: "import type { TrainerConfig } from '../../trainer/src/config/load.js';\n", why: 'import the trainer↔operator contract from contract/' },
+  {
+    file: 'operator/src/controller/policy.ts',
+    source: "import { EXIT_CODES } from '../../../trainer/src/errors.js';\n",
+    why: 'import the trainer↔operator contract from contract/',
+  },
+  {
+    file: 'operator/src/main.ts',
+    source: "import type { TrainerConfig } from '../../trainer/src/config/load.js';\n",
+    why: 'import the trainer↔operator contract from contract/',
+  },
   { file: 'operator/src/api/spec.ts', source: "import { repoPath } from '../../../test/helpers/repo.js';\n", why: 'production code never imports test/' },
   { file: 'contract/env.ts', source: "import { ConfigError } from '../trainer/src/errors.js';\n", why: 'import the trainer↔operator contract from contract/' },
-  { file: 'contract/progress.ts', source: "import { LABELS } from '../operator/src/api/index.js';\n", why: 'the trainer and the contract never import operator/' },
-  { file: 'trainer/src/main.ts', source: "import { LABELS } from '../../operator/src/api/index.js';\n", why: 'the trainer and the contract never import operator/' },
+  {
+    file: 'contract/progress.ts',
+    source: "import { LABELS } from '../operator/src/api/index.js';\n",
+    why: 'the trainer and the contract never import operator/',
+  },
+  {
+    file: 'trainer/src/main.ts',
+    source: "import { LABELS } from '../../operator/src/api/index.js';\n",
+    why: 'the trainer and the contract never import operator/',
+  },
 ];
 
 for (const c of bad) {
@@ -50,7 +66,10 @@ for (const c of bad) {
 }
 
 const good: readonly { readonly file: string; readonly source: string }[] = [
-  { file: 'operator/src/controller/policy.ts', source: "import { EXIT_CODES } from '../../../contract/exit-codes.js';\nimport { LABELS } from '../api/index.js';\n" },
+  {
+    file: 'operator/src/controller/policy.ts',
+    source: "import { EXIT_CODES } from '../../../contract/exit-codes.js';\nimport { LABELS } from '../api/index.js';\n",
+  },
   { file: 'trainer/src/launcher.ts', source: "import { ENV } from '../../contract/env.js';\nimport { findNatsServer } from './collective/nats/index.js';\n" },
   { file: 'contract/env.ts', source: "import type { ConfigKey } from './config.js';\nimport { z } from 'zod';\n" },
   { file: 'test/unit/x.test.ts', source: "import { repoPath } from '../helpers/repo.js';\nimport { ENV } from '../../trainer/src/config/load.js';\n" },

@@ -28,7 +28,13 @@ function collectiveSelect(segments: readonly Float32Array[], k: number): RadixSe
   let state: RadixSelectState = createSelectState(n, k);
   while (state.status === 'running') {
     const spec = passSpec(state);
-    state = advance(state, sumHistograms(segments.map((s) => histogram(s, spec)), spec.bins));
+    state = advance(
+      state,
+      sumHistograms(
+        segments.map((s) => histogram(s, spec)),
+        spec.bins,
+      ),
+    );
   }
   return state;
 }

@@ -5,7 +5,16 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { TrainerConfigSchema } from '../../../contract/config.js';
-import { buildCrd, buildResourceSchema, CRD_PATH, renderCrdYaml, toStructuralSchema, SchemaConversionError, type JsonValue, type OpenApiSchema } from '../../../operator/src/api/index.js';
+import {
+  buildCrd,
+  buildResourceSchema,
+  CRD_PATH,
+  renderCrdYaml,
+  toStructuralSchema,
+  SchemaConversionError,
+  type JsonValue,
+  type OpenApiSchema,
+} from '../../../operator/src/api/index.js';
 import { SPEC_TO_TRAINER_KEY } from '../../../contract/spec-to-config.js';
 import { repoPath } from '../../helpers/repo.js';
 
@@ -44,20 +53,39 @@ test('api crd - the schema is structural: a type on every node, no additionalPro
 
 test('api crd - names, status subresource, printer columns and CEL rules', (t) => {
   const crd = buildCrd() as { spec: { names: Record<string, JsonValue>; scope: string; versions: { [k: string]: JsonValue }[] } };
-  t.deepEqual(crd.spec.names, { kind: 'GmtFineTune', listKind: 'GmtFineTuneList', plural: 'gmtfinetunes', singular: 'gmtfinetune', shortNames: ['gft'], categories: ['gmt', 'all'] });
+  t.deepEqual(crd.spec.names, {
+    kind: 'GmtFineTune',
+    listKind: 'GmtFineTuneList',
+    plural: 'gmtfinetunes',
+    singular: 'gmtfinetune',
+    shortNames: ['gft'],
+    categories: ['gmt', 'all'],
+  });
   t.is(crd.spec.scope, 'Namespaced');
   const v = crd.spec.versions[0]!;
   t.deepEqual(v['subresources'], { status: {} });
   const cols = (v['additionalPrinterColumns'] as { name: string; priority?: number }[]).filter((c) => c.priority === undefined).map((c) => c.name);
   t.deepEqual(cols, ['Phase', 'Progress', 'Loss', 'Restarts', 'Age']);
   const yaml = renderCrdYaml();
-  for (const field of ['metadata.name', 'spec.workers', 'spec.method', 'spec.checkpoint.volume', 'spec.optimizer.momentum', 'spec.resources.limits', 'spec.runPolicy.managedBy', 'spec.podTemplate.tolerations[].value']) {
+  for (const field of [
+    'metadata.name',
+    'spec.workers',
+    'spec.method',
+    'spec.checkpoint.volume',
+    'spec.optimizer.momentum',
+    'spec.resources.limits',
+    'spec.runPolicy.managedBy',
+    'spec.podTemplate.tolerations[].value',
+  ]) {
     t.regex(yaml, new RegExp(`message: "?${field.replace(/[.[\]]/g, '\\$&')} `), `a CEL message names ${field}`);
   }
 });
 
 test('api crd - the converter rejects what a structural schema cannot express', (t) => {
-  t.throws(() => toStructuralSchema(z.object({ a: z.union([z.string(), z.object({ b: z.string() })]) })), { instanceOf: SchemaConversionError, message: /<root>\.a: unions/ });
+  t.throws(() => toStructuralSchema(z.object({ a: z.union([z.string(), z.object({ b: z.string() })]) })), {
+    instanceOf: SchemaConversionError,
+    message: /<root>\.a: unions/,
+  });
   t.throws(() => toStructuralSchema(z.object({ a: z.unknown() })), { instanceOf: SchemaConversionError, message: /<root>\.a: every node .* needs a type/ });
 });
 

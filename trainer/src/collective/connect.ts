@@ -9,7 +9,14 @@ import { natsAuth } from './nats/auth.js';
 import type { CollectivePhase, Transport } from './transport.js';
 
 const PHASE_METRIC: Readonly<Record<CollectivePhase, 'reduce_scatter' | 'threshold' | 'all_gather' | 'checkpoint' | 'compute' | 'optimizer'>> = {
-  rendezvous: 'compute', reduce_scatter: 'reduce_scatter', norm: 'threshold', threshold: 'threshold', all_gather: 'all_gather', hash: 'all_gather', checkpoint: 'checkpoint', progress: 'compute',
+  rendezvous: 'compute',
+  reduce_scatter: 'reduce_scatter',
+  norm: 'threshold',
+  threshold: 'threshold',
+  all_gather: 'all_gather',
+  hash: 'all_gather',
+  checkpoint: 'checkpoint',
+  progress: 'compute',
 };
 
 /**
@@ -18,22 +25,34 @@ const PHASE_METRIC: Readonly<Record<CollectivePhase, 'reduce_scatter' | 'thresho
  */
 export async function connectNats(c: TrainerConfig, metrics?: TrainerMetrics, startStep?: number): Promise<Transport> {
   return NatsTransport.connect({
-    servers: c.natsUrl, jobId: c.jobId, attempt: c.attempt, rank: c.rank, worldSize: c.worldSize,
+    servers: c.natsUrl,
+    jobId: c.jobId,
+    attempt: c.attempt,
+    rank: c.rank,
+    worldSize: c.worldSize,
     ...(startStep !== undefined ? { startStep } : {}),
     credsFile: c.natsCreds,
-    heartbeatMs: c.heartbeatMs, peerTimeoutMs: c.peerTimeoutMs, stepDeadlineMs: c.stepTimeoutSec * 1000, rendezvousTimeoutMs: c.rendezvousTimeoutSec * 1000,
-    ...(metrics !== undefined ? {
-      observer: {
-        onBytes: (phase, direction, n) => metrics.addCollectiveBytes(PHASE_METRIC[phase], direction, n),
-        onReject: (reason) => metrics.countRejected(reason),
-      },
-    } : {}),
+    heartbeatMs: c.heartbeatMs,
+    peerTimeoutMs: c.peerTimeoutMs,
+    stepDeadlineMs: c.stepTimeoutSec * 1000,
+    rendezvousTimeoutMs: c.rendezvousTimeoutSec * 1000,
+    ...(metrics !== undefined
+      ? {
+          observer: {
+            onBytes: (phase, direction, n) => metrics.addCollectiveBytes(PHASE_METRIC[phase], direction, n),
+            onReject: (reason) => metrics.countRejected(reason),
+          },
+        }
+      : {}),
   });
 }
 
 /** Rank 0's progress publisher: JSON messages on gmt.<job>.progress over its own connection. */
 export class ProgressPublisher {
-  private constructor(private readonly nc: Awaited<ReturnType<typeof connect>>, private readonly subject: string) {}
+  private constructor(
+    private readonly nc: Awaited<ReturnType<typeof connect>>,
+    private readonly subject: string,
+  ) {}
 
   /** Connect to NATS for publishing progress. */
   static async open(url: string, jobId: string, credsFile = ''): Promise<ProgressPublisher> {

@@ -94,5 +94,6 @@ export function checkMessageArgs(step: number, phase: CollectivePhase, tag: numb
 
 /** Throws a RangeError unless `peer` is another rank of the world. */
 export function checkPeer(self: number, worldSize: number, peer: number): void {
-  if (!Number.isInteger(peer) || peer < 0 || peer >= worldSize || peer === self) throw new RangeError(`rank ${self}: peer ${peer} is not another rank of world size ${worldSize}`);
+  if (!Number.isInteger(peer) || peer < 0 || peer >= worldSize || peer === self)
+    throw new RangeError(`rank ${self}: peer ${peer} is not another rank of world size ${worldSize}`);
 }

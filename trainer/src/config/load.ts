@@ -46,11 +46,13 @@ function coerce(key: ConfigKey, value: string, source: string): unknown {
 }
 
 function formatIssues(err: z.ZodError, source: (key: string) => string): string {
-  return err.issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"`).join('; ');
-    const key = String(i.path[0] ?? '');
-    return `${source(key)}: ${key}: ${i.message}`;
-  }).join('; ');
+  return err.issues
+    .map((i) => {
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"`).join('; ');
+      const key = String(i.path[0] ?? '');
+      return `${source(key)}: ${key}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 /** Read a JSON config file strictly (unknown keys are rejected by the final parse). */
@@ -100,7 +102,10 @@ export function parseFlags(argv: readonly string[], extra: readonly string[] = [
       i++;
       return next;
     };
-    if (flag === '--config') { configPath = take(); continue; }
+    if (flag === '--config') {
+      configPath = take();
+      continue;
+    }
     if (extra.includes(flag)) {
       const name = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
       values[name] = take();
@@ -143,7 +148,11 @@ export function resolveConfig(layers: ReadonlyArray<{ values: Raw; source: strin
 }
 
 /** Load the configuration from a file path (or GMT_CONFIG), the environment and CLI flags. */
-export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, extra: readonly string[] = []): Promise<{ config: TrainerConfig; extra: Raw }> {
+export async function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  extra: readonly string[] = [],
+): Promise<{ config: TrainerConfig; extra: Raw }> {
   const flags = parseFlags(argv, extra);
   const extraValues: Raw = {};
   const flagValues: Raw = {};

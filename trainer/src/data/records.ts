@@ -72,7 +72,9 @@ function formatIssue(issue: z.core.$ZodIssue, root: unknown): string {
   const where = `"${formatPath(issue.path)}"`;
   switch (issue.code) {
     case 'invalid_type':
-      return valueAt(root, issue.path) === undefined ? `missing ${where}` : `${where} must be ${article(issue.expected)}, got ${describe(valueAt(root, issue.path))}`;
+      return valueAt(root, issue.path) === undefined
+        ? `missing ${where}`
+        : `${where} must be ${article(issue.expected)}, got ${describe(valueAt(root, issue.path))}`;
     case 'unrecognized_keys': {
       const keys = issue.keys.map((k) => `"${k}"`).join(', ');
       const noun = issue.keys.length === 1 ? 'key' : 'keys';

@@ -38,11 +38,7 @@ export interface OneOffResult {
 }
 
 /** Apply One-off Drop to fine-tuned tensors against pretrained ones (same names, order and sizes). */
-export function oneOffDrop(
-  pretrained: readonly NamedTensor[],
-  finetuned: readonly NamedTensor[],
-  options: OneOffOptions,
-): OneOffResult {
+export function oneOffDrop(pretrained: readonly NamedTensor[], finetuned: readonly NamedTensor[], options: OneOffOptions): OneOffResult {
   if (pretrained.length !== finetuned.length) throw new RangeError('oneoff: tensor lists differ in length');
   if (options.method === 'dare' && options.seed === undefined) throw new RangeError('oneoff: dare needs a seed');
   const out: NamedTensor[] = [];

@@ -11,14 +11,7 @@
 import { deriveSeed, hash32, seedWords } from '../rng.js';
 import { keepCount } from './keep-count.js';
 import { buildMaskSet, scopeStats, type MaskScope, type MaskSet, type ScopeMaskStats } from './mask.js';
-import {
-  advance,
-  createSelectState,
-  passSpec,
-  type RadixSelectState,
-  sumHistograms,
-  type PassSpec,
-} from './radix-select.js';
+import { advance, createSelectState, passSpec, type RadixSelectState, sumHistograms, type PassSpec } from './radix-select.js';
 import { selectionFromDone, type ThresholdSelection } from './select-threshold.js';
 
 /** Settings of one step's random mask. */

@@ -97,11 +97,13 @@ function causalBias(T: number): tf.Tensor2D {
 
 /** Multi-head causal self-attention. x: [B*T, C] → [B*T, C]. */
 function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor): tf.Tensor2D {
-  const C = cfg.nEmbd, nh = cfg.nHead, hs = C / nh;
+  const C = cfg.nEmbd,
+    nh = cfg.nHead,
+    hs = C / nh;
   const pre = `transformer.h.${l}.attn`;
   const qkv = linear(x, param(p, `${pre}.c_attn.weight`), param(p, `${pre}.c_attn.bias`)); // [B*T, 3C]
-  const [q, k, v] = tf.split(qkv, 3, 1).map((t) =>
-    tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
+  const [q, k, v] = tf.split(qkv, 3, 1).map(
+    (t) => tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
   ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
   const scores = tf.add(tf.mul(mm(q, transposeLast(k)), 1 / Math.sqrt(hs)), bias); // [B, nh, T, T]
   const y = mm(tf.softmax(scores, -1), v); // [B, nh, T, hs]
@@ -154,7 +156,8 @@ export class Gpt2Model {
     if (b.seqLen > this.config.nPositions) throw new RangeError(`sequence length ${b.seqLen} exceeds nPositions ${this.config.nPositions}`);
     const V = this.config.vocabSize;
     for (let i = 0; i < n; i++) {
-      const id = b.inputs[i]!, tg = b.targets[i]!;
+      const id = b.inputs[i]!,
+        tg = b.targets[i]!;
       if (id < 0 || id >= V || tg < -1 || tg >= V) throw new RangeError(`token id out of range [0, ${V}) at flat position ${i}`);
     }
   }
@@ -166,18 +169,26 @@ export class Gpt2Model {
   lossAndGrads(flat: Float32Array, batch: TokenBatch, into?: Float32Array): LossAndGrads {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
-    const cfg = this.config, V = cfg.vocabSize, C = cfg.nEmbd;
+    const cfg = this.config,
+      V = cfg.vocabSize,
+      C = cfg.nEmbd;
     let lossTokens = 0;
     const weights = new Float32Array(B * T);
     const targets = new Int32Array(B * T);
     for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) lossTokens++;
     for (let i = 0; i < B * T; i++) {
       const tg = batch.targets[i]!;
-      if (tg >= 0) { weights[i] = 1 / lossTokens; targets[i] = tg; }
+      if (tg >= 0) {
+        weights[i] = 1 / lossTokens;
+        targets[i] = tg;
+      }
     }
     const grads = into ?? new Float32Array(this.layout.size);
     if (grads.length !== this.layout.size) throw new RangeError('gradient buffer has the wrong size');
-    if (lossTokens === 0) { grads.fill(0); return { loss: 0, lossTokens: 0, grads }; }
+    if (lossTokens === 0) {
+      grads.fill(0);
+      return { loss: 0, lossTokens: 0, grads };
+    }
 
     const names = this.layout.slots.map((s) => s.name);
     const out = tf.tidy(() => {
@@ -202,7 +213,8 @@ export class Gpt2Model {
       const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
       const wte = this.layout.view(grads, 'transformer.wte.weight');
       for (let r = 0; r < B * T; r++) {
-        const row = r * C, tok = batch.inputs[r]! * C;
+        const row = r * C,
+          tok = batch.inputs[r]! * C;
         for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
       }
       return { loss, lossTokens, grads };
@@ -217,9 +229,15 @@ export class Gpt2Model {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
     const V = this.config.vocabSize;
-    const targets = new Int32Array(B * T), weights = new Float32Array(B * T);
+    const targets = new Int32Array(B * T),
+      weights = new Float32Array(B * T);
     let lossTokens = 0;
-    for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) { lossTokens++; targets[i] = batch.targets[i]!; weights[i] = 1; }
+    for (let i = 0; i < B * T; i++)
+      if (batch.targets[i]! >= 0) {
+        lossTokens++;
+        targets[i] = batch.targets[i]!;
+        weights[i] = 1;
+      }
     if (lossTokens === 0) return { loss: 0, lossTokens: 0 };
     const total = tf.tidy(() => {
       const p = this.tensors(flat);

@@ -31,7 +31,9 @@ const EntrySchema = z.strictObject({
 const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit (100 MB)
 
 function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    f = h & 0x3ff;
   if (e === 0) return s * f * 2 ** -24;
   if (e === 31) return f === 0 ? s * Infinity : NaN;
   return s * (1 + f / 1024) * 2 ** (e - 15);
@@ -41,9 +43,15 @@ function decode(dtype: SupportedDtype, bytes: Uint8Array, count: number): Float3
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true); break;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true)); break;
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+      break;
     case 'BF16': {
       const u = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) u[i] = dv.getUint16(i * 2, true) << 16;
@@ -55,7 +63,9 @@ function decode(dtype: SupportedDtype, bytes: Uint8Array, count: number): Float3
 
 /** Parse a safetensors file held in memory; `source` names it in errors. */
 export function parseSafetensors(buf: Uint8Array, source: string): SafetensorsFile {
-  const fail = (msg: string): never => { throw new CheckpointError(`${source}: ${msg}`); };
+  const fail = (msg: string): never => {
+    throw new CheckpointError(`${source}: ${msg}`);
+  };
   if (buf.byteLength < 8) fail(`truncated: ${buf.byteLength} bytes, no header`);
   const n = Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
   if (n > MAX_HEADER) fail(`header length ${n} exceeds the 100 MB limit (not a safetensors file?)`);
@@ -79,11 +89,16 @@ export function parseSafetensors(buf: Uint8Array, source: string): SafetensorsFi
     }
     const e = EntrySchema.safeParse(raw);
     if (!e.success) return fail(`tensor "${name}": malformed entry (${e.error.issues[0]?.message ?? 'invalid'})`);
-    const { dtype, shape, data_offsets: [begin, end] } = e.data;
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = e.data;
     if (!(dtype in DTYPE_BYTES)) fail(`tensor "${name}": unsupported dtype ${dtype} (F32, F16, BF16, F64 are read)`);
     const dt = dtype as SupportedDtype;
     const count = shape.reduce((a, b) => a * b, 1);
-    if (end < begin || end - begin !== count * DTYPE_BYTES[dt]) fail(`tensor "${name}": offsets [${begin}, ${end}] do not match shape [${shape.join(', ')}] of ${dt}`);
+    if (end < begin || end - begin !== count * DTYPE_BYTES[dt])
+      fail(`tensor "${name}": offsets [${begin}, ${end}] do not match shape [${shape.join(', ')}] of ${dt}`);
     if (end > data.byteLength) fail(`truncated: tensor "${name}" ends at byte ${end} of the data section but only ${data.byteLength} bytes are present`);
     tensors.set(name, { shape, data: decode(dt, data.subarray(begin, end), count) });
   }

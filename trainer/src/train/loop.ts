@@ -99,10 +99,25 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     state.lastUpdate = update;
     if (!update.applied) {
       state.skippedSteps += 1;
-      if (state.skippedSteps > c.maxSkippedSteps) throw new NumericError(`${state.skippedSteps} steps skipped for non-finite gradients (maxSkippedSteps ${c.maxSkippedSteps}); last: ${update.skipReason ?? ''}`);
+      if (state.skippedSteps > c.maxSkippedSteps)
+        throw new NumericError(
+          `${state.skippedSteps} steps skipped for non-finite gradients (maxSkippedSteps ${c.maxSkippedSteps}); last: ${update.skipReason ?? ''}`,
+        );
     }
     if (c.hashEvery > 0 && state.step % c.hashEvery === 0) await collective.checkConsistency(state.step, state.params);
-    hooks.onStep?.({ step: state.step, loss: state.lastLoss, update, samples, tokens, computeSeconds: (t1 - t0) / 1000, updateSeconds: (t2 - t1) / 1000, stepSeconds: (t2 - t0) / 1000 }, state);
+    hooks.onStep?.(
+      {
+        step: state.step,
+        loss: state.lastLoss,
+        update,
+        samples,
+        tokens,
+        computeSeconds: (t1 - t0) / 1000,
+        updateSeconds: (t2 - t1) / 1000,
+        stepSeconds: (t2 - t0) / 1000,
+      },
+      state,
+    );
     if (c.evalEvery > 0 && state.step % c.evalEvery === 0 && state.step < c.steps) hooks.onEval?.(state);
     if (c.checkpointEvery > 0 && state.step % c.checkpointEvery === 0 && state.step < c.steps) await hooks.checkpoint?.(state);
   }

@@ -29,11 +29,15 @@ function isExecutable(path: string): boolean {
 
 /** Numeric parts of a version such as v2.12.1 (missing parts count as 0). */
 function versionParts(v: string): number[] {
-  return v.replace(/^v/, '').split(/[.-]/).map((p) => (/^\d+$/.test(p) ? Number(p) : 0));
+  return v
+    .replace(/^v/, '')
+    .split(/[.-]/)
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : 0));
 }
 
 function compareVersions(a: string, b: string): number {
-  const x = versionParts(a), y = versionParts(b);
+  const x = versionParts(a),
+    y = versionParts(b);
   for (let i = 0; i < Math.max(x.length, y.length); i++) {
     const d = (x[i] ?? 0) - (y[i] ?? 0);
     if (d !== 0) return d;
@@ -72,5 +76,7 @@ export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string {
     const candidate = join(dir, 'nats-server');
     if (isExecutable(candidate)) return candidate;
   }
-  throw new NatsServerError(`nats-server not found: set ${NATS_SERVER_BINARY_ENV}, run \`npm run setup:binaries\` (fills ${binDir}), or put nats-server on PATH`);
+  throw new NatsServerError(
+    `nats-server not found: set ${NATS_SERVER_BINARY_ENV}, run \`npm run setup:binaries\` (fills ${binDir}), or put nats-server on PATH`,
+  );
 }
