@@ -1,7 +1,9 @@
 /**
  * The trainer's configuration: one flat block of defaults, one line of meaning each. Resolved as
  * defaults ← config file (GMT_CONFIG / --config) ← environment (ARCHITECTURE §4) ← CLI flags, then
- * frozen, logged once and embedded in every checkpoint.
+ * frozen, logged once and embedded in every checkpoint (trainer/src/config/load.ts). The operator's
+ * GmtFineTune spec reuses these field schemas, so the API server never accepts a value the trainer
+ * would reject (operator/src/api/spec.ts; spec-to-config.ts maps spec fields to these keys).
  */
 import { z } from 'zod';
 
