@@ -31,9 +31,8 @@ import {
 } from '@nats-io/jwt';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { PROGRESS_SUBJECT, SUBJECT_ROOT, progressSubject, subjectToken } from './progress.js';
 
-/** Root token of every trainer subject (`gmt.<job>.<attempt>.…`, `gmt.<job>.progress`). */
-export const NATS_SUBJECT_ROOT = 'gmt';
 /** Role prefix of an attempt's scoped signing key: `gmt-attempt:<jobToken>:<attempt>`. */
 export const ATTEMPT_ROLE_PREFIX = 'gmt-attempt:';
 /** Role of the scoped signing key that issues the operator's progress reader. */
@@ -45,22 +44,9 @@ export const SYSTEM_ACCOUNT_NAME = 'SYS';
 /** Subject the full resolver takes account JWT updates on (nats-server events.go accClaimsReqSubj). */
 export const CLAIMS_UPDATE_SUBJECT = '$SYS.REQ.CLAIMS.UPDATE';
 
-/** A job id as one subject token (characters outside [A-Za-z0-9_-] become '_'; subjects.ts uses the same rule). */
-export function subjectToken(jobId: string): string {
-  return jobId.replace(/[^A-Za-z0-9_-]/g, '_');
-}
-
-/** `gmt.<job>.progress`: rank 0 publishes there, the operator (and the local launcher) read it. */
-export function progressSubjectOf(jobId: string): string {
-  return `${NATS_SUBJECT_ROOT}.${subjectToken(jobId)}.progress`;
-}
-
-/** Wildcard of every job's progress subject. */
-export const ALL_PROGRESS_SUBJECTS = `${NATS_SUBJECT_ROOT}.*.progress`;
-
 /** `gmt.<job>.<attempt>`: the prefix of every collective subject of one attempt. */
 export function attemptPrefix(jobId: string, attempt: number): string {
-  return `${NATS_SUBJECT_ROOT}.${subjectToken(jobId)}.${attempt}`;
+  return `${SUBJECT_ROOT}.${subjectToken(jobId)}.${attempt}`;
 }
 
 /**
@@ -78,7 +64,7 @@ export const OPERATOR_INBOX_PREFIX = '_INBOX.gmt-operator';
 export function attemptPermissions(jobId: string, attempt: number): { pub: string[]; sub: string[] } {
   const own = `${attemptPrefix(jobId, attempt)}.>`;
   const inbox = `${attemptInboxPrefix(jobId, attempt)}.>`;
-  return { pub: [own, progressSubjectOf(jobId)], sub: [own, inbox] };
+  return { pub: [own, progressSubject(jobId)], sub: [own, inbox] };
 }
 
 /** The role string of an attempt's scoped signing key. */
@@ -110,7 +96,7 @@ export function attemptScope(signingKey: string, jobId: string, attempt: number)
 
 /** The scoped signing key entry of the operator's progress reader: subscribe to progress, publish nothing. */
 export function progressReaderScope(signingKey: string): ScopedKey {
-  const s = newScopedSigner(signingKey, PROGRESS_READER_ROLE, scopeTemplate({ pub: [], sub: [ALL_PROGRESS_SUBJECTS, `${OPERATOR_INBOX_PREFIX}.>`] }, true));
+  const s = newScopedSigner(signingKey, PROGRESS_READER_ROLE, scopeTemplate({ pub: [], sub: [PROGRESS_SUBJECT, `${OPERATOR_INBOX_PREFIX}.>`] }, true));
   return { key: s.key, role: s.role, template: s.template };
 }
 
@@ -197,8 +183,15 @@ export function encodeSystemAccountJwt(a: NatsAuthority): Promise<string> {
  */
 export function encodeJobsAccountJwt(a: NatsAuthority, attempts: readonly ScopedKey[]): Promise<string> {
   const p = authorityPublic(a);
-  const signingKeys: SigningKey[] = [progressReaderScope(p.progressSigner), ...attempts].map((s) => ({ key: s.key, role: s.role, kind: 'user_scope', template: s.template }) as SigningKey);
-  return encodeAccount(JOBS_ACCOUNT_NAME, p.jobsAccount, { limits: OPEN_ACCOUNT_LIMITS, default_permissions: DENY_ALL, signing_keys: signingKeys }, { signer: pair(a.operatorSeed) });
+  const signingKeys: SigningKey[] = [progressReaderScope(p.progressSigner), ...attempts].map(
+    (s) => ({ key: s.key, role: s.role, kind: 'user_scope', template: s.template }) as SigningKey,
+  );
+  return encodeAccount(
+    JOBS_ACCOUNT_NAME,
+    p.jobsAccount,
+    { limits: OPEN_ACCOUNT_LIMITS, default_permissions: DENY_ALL, signing_keys: signingKeys },
+    { signer: pair(a.operatorSeed) },
+  );
 }
 
 /** A user identity: its .creds file text (JWT + seed: secret) and its public keys. */
@@ -366,7 +359,10 @@ export class AttemptRegistry {
 
   /** The jobs account JWT for the current set of live attempts. */
   accountJwt(): Promise<string> {
-    return encodeJobsAccountJwt(this.#authority, [...this.#live.values()].map((v) => v.scope));
+    return encodeJobsAccountJwt(
+      this.#authority,
+      [...this.#live.values()].map((v) => v.scope),
+    );
   }
 }
 
@@ -376,5 +372,7 @@ const AccountClaimsSchema = z.object({ sub: z.string(), nats: z.object({ signing
 /** The scoped signing keys of an account JWT (decoded with @nats-io/jwt; not verified: pass only JWTs we signed). */
 export function scopesOfAccountJwt(accountJwt: string): ScopedKey[] {
   const claims = AccountClaimsSchema.parse(decode<unknown>(accountJwt));
-  return (claims.nats.signing_keys ?? []).filter((k) => typeof k !== 'string').map((k) => ({ key: k.key, role: k.role, template: k.template as Partial<UserPermissionsLimits> }));
+  return (claims.nats.signing_keys ?? [])
+    .filter((k) => typeof k !== 'string')
+    .map((k) => ({ key: k.key, role: k.role, template: k.template as Partial<UserPermissionsLimits> }));
 }

@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
-import { KEYS_SECRET_KEYS, NATS_CREDS_KEYS, SERVER_SECRET_KEYS, computeJobId, natsCredsSecretName, type Operator } from '../../operator/src/controller/index.js';
+import {
+  KEYS_SECRET_KEYS,
+  NATS_CREDS_KEYS,
+  SERVER_SECRET_KEYS,
+  computeJobId,
+  natsCredsSecretName,
+  type Operator,
+} from '../../operator/src/controller/index.js';
 import { attemptSubjects, freePort, natsServerConfig, startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/index.js';
 import { encodeDataFrame, jobHash } from '../../trainer/src/collective/nats/wire.js';
 import { ensureBinary } from '../harness/binaries.js';
@@ -37,7 +44,11 @@ async function readSecret(core: CoreV1Api, namespace: string, name: string): Pro
 /** Connects with `creds` (or none); resolves the connection or the server's refusal message. */
 async function tryConnect(url: string, creds: string | undefined): Promise<NatsConnection | string> {
   try {
-    return await connect({ servers: url, reconnect: false, ...(creds !== undefined ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}) });
+    return await connect({
+      servers: url,
+      reconnect: false,
+      ...(creds !== undefined ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}),
+    });
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
@@ -53,7 +64,10 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const sysNs = await createTestNamespace(kc, 'gmt-sys');
   const port = await freePort();
   const url = `nats://127.0.0.1:${port}`;
-  const op: Operator = await fx.startOperator({ natsUrl: url, natsAuth: { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') } });
+  const op: Operator = await fx.startOperator({
+    natsUrl: url,
+    natsAuth: { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') },
+  });
   const metricsOfFirst = (): Promise<string> => fetch(`${op.server!.url}/metrics`).then((r) => r.text());
   await op.waitForSync();
 
@@ -73,7 +87,8 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const idB = computeJobId(jobB);
 
   // Each attempt's credentials: a Secret owned by the job, mounted only by that attempt's pods.
-  const credsSecret = async (ns: string, job: GmtFineTune): Promise<V1Secret> => waitFor(`${ns} creds Secret`, () => readSecret(core, ns, natsCredsSecretName(job.metadata.name, 0)));
+  const credsSecret = async (ns: string, job: GmtFineTune): Promise<V1Secret> =>
+    waitFor(`${ns} creds Secret`, () => readSecret(core, ns, natsCredsSecretName(job.metadata.name, 0)));
   const [sa, sb] = [await credsSecret(nsA, jobA), await credsSecret(nsB, jobB)];
   t.is(sa.metadata?.ownerReferences?.[0]?.uid, jobA.metadata.uid);
   t.is(sa.metadata?.ownerReferences?.[0]?.kind, 'GmtFineTune');
@@ -113,7 +128,23 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
       }
     })();
   }
-  const forged = encodeDataFrame({ jobHash: jobHash(idB), attempt: 0 }, { source: 1, step: 1, phase: 'reduce_scatter', broadcast: false, dest: 0, tag: 0, chunkIndex: 0, chunkCount: 1, totalLength: 4, chunkSize: 4, messageCrc: 0, payload: new Uint8Array(4) });
+  const forged = encodeDataFrame(
+    { jobHash: jobHash(idB), attempt: 0 },
+    {
+      source: 1,
+      step: 1,
+      phase: 'reduce_scatter',
+      broadcast: false,
+      dest: 0,
+      tag: 0,
+      chunkIndex: 0,
+      chunkCount: 1,
+      totalLength: 4,
+      chunkSize: 4,
+      messageCrc: 0,
+      payload: new Uint8Array(4),
+    },
+  );
   const targets = [sB.data('reduce_scatter', 0), sB.broadcast('threshold'), sB.abort];
   let published = 0;
   let anonymousTries = 0;
@@ -123,7 +154,9 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
     waitForJob(t, nsB, 'job', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed'),
   ]);
   let finished = false;
-  void bothDone.finally(() => { finished = true; });
+  void bothDone.finally(() => {
+    finished = true;
+  });
   // Attack while A's identity is live (it is revoked when A finishes: the server then closes the
   // connection, and nats.js leaves a pending flush unresolved, hence the race).
   let confirmed = 0;
@@ -133,7 +166,13 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
         withA.publish(s, forged);
         published++;
       }
-      const flushed = await Promise.race([withA.flush().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+      const flushed = await Promise.race([
+        withA.flush().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
+      ]);
       if (flushed) confirmed = published; // the server answers a PING after the -ERRs of what came before it
     }
     const anon = await tryConnect(url, undefined);
@@ -145,14 +184,16 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const [doneA, doneB] = await bothDone;
   t.is(doneA.status?.phase, 'Succeeded');
   t.is(doneB.status?.phase, 'Succeeded');
-  t.log(`A's credentials: ${eavesdrop.length} subscriptions and ${published} forged publishes into B (${confirmed} confirmed by a flush before A's identity was revoked), refused ${JSON.stringify(refused)}, received ${received}; no credentials: ${anonymousRefused}/${anonymousTries} refused`);
+  t.log(
+    `A's credentials: ${eavesdrop.length} subscriptions and ${published} forged publishes into B (${confirmed} confirmed by a flush before A's identity was revoked), refused ${JSON.stringify(refused)}, received ${received}; no credentials: ${anonymousRefused}/${anonymousTries} refused`,
+  );
   t.true(confirmed >= targets.length, 'at least one round of forged publishes while A was live');
   t.is(refused.subscribe, eavesdrop.length, 'every subscription refused');
   t.true(refused.publish >= confirmed && refused.publish <= published, 'every confirmed publish refused (and none accepted)');
   t.is(received, 0);
   t.true(anonymousTries > 0 && anonymousRefused === anonymousTries);
   // Finished jobs: their identities are revoked (the connection above is closed by the server).
-  await waitFor('A\'s connection closed by the server', async () => (withA.isClosed() ? true : undefined), { timeoutMs: 10_000 });
+  await waitFor("A's connection closed by the server", async () => (withA.isClosed() ? true : undefined), { timeoutMs: 10_000 });
   t.regex(String(await tryConnect(url, credsA)), /Authorization Violation/);
 
   // A deleted job: its credentials stop working at once (before garbage collection).
@@ -164,7 +205,7 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   if (typeof asC === 'string') throw new Error(`C's credentials refused while it runs: ${asC}`);
   const t0 = Date.now();
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsC, plural: PLURAL, name: 'job' });
-  await waitFor('C\'s connection closed by the server', async () => (asC.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  await waitFor("C's connection closed by the server", async () => (asC.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
   t.log(`deleted job's connection closed ${Date.now() - t0} ms after the delete`);
   t.regex(String(await tryConnect(url, credsC)), /Authorization Violation/);
 
@@ -185,29 +226,49 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsD, plural: PLURAL, name: 'other' });
   const op2 = await fx.startOperator({ natsUrl: url, natsAuth });
   await op2.waitForSync();
-  await waitFor('the job deleted while no operator ran: its connection closed by the sweep', async () => (asE.isClosed() ? true : undefined), { timeoutMs: 20_000 });
+  await waitFor('the job deleted while no operator ran: its connection closed by the sweep', async () => (asE.isClosed() ? true : undefined), {
+    timeoutMs: 20_000,
+  });
   await new Promise((r) => setTimeout(r, 1000));
-  t.false(asD.isClosed(), 'the running job\'s identity survived the operator restart');
+  t.false(asD.isClosed(), "the running job's identity survived the operator restart");
   await asD.flush();
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsD, plural: PLURAL, name: 'job' });
-  await waitFor('D\'s connection closed by the restarted operator', async () => (asD.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  await waitFor("D's connection closed by the restarted operator", async () => (asD.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
   t.regex(String(await tryConnect(url, credsD)), /Authorization Violation/);
   t.regex(String(await tryConnect(url, credsE)), /Authorization Violation/);
 
   // No key material anywhere an operator or user looks: logs, events, status, metrics, pod logs.
-  const secretsSeen = [credsA, credsB, credsC, credsD, credsE, decode(keys!, KEYS_SECRET_KEYS.authority), decode(keys!, KEYS_SECRET_KEYS.systemUser), decode(keys!, KEYS_SECRET_KEYS.progressReader)]
-    .flatMap((text) => [...(text.match(SEED_RE) ?? []), ...(text.match(JWT_RE) ?? [])]);
+  const secretsSeen = [
+    credsA,
+    credsB,
+    credsC,
+    credsD,
+    credsE,
+    decode(keys!, KEYS_SECRET_KEYS.authority),
+    decode(keys!, KEYS_SECRET_KEYS.systemUser),
+    decode(keys!, KEYS_SECRET_KEYS.progressReader),
+  ].flatMap((text) => [...(text.match(SEED_RE) ?? []), ...(text.match(JWT_RE) ?? [])]);
   t.true(secretsSeen.length >= 10, 'the known seeds and JWTs were extracted');
   const metrics = `${metricsBefore}\n${await (await fetch(`${op2.server!.url}/metrics`)).text()}`;
   const evs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => events(ns, 'job')))).flat();
   const statuses = [doneA, doneB].map((j) => JSON.stringify(j));
   const podLogs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => fx.podLogs(ns)))).flat();
-  const haystacks: Record<string, string> = { 'operator logs': fx.logs.join('\n'), events: JSON.stringify(evs), status: statuses.join('\n'), metrics, 'pod logs': podLogs.join('\n') };
+  const haystacks: Record<string, string> = {
+    'operator logs': fx.logs.join('\n'),
+    events: JSON.stringify(evs),
+    status: statuses.join('\n'),
+    metrics,
+    'pod logs': podLogs.join('\n'),
+  };
   for (const [where, text] of Object.entries(haystacks)) {
     t.true(text.length > 0, `${where}: something to search`);
     t.deepEqual(text.match(SEED_RE) ?? [], [], `${where}: no nkey seed`);
     t.deepEqual(text.match(JWT_RE) ?? [], [], `${where}: no NATS JWT`);
     for (const s of secretsSeen) t.false(text.includes(s), `${where}: a known secret appears`);
   }
-  t.log(`searched ${Object.entries(haystacks).map(([k, v]) => `${k} ${v.length} B`).join(', ')} for ${secretsSeen.length} known seeds/JWTs and the seed/JWT patterns: none found`);
+  t.log(
+    `searched ${Object.entries(haystacks)
+      .map(([k, v]) => `${k} ${v.length} B`)
+      .join(', ')} for ${secretsSeen.length} known seeds/JWTs and the seed/JWT patterns: none found`,
+  );
 });

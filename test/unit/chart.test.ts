@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { buildCrd } from '../../operator/src/api/index.js';
 import { NATS_RESOLVER_DIR } from '../../operator/src/controller/index.js';
-import { AttemptRegistry, authorityPublic, createNatsAuthority, encodeOperatorJwt, encodeSystemAccountJwt, natsServerAuthConfig } from '../../contract/nats-identity.js';
+import {
+  AttemptRegistry,
+  authorityPublic,
+  createNatsAuthority,
+  encodeOperatorJwt,
+  encodeSystemAccountJwt,
+  natsServerAuthConfig,
+} from '../../contract/nats-identity.js';
 import { ensureBinary } from '../harness/binaries.js';
 import { repoPath } from '../helpers/repo.js';
 
@@ -78,7 +85,11 @@ const flag = (c: Container, name: string): string | undefined => {
 };
 
 test('chart - helm lint passes with default values, monitoring on, and external NATS', async (t) => {
-  for (const set of [[], ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'], ['--set', 'nats.inCluster.enabled=false,nats.external.url=nats://nats.example:4222']]) {
+  for (const set of [
+    [],
+    ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'],
+    ['--set', 'nats.inCluster.enabled=false,nats.external.url=nats://nats.example:4222'],
+  ]) {
     const r = await helm(['lint', '--strict', CHART, ...set]);
     t.is(r.code, 0, `helm lint ${set.join(' ')}:\n${r.stdout}${r.stderr}`);
   }
@@ -87,7 +98,21 @@ test('chart - helm lint passes with default values, monitoring on, and external 
 test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, in-cluster NATS; no monitors', async (t) => {
   const objs = await render();
   const nonDashboards = objs.filter((o) => !(o.kind === 'ConfigMap' && o.metadata.labels?.['grafana_dashboard'] === '1'));
-  t.deepEqual(kinds(nonDashboards), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'Deployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
+  t.deepEqual(kinds(nonDashboards), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'CustomResourceDefinition',
+    'Deployment',
+    'Role',
+    'Role',
+    'RoleBinding',
+    'RoleBinding',
+    'Service',
+    'Service',
+    'ServiceAccount',
+    'StatefulSet',
+  ]);
   const dep = one(objs, 'Deployment');
   t.is(dep.metadata.namespace, 'gmt-system');
   t.is((dep['spec'] as { replicas: number }).replicas, 1);
@@ -97,7 +122,13 @@ test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, i
   const c = spec.containers[0]!;
   t.is(c.image, 'gmt-operator:0.1.0');
   t.like(c.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
-  t.deepEqual([c.livenessProbe.httpGet, c.readinessProbe.httpGet], [{ path: '/healthz', port: 'metrics' }, { path: '/readyz', port: 'metrics' }]);
+  t.deepEqual(
+    [c.livenessProbe.httpGet, c.readinessProbe.httpGet],
+    [
+      { path: '/healthz', port: 'metrics' },
+      { path: '/readyz', port: 'metrics' },
+    ],
+  );
   t.deepEqual(c.ports, [{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
   t.is(flag(c, '--leader-elect'), 'true');
   t.is(flag(c, '--metrics-port'), '8080');
@@ -131,7 +162,10 @@ test('chart - watchNamespaces: one RoleBinding per namespace instead of the Clus
   const objs = await render(['--set', 'watchNamespaces={team-a,team-b}']);
   t.is(objs.filter((o) => o.kind === 'ClusterRoleBinding').length, 0);
   const rbs = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'rel-gmt-operator');
-  t.deepEqual(rbs.map((o) => o.metadata.namespace), ['team-a', 'team-b']);
+  t.deepEqual(
+    rbs.map((o) => o.metadata.namespace),
+    ['team-a', 'team-b'],
+  );
   t.is(flag(podSpec(one(objs, 'Deployment')).containers[0]!, '--namespace'), 'team-a,team-b');
 });
 
@@ -150,8 +184,16 @@ test('chart - the CRD template is the generated CRD plus the keep policy, chart 
 
 test('chart - ServiceMonitor and PodMonitor only with the monitoring.coreos.com/v1 capability and the values', async (t) => {
   const on = ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'];
-  t.deepEqual((await render(on)).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'), [], 'no capability: not rendered');
-  t.deepEqual((await render(['--api-versions', 'monitoring.coreos.com/v1'])).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'), [], 'not enabled: not rendered');
+  t.deepEqual(
+    (await render(on)).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+    [],
+    'no capability: not rendered',
+  );
+  t.deepEqual(
+    (await render(['--api-versions', 'monitoring.coreos.com/v1'])).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+    [],
+    'not enabled: not rendered',
+  );
   const objs = await render([...on, '--api-versions', 'monitoring.coreos.com/v1']);
   const sm = one(objs, 'ServiceMonitor');
   const svc = one(objs, 'Service', 'rel-gmt-operator-metrics');
@@ -174,7 +216,10 @@ test('chart - in-cluster NATS: StatefulSet + Service + a config tuned for collec
   t.regex(conf, /^include "auth\/auth\.conf"$/m);
   t.notRegex(conf, /^\s*tls \{/m, 'no TLS unless asked for');
   const spec = podSpec(sts) as PodSpec & { containers: (Container & { volumeMounts: { name: string; mountPath: string }[] })[] };
-  t.deepEqual(spec.containers[0]!.volumeMounts.map((m) => m.mountPath), ['/etc/nats', '/etc/nats/auth', NATS_RESOLVER_DIR.replace(/\/jwt$/, '')]);
+  t.deepEqual(
+    spec.containers[0]!.volumeMounts.map((m) => m.mountPath),
+    ['/etc/nats', '/etc/nats/auth', NATS_RESOLVER_DIR.replace(/\/jwt$/, '')],
+  );
   t.like((spec.volumes ?? []).find((v) => (v as { name: string }).name === 'auth') as object, { secret: { secretName: 'rel-gmt-operator-nats-server' } });
   // nats-server accepts the chart's config with the auth config the operator writes.
   const dir = await mkdtemp(join(tmpdir(), 'gmt-chart-nats-'));
@@ -191,8 +236,12 @@ async function operatorAuthConfig(resolverDir: string): Promise<string> {
   const a = createNatsAuthority();
   const p = authorityPublic(a);
   return natsServerAuthConfig({
-    operatorJwt: await encodeOperatorJwt(a), systemAccount: p.systemAccount, systemAccountJwt: await encodeSystemAccountJwt(a),
-    jobsAccount: p.jobsAccount, jobsAccountJwt: await new AttemptRegistry(a).accountJwt(), resolverDir,
+    operatorJwt: await encodeOperatorJwt(a),
+    systemAccount: p.systemAccount,
+    systemAccountJwt: await encodeSystemAccountJwt(a),
+    jobsAccount: p.jobsAccount,
+    jobsAccountJwt: await new AttemptRegistry(a).accountJwt(),
+    resolverDir,
   });
 }
 
@@ -218,7 +267,10 @@ test('chart - nats.inCluster.tls: server TLS from the Secret, the CA for the ope
   const c = dep.containers[0]!;
   t.is(flag(c, '--nats-ca-file'), '/var/run/gmt/nats-ca/ca.crt');
   t.true(c.env.some((e) => e.name === 'NODE_EXTRA_CA_CERTS' && e.value === '/var/run/gmt/nats-ca/ca.crt'));
-  t.deepEqual((dep.volumes ?? []).find((v) => (v as { name: string }).name === 'nats-ca'), { name: 'nats-ca', secret: { secretName: 'nats-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+  t.deepEqual(
+    (dep.volumes ?? []).find((v) => (v as { name: string }).name === 'nats-ca'),
+    { name: 'nats-ca', secret: { secretName: 'nats-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+  );
   const missing = await helm(['template', 'rel', CHART, '--set', 'nats.inCluster.tls.enabled=true']);
   t.not(missing.code, 0);
   t.regex(missing.stderr, /nats\.inCluster\.tls\.secretName/);
@@ -279,7 +331,10 @@ test('chart - the values schema rejects bad values with a message naming the fie
 });
 
 test('chart - values.yaml is valid against the schema and every top-level key is in it', async (t) => {
-  const schema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8')) as { additionalProperties: boolean; properties: Record<string, unknown> };
+  const schema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8')) as {
+    additionalProperties: boolean;
+    properties: Record<string, unknown>;
+  };
   t.false(schema.additionalProperties);
   const values = parseYaml(await readFile(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   for (const k of Object.keys(values)) t.truthy(schema.properties[k], `values.yaml key ${k} is in the schema`);

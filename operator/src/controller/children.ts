@@ -3,8 +3,20 @@
  * ConfigMap with the trainer config, and one worker Pod per rank. Same input, same object: they
  * are applied with server-side apply, so re-applying is a no-op on the server.
  */
-import type { V1ConfigMap, V1EnvVar, V1Secret, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1EnvVar,
+  V1OwnerReference,
+  V1Pod,
+  V1ResourceRequirements,
+  V1Secret,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import { ANNOTATIONS, API_VERSION, KIND, LABELS, ROLES, computeTrainerConfig, type GmtFineTune, type TrainerConfigInput } from '../api/index.js';
+import { ENV } from '../../../contract/env.js';
 import { childLabels, computeJobId, configMapName, natsCredsSecretName, podHostname, podName, serviceName, shortHash } from './names.js';
 
 /** Where the children builders put things inside a worker container. */
@@ -47,32 +59,6 @@ export const DEFAULT_BUILD_OPTIONS: BuildOptions = { defaultNatsUrl: '', metrics
 /** Keys of a managed NATS credentials Secret. */
 export const NATS_CREDS_KEYS = { creds: 'nats.creds', ca: 'ca.crt' } as const;
 
-/** A Secret ready for server-side apply. */
-export type SecretObject = Applied<V1Secret, 'v1', 'Secret'>;
-
-/** Whether `job`'s pods use the operator-minted credentials (default NATS, no credentials of its own). */
-export function usesManagedNatsCredentials(job: GmtFineTune, opts: BuildOptions): boolean {
-  return opts.managedNatsCredentials === true && job.spec.nats?.url === undefined && job.spec.nats?.credentialsSecret === undefined;
-}
-
-/** The Secret `<name>-nats-a<attempt>` with one attempt's .creds (and the NATS CA when TLS is on). */
-export function buildNatsCredsSecret(job: GmtFineTune, attempt: number, creds: string, caPem?: string): SecretObject {
-  const data: Record<string, string> = { [NATS_CREDS_KEYS.creds]: Buffer.from(creds, 'utf8').toString('base64') };
-  if (caPem !== undefined) data[NATS_CREDS_KEYS.ca] = Buffer.from(caPem, 'utf8').toString('base64');
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: {
-      name: natsCredsSecretName(job.metadata.name, attempt),
-      namespace: ns(job),
-      labels: { ...childLabels(job.metadata.name, ROLES.natsCredentials), [LABELS.attempt]: String(attempt) },
-      ownerReferences: [buildOwnerReference(job)],
-    },
-    type: 'Opaque',
-    data,
-  };
-}
-
 type Applied<T, V extends string, K extends string> = T & { apiVersion: V; kind: K; metadata: { name: string; namespace: string } };
 /** A Service ready for server-side apply. */
 export type ServiceObject = Applied<V1Service, 'v1', 'Service'>;
@@ -80,6 +66,8 @@ export type ServiceObject = Applied<V1Service, 'v1', 'Service'>;
 export type ConfigMapObject = Applied<V1ConfigMap, 'v1', 'ConfigMap'>;
 /** A Pod ready for server-side apply. */
 export type PodObject = Applied<V1Pod, 'v1', 'Pod'>;
+/** A Secret ready for server-side apply. */
+export type SecretObject = Applied<V1Secret, 'v1', 'Secret'>;
 
 function ns(job: GmtFineTune): string {
   return job.metadata.namespace ?? 'default';
@@ -160,7 +148,10 @@ function checkpointVolume(job: GmtFineTune): V1Volume {
   const e = v.emptyDir ?? {};
   return {
     name: 'checkpoints',
-    emptyDir: { ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}), ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}) },
+    emptyDir: {
+      ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}),
+      ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}),
+    },
   };
 }
 
@@ -174,25 +165,48 @@ function toleration(x: NonNullable<NonNullable<GmtFineTune['spec']['podTemplate'
   return out;
 }
 
+/** Whether `job`'s pods use the operator-minted credentials (default NATS, no credentials of its own). */
+export function usesManagedNatsCredentials(job: GmtFineTune, opts: BuildOptions): boolean {
+  return opts.managedNatsCredentials === true && job.spec.nats?.url === undefined && job.spec.nats?.credentialsSecret === undefined;
+}
+
+/** The Secret `<name>-nats-a<attempt>` with one attempt's .creds (and the NATS CA when TLS is on). */
+export function buildNatsCredsSecret(job: GmtFineTune, attempt: number, creds: string, caPem?: string): SecretObject {
+  const data: Record<string, string> = { [NATS_CREDS_KEYS.creds]: Buffer.from(creds, 'utf8').toString('base64') };
+  if (caPem !== undefined) data[NATS_CREDS_KEYS.ca] = Buffer.from(caPem, 'utf8').toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: natsCredsSecretName(job.metadata.name, attempt),
+      namespace: ns(job),
+      labels: { ...childLabels(job.metadata.name, ROLES.natsCredentials), [LABELS.attempt]: String(attempt) },
+      ownerReferences: [buildOwnerReference(job)],
+    },
+    type: 'Opaque',
+    data,
+  };
+}
+
 /** The env of ARCHITECTURE §4 for one rank of one attempt. */
 export function buildWorkerEnv(job: GmtFineTune, rank: number, attempt: number, opts: BuildOptions = DEFAULT_BUILD_OPTIONS): V1EnvVar[] {
   const jobId = computeJobId(job);
   const managed = usesManagedNatsCredentials(job, opts);
   const creds = managed ? { key: NATS_CREDS_KEYS.creds } : job.spec.nats?.credentialsSecret;
   return [
-    { name: 'GMT_JOB_ID', value: jobId },
-    { name: 'GMT_RANK', value: String(rank) },
-    { name: 'GMT_WORLD_SIZE', value: String(job.spec.workers) },
-    { name: 'GMT_ATTEMPT', value: String(attempt) },
-    { name: 'NATS_URL', value: computeNatsUrl(job, opts) },
-    ...(creds !== undefined ? [{ name: 'NATS_CREDS', value: `${PATHS.natsCredsDir}/${creds.key}` }] : []),
+    { name: ENV.jobId, value: jobId },
+    { name: ENV.rank, value: String(rank) },
+    { name: ENV.worldSize, value: String(job.spec.workers) },
+    { name: ENV.attempt, value: String(attempt) },
+    { name: ENV.natsUrl, value: computeNatsUrl(job, opts) },
+    ...(creds !== undefined ? [{ name: ENV.natsCreds, value: `${PATHS.natsCredsDir}/${creds.key}` }] : []),
     // Node adds this CA to its trust store at start-up: the NATS client then verifies the server.
     ...(managed && opts.natsCa === true ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${PATHS.natsCredsDir}/${NATS_CREDS_KEYS.ca}` }] : []),
-    { name: 'GMT_CONFIG', value: `${PATHS.configDir}/${CONFIG_KEY}` },
+    { name: ENV.config, value: `${PATHS.configDir}/${CONFIG_KEY}` },
     // The same config inline, for runtimes that cannot mount volumes (the test node agent).
-    { name: 'GMT_CONFIG_JSON', valueFrom: { configMapKeyRef: { name: configMapName(job.metadata.name), key: CONFIG_KEY } } },
-    { name: 'GMT_CHECKPOINT_DIR', value: `${PATHS.checkpointMount}/${jobId}` },
-    { name: 'GMT_METRICS_PORT', value: String(opts.metricsPort) },
+    { name: ENV.configJson, valueFrom: { configMapKeyRef: { name: configMapName(job.metadata.name), key: CONFIG_KEY } } },
+    { name: ENV.checkpointDir, value: `${PATHS.checkpointMount}/${jobId}` },
+    { name: ENV.metricsPort, value: String(opts.metricsPort) },
     { name: 'HOME', value: PATHS.tmp },
   ];
 }
@@ -205,13 +219,17 @@ export function buildWorkerPod(job: GmtFineTune, rank: number, attempt: number, 
   const own = job.spec.nats?.credentialsSecret;
   const creds = managed
     ? { name: natsCredsSecretName(name, attempt), items: [NATS_CREDS_KEYS.creds, ...(opts.natsCa === true ? [NATS_CREDS_KEYS.ca] : [])] }
-    : own !== undefined ? { name: own.name, items: [own.key] } : undefined;
+    : own !== undefined
+      ? { name: own.name, items: [own.key] }
+      : undefined;
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name: configMapName(name) } },
     checkpointVolume(job),
     { name: 'tmp', emptyDir: {} },
     // Readable by the worker's group (fsGroup) only: the seed in it is the attempt's identity.
-    ...(creds !== undefined ? [{ name: 'nats-creds', secret: { secretName: creds.name, defaultMode: 0o440, items: creds.items.map((k) => ({ key: k, path: k })) } }] : []),
+    ...(creds !== undefined
+      ? [{ name: 'nats-creds', secret: { secretName: creds.name, defaultMode: 0o440, items: creds.items.map((k) => ({ key: k, path: k })) } }]
+      : []),
   ];
   const mounts: V1VolumeMount[] = [
     { name: 'config', mountPath: PATHS.configDir, readOnly: true },

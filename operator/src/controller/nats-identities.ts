@@ -26,9 +26,9 @@ import {
   natsServerAuthConfig,
   pushAccountJwt,
   scopesOfAccountJwt,
-  subjectToken,
   type NatsAuthority,
 } from '../../../contract/nats-identity.js';
+import { subjectToken } from '../../../contract/progress.js';
 import { FIELD_MANAGER, type GmtFineTune } from '../api/index.js';
 import { applyServerSide, deleteIfExists } from '../runtime/index.js';
 import { buildNatsCredsSecret } from './children.js';
@@ -162,7 +162,11 @@ export class NatsIdentities {
         await this.#writeServerSecret();
         this.#o.log?.('info', 'minted NATS identity', { job: jobId, attempt, user: m.user, revokedAttempt: previous ?? null });
         if (previous !== undefined && previous !== attempt) {
-          await deleteIfExists(this.#o.objects, { apiVersion: 'v1', kind: 'Secret', metadata: { name: natsCredsSecretName(job.metadata.name, previous), namespace: job.metadata.namespace ?? 'default' } });
+          await deleteIfExists(this.#o.objects, {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: natsCredsSecretName(job.metadata.name, previous), namespace: job.metadata.namespace ?? 'default' },
+          });
         }
       }
       await this.#push();
@@ -225,13 +229,21 @@ export class NatsIdentities {
       jobsAccountJwt: jobsJwt,
       resolverDir: this.#o.resolverDir ?? NATS_RESOLVER_DIR,
     });
-    await applyServerSide(this.#o.objects, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: this.#o.serverSecret, namespace: this.#o.namespace, labels: { 'app.kubernetes.io/managed-by': FIELD_MANAGER, 'app.kubernetes.io/component': 'nats' } },
-      type: 'Opaque',
-      data: { [SERVER_SECRET_KEYS.authConfig]: b64(authConfig), [SERVER_SECRET_KEYS.jobsAccountJwt]: b64(jobsJwt) },
-    }, FIELD_MANAGER);
+    await applyServerSide(
+      this.#o.objects,
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: this.#o.serverSecret,
+          namespace: this.#o.namespace,
+          labels: { 'app.kubernetes.io/managed-by': FIELD_MANAGER, 'app.kubernetes.io/component': 'nats' },
+        },
+        type: 'Opaque',
+        data: { [SERVER_SECRET_KEYS.authConfig]: b64(authConfig), [SERVER_SECRET_KEYS.jobsAccountJwt]: b64(jobsJwt) },
+      },
+      FIELD_MANAGER,
+    );
   }
 
   /** Pushes the current jobs account JWT unless the server already has it (or `force`); throws when it cannot. */
@@ -264,7 +276,15 @@ export class NatsIdentities {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-identities', inboxPrefix: OPERATOR_INBOX_PREFIX, authenticator: credsAuthenticator(this.#systemCreds), reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+        const nc = await connect({
+          servers: this.#o.natsUrl,
+          name: 'gmt-operator-identities',
+          inboxPrefix: OPERATOR_INBOX_PREFIX,
+          authenticator: credsAuthenticator(this.#systemCreds),
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+        });
         if (this.#closed) {
           await nc.close();
           return;
@@ -274,12 +294,17 @@ export class NatsIdentities {
         // A restarted server starts from its preload and resolver store: give it our latest.
         await this.#serial(() => this.#push(true)).catch((e: unknown) => this.#o.log?.('error', 'pushing the jobs account failed', { error: String(e) }));
         for await (const s of nc.status()) {
-          if (s.type === 'reconnect') await this.#serial(() => this.#push(true)).catch((e: unknown) => this.#o.log?.('error', 'pushing the jobs account failed', { error: String(e) }));
+          if (s.type === 'reconnect')
+            await this.#serial(() => this.#push(true)).catch((e: unknown) => this.#o.log?.('error', 'pushing the jobs account failed', { error: String(e) }));
         }
         await nc.closed();
       } catch (err) {
         if (this.#closed) return;
-        this.#o.log?.('error', 'NATS identities: cannot connect', { url: this.#o.natsUrl, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+        this.#o.log?.('error', 'NATS identities: cannot connect', {
+          url: this.#o.natsUrl,
+          error: err instanceof Error ? err.message : String(err),
+          retryInMs: delay,
+        });
       }
       this.#admin = undefined;
       await new Promise((r) => setTimeout(r, delay));
@@ -299,7 +324,8 @@ async function ensureKeys(o: NatsIdentitiesOptions): Promise<{ authority: NatsAu
     const raw = unb64(s.data?.[KEYS_SECRET_KEYS.authority]);
     const systemCreds = unb64(s.data?.[KEYS_SECRET_KEYS.systemUser]);
     const readerCreds = unb64(s.data?.[KEYS_SECRET_KEYS.progressReader]);
-    if (raw === undefined || systemCreds === undefined || readerCreds === undefined) throw new NatsIdentityError(`Secret ${o.namespace}/${o.keysSecret}: missing one of ${Object.values(KEYS_SECRET_KEYS).join(', ')}`);
+    if (raw === undefined || systemCreds === undefined || readerCreds === undefined)
+      throw new NatsIdentityError(`Secret ${o.namespace}/${o.keysSecret}: missing one of ${Object.values(KEYS_SECRET_KEYS).join(', ')}`);
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -308,7 +334,10 @@ async function ensureKeys(o: NatsIdentitiesOptions): Promise<{ authority: NatsAu
     }
     const r = NatsAuthoritySchema.safeParse(json);
     // The message names the fields only: the values are secret.
-    if (!r.success) throw new NatsIdentityError(`Secret ${o.namespace}/${o.keysSecret}: ${KEYS_SECRET_KEYS.authority} invalid at ${r.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+    if (!r.success)
+      throw new NatsIdentityError(
+        `Secret ${o.namespace}/${o.keysSecret}: ${KEYS_SECRET_KEYS.authority} invalid at ${r.error.issues.map((i) => i.path.join('.')).join(', ')}`,
+      );
     return { authority: r.data, systemCreds, readerCreds };
   };
   const existing = await readSecret(o.core, o.namespace, o.keysSecret);
@@ -322,9 +351,17 @@ async function ensureKeys(o: NatsIdentitiesOptions): Promise<{ authority: NatsAu
       body: {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: o.keysSecret, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': FIELD_MANAGER, 'app.kubernetes.io/component': 'nats' } },
+        metadata: {
+          name: o.keysSecret,
+          namespace: o.namespace,
+          labels: { 'app.kubernetes.io/managed-by': FIELD_MANAGER, 'app.kubernetes.io/component': 'nats' },
+        },
         type: 'Opaque',
-        data: { [KEYS_SECRET_KEYS.authority]: b64(JSON.stringify(authority)), [KEYS_SECRET_KEYS.systemUser]: b64(systemCreds), [KEYS_SECRET_KEYS.progressReader]: b64(readerCreds) },
+        data: {
+          [KEYS_SECRET_KEYS.authority]: b64(JSON.stringify(authority)),
+          [KEYS_SECRET_KEYS.systemUser]: b64(systemCreds),
+          [KEYS_SECRET_KEYS.progressReader]: b64(readerCreds),
+        },
       },
     });
     o.log?.('info', 'created the NATS keys Secret', { secret: `${o.namespace}/${o.keysSecret}`, operatorKey: authorityPublic(authority).operator });

@@ -3,14 +3,12 @@
  * latest message per job is kept, and the job's key is enqueued at most once per `minIntervalMs`
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */
-import { natsAuth } from '../../../trainer/src/collective/nats/auth.js';
 import { connect, credsAuthenticator, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { ALL_PROGRESS_SUBJECTS, OPERATOR_INBOX_PREFIX } from '../../../contract/nats-identity.js';
+import { natsAuth } from '../../../contract/nats-auth.js';
+import { OPERATOR_INBOX_PREFIX } from '../../../contract/nats-identity.js';
+import { PROGRESS_SUBJECT, ProgressMessageSchema, jobIdOfProgressSubject } from '../../../contract/progress.js';
 import { realClock, type Clock, type KeySink, type TimerHandle } from '../runtime/index.js';
-import { ProgressMessageSchema, foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
-
-/** Wildcard subject of every job's progress. */
-export const PROGRESS_SUBJECT = ALL_PROGRESS_SUBJECTS;
+import { foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
 
 /** Options of a ProgressTracker. */
 export interface ProgressTrackerOptions {
@@ -121,7 +119,16 @@ export class ProgressTracker {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, inboxPrefix: OPERATOR_INBOX_PREFIX, ...(this.#o.credentials !== undefined ? { authenticator: credsAuthenticator(this.#o.credentials) } : natsAuth(this.#o.natsCreds)) });
+        const nc = await connect({
+          servers: this.#o.natsUrl,
+          name: 'gmt-operator-progress',
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          inboxPrefix: OPERATOR_INBOX_PREFIX,
+          ...(this.#o.credentials !== undefined ? { authenticator: credsAuthenticator(this.#o.credentials) } : natsAuth(this.#o.natsCreds)),
+        });
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();
           return;
@@ -131,7 +138,7 @@ export class ProgressTracker {
         this.#sub = sub;
         log(`subscribed to ${PROGRESS_SUBJECT} on ${this.#o.natsUrl}`);
         for await (const m of sub) {
-          const jobId = m.subject.split('.')[1] ?? '';
+          const jobId = jobIdOfProgressSubject(m.subject);
           let data: unknown;
           try {
             data = m.json();
@@ -144,6 +151,7 @@ export class ProgressTracker {
         this.#sub = undefined;
         await nc.closed();
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
         log(`cannot subscribe on ${this.#o.natsUrl}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
       }

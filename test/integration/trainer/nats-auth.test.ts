@@ -15,7 +15,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { createNatsAuthority, mintProgressReader, progressSubjectOf } from '../../../contract/nats-identity.js';
+import { createNatsAuthority, mintProgressReader } from '../../../contract/nats-identity.js';
+import { progressSubject } from '../../../contract/progress.js';
 import { attemptSubjects } from '../../../trainer/src/collective/nats/index.js';
 import { startSecureNatsServer, type SecureNatsServer } from '../../../trainer/src/collective/nats/secure-server.js';
 import { encodeAbortFrame, encodeDataFrame, jobHash, type DataFrameFields, type WireIdentity } from '../../../trainer/src/collective/nats/wire.js';
@@ -69,7 +70,10 @@ class Attacker {
   readonly tried = { publish: 0, subscribe: 0 };
   readonly refused = { publish: 0, subscribe: 0 };
   received = 0;
-  private constructor(readonly name: string, readonly nc: NatsConnection) {
+  private constructor(
+    readonly name: string,
+    readonly nc: NatsConnection,
+  ) {
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type !== 'error') continue;
@@ -81,7 +85,10 @@ class Attacker {
   }
 
   static async open(name: string, url: string, creds: Uint8Array, inboxPrefix?: string): Promise<Attacker> {
-    return new Attacker(name, await connect({ servers: url, name, authenticator: credsAuthenticator(creds), reconnect: false, ...(inboxPrefix !== undefined ? { inboxPrefix } : {}) }));
+    return new Attacker(
+      name,
+      await connect({ servers: url, name, authenticator: credsAuthenticator(creds), reconnect: false, ...(inboxPrefix !== undefined ? { inboxPrefix } : {}) }),
+    );
   }
 
   subscribe(subject: string): void {
@@ -108,21 +115,43 @@ function forgedFrames(job: string, attempt: number): Array<{ subject: string; by
   const id: WireIdentity = { jobHash: jobHash(job), attempt };
   const payload = new Uint8Array(512).map((_, i) => (i * 31) & 0xff);
   const fields = (over: Partial<DataFrameFields>): DataFrameFields => ({
-    source: 1, step: 1, phase: 'reduce_scatter', broadcast: false, dest: 0, tag: 0, chunkIndex: 0, chunkCount: 1, totalLength: payload.length, chunkSize: payload.length, messageCrc: 0, payload, ...over,
+    source: 1,
+    step: 1,
+    phase: 'reduce_scatter',
+    broadcast: false,
+    dest: 0,
+    tag: 0,
+    chunkIndex: 0,
+    chunkCount: 1,
+    totalLength: payload.length,
+    chunkSize: payload.length,
+    messageCrc: 0,
+    payload,
+    ...over,
   });
   return [
     { subject: s.data('reduce_scatter', 0), bytes: encodeDataFrame(id, fields({})) },
     { subject: s.broadcast('threshold'), bytes: encodeDataFrame(id, fields({ phase: 'threshold', broadcast: true, dest: 0xffff })) },
     { subject: s.broadcast('all_gather'), bytes: encodeDataFrame(id, fields({ phase: 'all_gather', broadcast: true, dest: 0xffff })) },
     { subject: s.abort, bytes: encodeAbortFrame(id, { source: 1, reason: 'forged' }) },
-    { subject: progressSubjectOf(job), bytes: new TextEncoder().encode('{"attempt":0,"step":999,"totalSteps":999,"phase":"Succeeded"}') },
+    { subject: progressSubject(job), bytes: new TextEncoder().encode('{"attempt":0,"step":999,"totalSteps":999,"phase":"Succeeded"}') },
   ];
 }
 
 /** Subjects of `job`'s attempt an eavesdropper wants: gradients to each rank, thresholds, everything. */
 function eavesdropSubjects(job: string, attempt: number): string[] {
   const s = attemptSubjects(job, attempt);
-  return [s.data('reduce_scatter', 0), s.inbox(1), s.broadcast('threshold'), s.broadcasts, `${s.prefix}.>`, `gmt.${job}.>`, 'gmt.>', '>', `_INBOX.${job}.${attempt}.>`];
+  return [
+    s.data('reduce_scatter', 0),
+    s.inbox(1),
+    s.broadcast('threshold'),
+    s.broadcasts,
+    `${s.prefix}.>`,
+    `gmt.${job}.>`,
+    'gmt.>',
+    '>',
+    `_INBOX.${job}.${attempt}.>`,
+  ];
 }
 
 /** Tries to connect `tries` times with `creds` (undefined: none); returns how many the server refused. */
@@ -151,7 +180,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-test.serial('jobs A and B at once: A\'s credentials, none, and a foreign authority\'s cannot read or write B; B equals B alone', async (t) => {
+test.serial("jobs A and B at once: A's credentials, none, and a foreign authority's cannot read or write B; B equals B alone", async (t) => {
   const soloDir = await soloRun();
   const credsA = await srv().mintAttempt('job-a', 0);
   const credsB = await srv().mintAttempt('job-b', 0);
@@ -166,7 +195,9 @@ test.serial('jobs A and B at once: A\'s credentials, none, and a foreign authori
   const dirB = freshDir('b');
   const ranks = [...gang('job-a', 0, credsA, dirA), ...gang('job-b', 0, credsB, dirB)];
   let finished = false;
-  const done = waitGang(ranks, 240_000).finally(() => { finished = true; });
+  const done = waitGang(ranks, 240_000).finally(() => {
+    finished = true;
+  });
   const frames = forgedFrames('job-b', 0);
   let anonymous = { refused: 0, tries: 0 };
   let foreignAuth = { refused: 0, tries: 0 };
@@ -182,38 +213,49 @@ test.serial('jobs A and B at once: A\'s credentials, none, and a foreign authori
     await new Promise((r) => setTimeout(r, 50));
   }
   const exits = await done;
-  t.true(exits.every((e) => e.code === 0), describe(exits));
+  t.true(
+    exits.every((e) => e.code === 0),
+    describe(exits),
+  );
   await withA.nc.flush();
   await until(() => withA.refused.publish >= withA.tried.publish && withA.refused.subscribe >= withA.tried.subscribe, 5000, 'every refusal to arrive');
-  t.log(`with A's credentials: ${withA.tried.subscribe} subscriptions, ${withA.tried.publish} forged publishes into B; refused ${JSON.stringify(withA.refused)}; received ${withA.received}`);
-  t.log(`without credentials: ${anonymous.refused}/${anonymous.tries} connections refused; foreign authority: ${foreignAuth.refused}/${foreignAuth.tries}; reasons ${JSON.stringify([...reasons])}`);
+  t.log(
+    `with A's credentials: ${withA.tried.subscribe} subscriptions, ${withA.tried.publish} forged publishes into B; refused ${JSON.stringify(withA.refused)}; received ${withA.received}`,
+  );
+  t.log(
+    `without credentials: ${anonymous.refused}/${anonymous.tries} connections refused; foreign authority: ${foreignAuth.refused}/${foreignAuth.tries}; reasons ${JSON.stringify([...reasons])}`,
+  );
   t.true(withA.tried.publish >= frames.length && withA.tried.subscribe === eavesdropSubjects('job-b', 0).length);
   t.deepEqual(withA.refused, withA.tried, 'every subscription and every publish refused by the server');
-  t.is(withA.received, 0, 'no message of B reached the client holding A\'s credentials');
+  t.is(withA.received, 0, "no message of B reached the client holding A's credentials");
   t.true(anonymous.tries > 0 && anonymous.refused === anonymous.tries, 'every connection without credentials refused');
-  t.true(foreignAuth.tries > 0 && foreignAuth.refused === foreignAuth.tries, 'every connection with a foreign authority\'s credentials refused');
+  t.true(foreignAuth.tries > 0 && foreignAuth.refused === foreignAuth.tries, "every connection with a foreign authority's credentials refused");
   await withA.nc.close();
 
   const [b, ref, a] = [await finalFiles(dirB, STEPS), await finalFiles(soloDir, STEPS), await finalFiles(dirA, STEPS)];
-  t.deepEqual(sameFiles(b, ref), { model: true, optimizer: true }, 'B\'s final model and optimizer byte-identical to B run alone');
+  t.deepEqual(sameFiles(b, ref), { model: true, optimizer: true }, "B's final model and optimizer byte-identical to B run alone");
   t.deepEqual(sameFiles(a, ref), { model: true, optimizer: true }, 'A (same settings) unaffected too');
 });
 
-test.serial('a dead attempt\'s credentials: closed when the next attempt is minted, refused after, and the live attempt equals the run alone', async (t) => {
+test.serial("a dead attempt's credentials: closed when the next attempt is minted, refused after, and the live attempt equals the run alone", async (t) => {
   const soloDir = await soloRun();
   const creds0 = await readFile(await srv().mintAttempt('job-c', 0));
   // A rank of attempt 0 that outlives its gang (e.g. a partitioned pod), still connected.
   const dead = await Attacker.open('dead-rank', srv().url, creds0, '_INBOX.job-c.0');
   let deadClosed = false;
-  void dead.nc.closed().then(() => { deadClosed = true; });
+  void dead.nc.closed().then(() => {
+    deadClosed = true;
+  });
   const creds1 = await srv().mintAttempt('job-c', 1);
-  await until(() => deadClosed, 5000, 'the server to close the dead attempt\'s connection');
-  t.pass('the server closed the dead attempt\'s connection when attempt 1 was minted');
+  await until(() => deadClosed, 5000, "the server to close the dead attempt's connection");
+  t.pass("the server closed the dead attempt's connection when attempt 1 was minted");
 
   const dir = freshDir('c1');
   const ranks = gang('job-c', 1, creds1, dir);
   let finished = false;
-  const done = waitGang(ranks, 240_000).finally(() => { finished = true; });
+  const done = waitGang(ranks, 240_000).finally(() => {
+    finished = true;
+  });
   let tries = 0;
   let refused = 0;
   while (!finished) {
@@ -223,20 +265,25 @@ test.serial('a dead attempt\'s credentials: closed when the next attempt is mint
     await new Promise((res) => setTimeout(res, 50));
   }
   const exits = await done;
-  t.true(exits.every((e) => e.code === 0), describe(exits));
+  t.true(
+    exits.every((e) => e.code === 0),
+    describe(exits),
+  );
   t.log(`dead attempt's credentials: ${refused}/${tries} connections refused while attempt 1 ran`);
   t.true(tries > 0 && refused === tries);
   t.deepEqual(sameFiles(await finalFiles(dir, STEPS), await finalFiles(soloDir, STEPS)), { model: true, optimizer: true });
 });
 
-test.serial('a deleted job\'s credentials stop working at once', async (t) => {
+test.serial("a deleted job's credentials stop working at once", async (t) => {
   const creds = await readFile(await srv().mintAttempt('job-d', 0));
   const live = await Attacker.open('job-d-rank', srv().url, creds, '_INBOX.job-d.0');
   let closed = false;
-  void live.nc.closed().then(() => { closed = true; });
+  void live.nc.closed().then(() => {
+    closed = true;
+  });
   const t0 = performance.now();
   await srv().revokeJob('job-d');
-  await until(() => closed, 5000, 'the server to close the deleted job\'s connection');
+  await until(() => closed, 5000, "the server to close the deleted job's connection");
   t.log(`connection closed ${Math.round(performance.now() - t0)} ms after the revocation was pushed`);
   const r = await refusedConnects(srv().url, creds, 3);
   t.is(r.refused, 3, JSON.stringify(r.reasons));

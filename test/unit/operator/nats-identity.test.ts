@@ -14,14 +14,19 @@ import {
   mintProgressReader,
   mintSystemUser,
   parseAttemptRole,
-  progressSubjectOf,
   scopesOfAccountJwt,
 } from '../../../contract/nats-identity.js';
+import { progressSubject } from '../../../contract/progress.js';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
 import { buildNatsCredsSecret, buildWorkerPod, NATS_CREDS_KEYS, PATHS } from '../../../operator/src/controller/index.js';
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
-  const r = parseGmtFineTune({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'tiny', namespace: 'team-a', uid: '7D2431F1-aaaa-bbbb', generation: 1 }, spec: { image: 'gmt:1', workers: 2, ...spec } });
+  const r = parseGmtFineTune({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'tiny', namespace: 'team-a', uid: '7D2431F1-aaaa-bbbb', generation: 1 },
+    spec: { image: 'gmt:1', workers: 2, ...spec },
+  });
   if (!r.ok) throw new Error(r.error);
   return r.value;
 }
@@ -31,15 +36,23 @@ const credsJwt = (creds: string): string => /-----BEGIN NATS USER JWT-----\n(\S+
 
 test('nats identity - an attempt may use only its own subjects, its progress subject and its inboxes', (t) => {
   const cases: Array<[string, number, { pub: string[]; sub: string[] }]> = [
-    ['team-a-tiny-7d2431f1', 0, { pub: ['gmt.team-a-tiny-7d2431f1.0.>', 'gmt.team-a-tiny-7d2431f1.progress'], sub: ['gmt.team-a-tiny-7d2431f1.0.>', '_INBOX.team-a-tiny-7d2431f1.0.>'] }],
-    ['job.with*odd>chars', 3, { pub: ['gmt.job_with_odd_chars.3.>', 'gmt.job_with_odd_chars.progress'], sub: ['gmt.job_with_odd_chars.3.>', '_INBOX.job_with_odd_chars.3.>'] }],
+    [
+      'team-a-tiny-7d2431f1',
+      0,
+      { pub: ['gmt.team-a-tiny-7d2431f1.0.>', 'gmt.team-a-tiny-7d2431f1.progress'], sub: ['gmt.team-a-tiny-7d2431f1.0.>', '_INBOX.team-a-tiny-7d2431f1.0.>'] },
+    ],
+    [
+      'job.with*odd>chars',
+      3,
+      { pub: ['gmt.job_with_odd_chars.3.>', 'gmt.job_with_odd_chars.progress'], sub: ['gmt.job_with_odd_chars.3.>', '_INBOX.job_with_odd_chars.3.>'] },
+    ],
   ];
   for (const [jobId, attempt, want] of cases) {
     t.deepEqual(attemptPermissions(jobId, attempt), want, jobId);
     t.true(want.sub.includes(`${attemptInboxPrefix(jobId, attempt)}.>`));
     t.deepEqual(parseAttemptRole(attemptRole(jobId, attempt)), { job: want.pub[0]!.split('.')[1], attempt });
   }
-  t.is(progressSubjectOf('a.b'), 'gmt.a_b.progress');
+  t.is(progressSubject('a.b'), 'gmt.a_b.progress');
   t.is(parseAttemptRole('gmt-progress-reader'), undefined);
 });
 
@@ -49,7 +62,7 @@ test('nats identity - users carry no permissions of their own: the scoped signin
   const m = await reg.mint('job-1', 0);
   const user = decode<User>(credsJwt(m.creds));
   t.is(user.sub, m.user);
-  t.is(user.iss, m.scope.key, 'issued by the attempt\'s scoped signing key');
+  t.is(user.iss, m.scope.key, "issued by the attempt's scoped signing key");
   t.is(user.nats.issuer_account, authorityPublic(a).jobsAccount);
   t.is(user.nats.pub, undefined);
   t.is(user.nats.sub, undefined);
@@ -60,7 +73,11 @@ test('nats identity - users carry no permissions of their own: the scoped signin
   const scopes = scopesOfAccountJwt(await reg.accountJwt());
   const mine = scopes.find((s) => s.key === m.scope.key);
   t.is(mine?.role, attemptRole('job-1', 0));
-  t.like(mine?.template, { pub: { allow: attemptPermissions('job-1', 0).pub, deny: [] }, sub: { allow: attemptPermissions('job-1', 0).sub, deny: [] }, allowed_connection_types: ['STANDARD'] });
+  t.like(mine?.template, {
+    pub: { allow: attemptPermissions('job-1', 0).pub, deny: [] },
+    sub: { allow: attemptPermissions('job-1', 0).sub, deny: [] },
+    allowed_connection_types: ['STANDARD'],
+  });
   const reader = scopes.find((s) => s.role === 'gmt-progress-reader');
   t.like(reader?.template, { pub: { allow: [], deny: ['>'] }, sub: { allow: ['gmt.*.progress', '_INBOX.gmt-operator.>'] } });
 });
@@ -71,10 +88,16 @@ test('nats identity - registry: one live attempt per job; minting the next revok
   const a0 = await reg.mint('job-1', 0);
   await reg.mint('job-2', 0);
   const a1 = await reg.mint('job-1', 1);
-  const keys = (jwt: string): string[] => scopesOfAccountJwt(jwt).map((s) => s.role).sort();
+  const keys = (jwt: string): string[] =>
+    scopesOfAccountJwt(jwt)
+      .map((s) => s.role)
+      .sort();
   const jwt = await reg.accountJwt();
   t.deepEqual(keys(jwt), [attemptRole('job-1', 1), attemptRole('job-2', 0), 'gmt-progress-reader'].sort());
-  t.false(scopesOfAccountJwt(jwt).some((s) => s.key === a0.scope.key), 'attempt 0\'s signing key is gone');
+  t.false(
+    scopesOfAccountJwt(jwt).some((s) => s.key === a0.scope.key),
+    "attempt 0's signing key is gone",
+  );
   t.true(scopesOfAccountJwt(jwt).some((s) => s.key === a1.scope.key));
   const expiring = await reg.mint('job-3', 0, 2_000_000_000);
   t.is(decode<User>(credsJwt(expiring.creds)).exp, 2_000_000_000, 'an expiry when asked for (jobs with activeDeadlineSeconds)');
@@ -89,7 +112,7 @@ test('nats identity - registry: one live attempt per job; minting the next revok
   t.deepEqual(keys(await restored.accountJwt()), keys(await reg.accountJwt()));
 });
 
-test('nats identity - the operator\'s users: system user may only push claims; reader only reads progress', async (t) => {
+test("nats identity - the operator's users: system user may only push claims; reader only reads progress", async (t) => {
   const a = createNatsAuthority();
   const sys = decode<User>(credsJwt((await mintSystemUser(a)).creds));
   t.is(sys.iss, authorityPublic(a).systemAccount);
@@ -101,7 +124,9 @@ test('nats identity - the operator\'s users: system user may only push claims; r
 
 test('nats identity - claims update replies: accepted, refused, garbage', (t) => {
   t.notThrows(() => checkClaimsUpdateReply('{"data":{"account":"A","code":200,"message":"jwt updated"}}'));
-  t.throws(() => checkClaimsUpdateReply('{"error":{"account":"A","code":500,"description":"jwt validation failed"}}'), { message: /refused \(500\): jwt validation failed/ });
+  t.throws(() => checkClaimsUpdateReply('{"error":{"account":"A","code":500,"description":"jwt validation failed"}}'), {
+    message: /refused \(500\): jwt validation failed/,
+  });
   t.throws(() => checkClaimsUpdateReply('not json'), { message: /not JSON/ });
   t.throws(() => checkClaimsUpdateReply('{"data":{"code":202}}'), { message: /unexpected reply/ });
 });
@@ -116,12 +141,18 @@ test('children - managed NATS credentials: a Secret per attempt owned by the job
   t.deepEqual(s.data, { [NATS_CREDS_KEYS.creds]: Buffer.from('CREDS').toString('base64'), [NATS_CREDS_KEYS.ca]: Buffer.from('CA').toString('base64') });
 
   const p = buildWorkerPod(j, 1, 2, managed);
-  t.deepEqual(p.spec?.volumes?.find((v) => v.name === 'nats-creds'), { name: 'nats-creds', secret: { secretName: 'tiny-nats-a2', defaultMode: 0o440, items: [{ key: 'nats.creds', path: 'nats.creds' }] } });
+  t.deepEqual(
+    p.spec?.volumes?.find((v) => v.name === 'nats-creds'),
+    { name: 'nats-creds', secret: { secretName: 'tiny-nats-a2', defaultMode: 0o440, items: [{ key: 'nats.creds', path: 'nats.creds' }] } },
+  );
   const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
   t.is(env['NATS_CREDS'], `${PATHS.natsCredsDir}/nats.creds`);
   t.is(env['NODE_EXTRA_CA_CERTS'], undefined);
   const tls = buildWorkerPod(j, 0, 2, { ...managed, natsCa: true });
-  t.deepEqual(tls.spec?.volumes?.find((v) => v.name === 'nats-creds')?.secret?.items?.map((i) => i.key), ['nats.creds', 'ca.crt']);
+  t.deepEqual(
+    tls.spec?.volumes?.find((v) => v.name === 'nats-creds')?.secret?.items?.map((i) => i.key),
+    ['nats.creds', 'ca.crt'],
+  );
   t.true(tls.spec?.containers[0]?.env?.some((e) => e.name === 'NODE_EXTRA_CA_CERTS' && e.value === `${PATHS.natsCredsDir}/ca.crt`));
   // A job with its own NATS URL or credentials keeps them; no managed identity.
   const own = buildWorkerPod(job({ nats: { url: 'nats://elsewhere:4222' } }), 0, 2, managed);

@@ -19,9 +19,9 @@ import {
   mintSystemUser,
   natsServerAuthConfig,
   pushAccountJwt,
-  subjectToken,
   type NatsAuthority,
 } from '../../../../contract/nats-identity.js';
+import { subjectToken } from '../../../../contract/progress.js';
 import { freePort, natsServerConfig, startNatsServer, type NatsServerHandle } from './server.js';
 
 /** Options of startSecureNatsServer. */
@@ -69,17 +69,24 @@ export async function startSecureNatsServer(o: SecureNatsServerOptions): Promise
     const host = o.host ?? '127.0.0.1';
     const port = await freePort(host);
     const httpPort = o.httpPort === true ? await freePort(host) : undefined;
-    const config = natsServerConfig({ port, host, ...(httpPort !== undefined ? { httpPort } : {}) }) + natsServerAuthConfig({
-      operatorJwt: await encodeOperatorJwt(authority),
-      systemAccount: pub.systemAccount,
-      systemAccountJwt: await encodeSystemAccountJwt(authority),
-      jobsAccount: pub.jobsAccount,
-      jobsAccountJwt: await registry.accountJwt(),
-      resolverDir: join(dir, 'jwt'),
-    });
+    const config =
+      natsServerConfig({ port, host, ...(httpPort !== undefined ? { httpPort } : {}) }) +
+      natsServerAuthConfig({
+        operatorJwt: await encodeOperatorJwt(authority),
+        systemAccount: pub.systemAccount,
+        systemAccountJwt: await encodeSystemAccountJwt(authority),
+        jobsAccount: pub.jobsAccount,
+        jobsAccountJwt: await registry.accountJwt(),
+        resolverDir: join(dir, 'jwt'),
+      });
     server = await startNatsServer({ binary: o.binary, host, port, ...(httpPort !== undefined ? { httpPort } : {}), config });
     const sysUser = await mintSystemUser(authority);
-    sys = await connect({ servers: server.url, name: 'gmt-identity-admin', inboxPrefix: OPERATOR_INBOX_PREFIX, authenticator: credsAuthenticator(new TextEncoder().encode(sysUser.creds)) });
+    sys = await connect({
+      servers: server.url,
+      name: 'gmt-identity-admin',
+      inboxPrefix: OPERATOR_INBOX_PREFIX,
+      authenticator: credsAuthenticator(new TextEncoder().encode(sysUser.creds)),
+    });
     const reader = await mintProgressReader(authority);
     const readerPath = join(dir, 'progress-reader.creds');
     await writeSecret(readerPath, reader.creds);

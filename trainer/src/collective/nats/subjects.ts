@@ -11,11 +11,9 @@
  * A rank subscribes to `gmt.<job>.<attempt>.*.<ownRank>` (its data and its credits), `….*.all`,
  * `….hb` and `….abort`.
  */
+import { SUBJECT_ROOT, subjectToken } from '../../../../contract/progress.js';
 import type { CollectivePhase } from '../transport.js';
-import { NATS_SUBJECT_ROOT, subjectToken } from '../../../../contract/nats-identity.js';
 
-/** Root of every subject this trainer uses. */
-export const SUBJECT_ROOT = NATS_SUBJECT_ROOT;
 /** Subject token of flow-control grants (never a phase name). */
 export const CREDIT_TOKEN = 'credit';
 /** Subject token of broadcast data. */
@@ -26,7 +24,6 @@ export const BROADCAST_TOKEN = 'all';
  * become '_'. Two ids that map to the same token are still told apart by the job hash in every frame.
  */
 export function jobToken(jobId: string): string {
-  // The same rule as the NATS identities' permissions (contract/nats-identity.ts).
   return subjectToken(jobId);
 }
 
