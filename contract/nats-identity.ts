@@ -1,6 +1,7 @@
 /**
- * Per-job NATS identities with NATS's own decentralized JWT auth (docs/security.md). Everything is
- * signed with `@nats-io/jwt` / `@nats-io/nkeys`; nothing here builds a wire format by hand.
+ * Per-job NATS identities with NATS's own decentralized JWT auth (docs/security.md): the
+ * keys come from `@nats-io/nkeys`, every JWT is signed with `@nats-io/jwt`; nothing here builds a
+ * wire format by hand.
  *
  * Trust chain (nats-server "operator mode"):
  *   operator key (O…) ─ signs ─► system account (A…, for the server's $SYS traffic)
@@ -14,21 +15,8 @@
  * updateAccountClaimsWithRefresh: "signing keys changed … closeConnection(AuthenticationViolation)").
  * The updated account JWT reaches the server through its full resolver on `$SYS.REQ.CLAIMS.UPDATE`.
  */
-import {
-  createAccount,
-  createOperator,
-  createUser,
-  decode,
-  encodeAccount,
-  encodeOperator,
-  encodeUser,
-  fmtCreds,
-  fromSeed,
-  newScopedSigner,
-  type KeyPair,
-  type SigningKey,
-  type UserPermissionsLimits,
-} from '@nats-io/jwt';
+import { decode, encodeAccount, encodeOperator, encodeUser, fmtCreds, newScopedSigner, type SigningKey, type UserPermissionsLimits } from '@nats-io/jwt';
+import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { PROGRESS_SUBJECT, SUBJECT_ROOT, progressSubject, subjectToken } from './progress.js';
@@ -183,9 +171,12 @@ export function encodeSystemAccountJwt(a: NatsAuthority): Promise<string> {
  */
 export function encodeJobsAccountJwt(a: NatsAuthority, attempts: readonly ScopedKey[]): Promise<string> {
   const p = authorityPublic(a);
-  const signingKeys: SigningKey[] = [progressReaderScope(p.progressSigner), ...attempts].map(
-    (s) => ({ key: s.key, role: s.role, kind: 'user_scope', template: s.template }) as SigningKey,
-  );
+  const signingKeys: SigningKey[] = [progressReaderScope(p.progressSigner), ...attempts].map((s) => ({
+    key: s.key,
+    role: s.role,
+    kind: 'user_scope',
+    template: s.template,
+  }));
   return encodeAccount(
     JOBS_ACCOUNT_NAME,
     p.jobsAccount,
@@ -371,8 +362,6 @@ const AccountClaimsSchema = z.object({ sub: z.string(), nats: z.object({ signing
 
 /** The scoped signing keys of an account JWT (decoded with @nats-io/jwt; not verified: pass only JWTs we signed). */
 export function scopesOfAccountJwt(accountJwt: string): ScopedKey[] {
-  const claims = AccountClaimsSchema.parse(decode<unknown>(accountJwt));
-  return (claims.nats.signing_keys ?? [])
-    .filter((k) => typeof k !== 'string')
-    .map((k) => ({ key: k.key, role: k.role, template: k.template as Partial<UserPermissionsLimits> }));
+  const claims = AccountClaimsSchema.parse(decode(accountJwt));
+  return (claims.nats.signing_keys ?? []).filter((k) => typeof k !== 'string').map((k) => ({ key: k.key, role: k.role, template: k.template }));
 }

@@ -147,7 +147,7 @@ test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, i
     { apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-gmt-operator-nats-keys', 'rel-gmt-operator-nats-server'], verbs: ['get', 'patch'] },
     { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
   ]);
-  t.like(one(objs, 'RoleBinding', 'rel-gmt-operator-nats-identities')['roleRef'] as object, { kind: 'Role', name: 'rel-gmt-operator-nats-identities' });
+  t.like(one(objs, 'RoleBinding', 'rel-gmt-operator-nats-identities')['roleRef'], { kind: 'Role', name: 'rel-gmt-operator-nats-identities' });
   const cr = one(objs, 'ClusterRole')['rules'] as { resources: string[]; verbs: string[] }[];
   t.deepEqual(cr.find((r) => r.resources.includes('secrets'))?.verbs, ['create', 'patch', 'delete'], 'secrets: never get, list or watch');
 });
@@ -220,7 +220,10 @@ test('chart - in-cluster NATS: StatefulSet + Service + a config tuned for collec
     spec.containers[0]!.volumeMounts.map((m) => m.mountPath),
     ['/etc/nats', '/etc/nats/auth', NATS_RESOLVER_DIR.replace(/\/jwt$/, '')],
   );
-  t.like((spec.volumes ?? []).find((v) => (v as { name: string }).name === 'auth') as object, { secret: { secretName: 'rel-gmt-operator-nats-server' } });
+  t.like(
+    (spec.volumes ?? []).find((v) => (v as { name: string }).name === 'auth'),
+    { secret: { secretName: 'rel-gmt-operator-nats-server' } },
+  );
   // nats-server accepts the chart's config with the auth config the operator writes.
   const dir = await mkdtemp(join(tmpdir(), 'gmt-chart-nats-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -262,7 +265,10 @@ test('chart - nats.inCluster.tls: server TLS from the Secret, the CA for the ope
   const conf = (one(objs, 'ConfigMap', 'rel-gmt-operator-nats')['data'] as Record<string, string>)['nats-server.conf']!;
   t.regex(conf, /tls \{\n\s+cert_file: "\/etc\/nats\/tls\/tls\.crt"\n\s+key_file: "\/etc\/nats\/tls\/tls\.key"/);
   const sts = podSpec(one(objs, 'StatefulSet'));
-  t.like((sts.volumes ?? []).find((v) => (v as { name: string }).name === 'tls') as object, { secret: { secretName: 'nats-tls' } });
+  t.like(
+    (sts.volumes ?? []).find((v) => (v as { name: string }).name === 'tls'),
+    { secret: { secretName: 'nats-tls' } },
+  );
   const dep = podSpec(one(objs, 'Deployment'));
   const c = dep.containers[0]!;
   t.is(flag(c, '--nats-ca-file'), '/var/run/gmt/nats-ca/ca.crt');

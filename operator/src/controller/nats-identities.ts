@@ -285,6 +285,7 @@ export class NatsIdentities {
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1000,
         });
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();
           return;
@@ -299,6 +300,7 @@ export class NatsIdentities {
         }
         await nc.closed();
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
         this.#o.log?.('error', 'NATS identities: cannot connect', {
           url: this.#o.natsUrl,

@@ -202,6 +202,7 @@ test.serial("jobs A and B at once: A's credentials, none, and a foreign authorit
   let anonymous = { refused: 0, tries: 0 };
   let foreignAuth = { refused: 0, tries: 0 };
   const reasons = new Set<string>();
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when the gang exits
   while (!finished) {
     for (const f of frames) withA.publish(f.subject, f.bytes);
     await withA.nc.flush();
@@ -258,6 +259,7 @@ test.serial("a dead attempt's credentials: closed when the next attempt is minte
   });
   let tries = 0;
   let refused = 0;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when the gang exits
   while (!finished) {
     const r = await refusedConnects(srv().url, creds0, 1);
     tries++;
