@@ -113,6 +113,11 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
     t.deepEqual(secrets, [natsCredsSecretName('job', 0)], `${p.metadata?.name} mounts only its attempt's credentials`);
   }
 
+  // Pods are created only after their attempt's identity reached the server.
+  await waitFor('pods of A', async () =>
+    (await core.listNamespacedPod({ namespace: nsA, labelSelector: `${LABELS.job}=job` })).items.length === 2 ? true : undefined,
+  );
+
   // An attacker holding A's credentials, and one holding none.
   const withA = await tryConnect(url, credsA);
   if (typeof withA === 'string') throw new Error(`A's credentials refused: ${withA}`);
@@ -228,6 +233,9 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const jobE = await create(nsD, tiny('other', long));
   const credsD = decode(await credsSecret(nsD, jobD), NATS_CREDS_KEYS.creds);
   const credsE = decode(await credsSecret(nsD, jobE), NATS_CREDS_KEYS.creds);
+  // The Secret is written before the account update is pushed: wait until both jobs train.
+  await waitForJob(t, nsD, 'job', 'Running with progress', (j) => (j.status?.step ?? 0) > 0);
+  await waitForJob(t, nsD, 'other', 'Running with progress', (j) => (j.status?.step ?? 0) > 0);
   const asD = await tryConnect(url, credsD);
   const asE = await tryConnect(url, credsE);
   if (typeof asD === 'string' || typeof asE === 'string')
