@@ -43,10 +43,19 @@ test.serial('rbac - the operator ServiceAccount may do exactly what the operator
     ['create', 'events', '-n', 'default'],
     ['create', 'leases.coordination.k8s.io', '-n', 'gmt-system'],
     ['update', 'leases.coordination.k8s.io', '-n', 'gmt-system'],
+    // Per-attempt NATS credentials are written, never read (docs/security.md).
+    ['create', 'secrets', '-n', 'default'],
+    ['patch', 'secrets', '-n', 'default'],
+    ['delete', 'secrets', '-n', 'default'],
+    ['get', 'secrets/gmt-operator-nats-keys', '-n', 'gmt-system'],
+    ['patch', 'secrets/gmt-operator-nats-server', '-n', 'gmt-system'],
   ];
   const denied: string[][] = [
     ['get', 'secrets', '-n', 'default'],
     ['list', 'secrets', '-A'],
+    ['watch', 'secrets', '-A'],
+    ['get', 'secrets', '-n', 'gmt-system'],
+    ['get', 'secrets/other', '-n', 'gmt-system'],
     ['create', 'gmtfinetunes.gmt.dev', '-n', 'default'],
     ['update', 'gmtfinetunes.gmt.dev', '-n', 'default'],
     ['create', 'deployments.apps', '-n', 'default'],
