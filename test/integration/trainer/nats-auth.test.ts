@@ -11,7 +11,7 @@
  * - a deleted job's credentials stop working at once.
  */
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
@@ -22,6 +22,7 @@ import { startSecureNatsServer, type SecureNatsServer } from '../../../trainer/s
 import { encodeAbortFrame, encodeDataFrame, jobHash, type DataFrameFields, type WireIdentity } from '../../../trainer/src/collective/nats/wire.js';
 import { readFile } from 'node:fs/promises';
 import { ensureBinary } from '../../harness/binaries.js';
+import { createControlPlanePki } from '../../harness/pki.js';
 import { describe, finalFiles, killAll, sameFiles, spawnGang, waitGang, type Proc } from './ranks.js';
 
 const STEPS = 12;
@@ -46,9 +47,9 @@ const srv = (): SecureNatsServer => secure!;
 let dirs = 0;
 const freshDir = (name: string): string => join(root, `${name}-${dirs++}`);
 
-/** A 2-rank gang of (jobId, attempt) with the given credentials file. */
-function gang(jobId: string, attempt: number, creds: string, dir: string): Proc[] {
-  const ps = spawnGang({ n: 2, url: srv().url, jobId, attempt, dir, args: ARGS, env: { NATS_CREDS: creds } });
+/** A 2-rank gang of (jobId, attempt) with the given credentials file (and extra env). */
+function gang(jobId: string, attempt: number, creds: string, dir: string, url = srv().url, env: Record<string, string> = {}): Proc[] {
+  const ps = spawnGang({ n: 2, url, jobId, attempt, dir, args: ARGS, env: { NATS_CREDS: creds, ...env } });
   spawned.push(...ps);
   return ps;
 }
@@ -289,4 +290,38 @@ test.serial("a deleted job's credentials stop working at once", async (t) => {
   t.log(`connection closed ${Math.round(performance.now() - t0)} ms after the revocation was pushed`);
   const r = await refusedConnects(srv().url, creds, 3);
   t.is(r.refused, 3, JSON.stringify(r.reasons));
+});
+
+test.serial('TLS as the chart sets it up: ranks trust the CA through NODE_EXTRA_CA_CERTS and train; a client without the CA is refused', async (t) => {
+  const soloDir = await soloRun();
+  // A CA and a serving certificate for 127.0.0.1 (the harness's PKI, made in-process).
+  const pki = await createControlPlanePki('10.0.0.1');
+  const tls = await startSecureNatsServer({
+    binary: await ensureBinary('nats-server'),
+    tls: { certPem: pki.apiserver.certPem, keyPem: pki.apiserver.keyPem, caPem: pki.ca.certPem },
+  });
+  t.teardown(() => tls.stop());
+  const caFile = join(root, 'nats-ca.crt');
+  await writeFile(caFile, pki.ca.certPem);
+  const credsFile = await tls.mintAttempt('job-tls', 0);
+  const creds = await readFile(credsFile);
+  // The server requires TLS: a client that does not trust its CA cannot even authenticate.
+  const untrusted = await connect({ servers: tls.url, reconnect: false, authenticator: credsAuthenticator(creds) }).then(
+    async (nc) => {
+      await nc.close();
+      return 'connected';
+    },
+    (e: unknown) => (e instanceof Error ? `${e.message} ${e.cause instanceof Error ? e.cause.message : ''}` : String(e)),
+  );
+  t.regex(untrusted, /certificate/i, 'TLS verification fails without the CA');
+  const trusted = await connect({ servers: tls.url, reconnect: false, authenticator: credsAuthenticator(creds), tls: { ca: pki.ca.certPem } });
+  t.true(trusted.info?.tls_required === true, 'the server requires TLS');
+  await trusted.close();
+  const dir = freshDir('tls');
+  const exits = await waitGang(gang('job-tls', 0, credsFile, dir, tls.url, { NODE_EXTRA_CA_CERTS: caFile }));
+  t.true(
+    exits.every((e) => e.code === 0),
+    describe(exits),
+  );
+  t.deepEqual(sameFiles(await finalFiles(dir, STEPS), await finalFiles(soloDir, STEPS)), { model: true, optimizer: true });
 });

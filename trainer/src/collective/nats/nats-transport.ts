@@ -34,6 +34,9 @@ import {
 
 export type { NatsTransportOptions } from './options.js';
 
+/** Longest close() waits for the server to acknowledge what this rank sent last. */
+const CLOSE_FLUSH_MS = 2000;
+
 /** A Transport over core NATS for one rank of one job attempt. */
 export class NatsTransport implements Transport {
   readonly rank: number;
@@ -203,6 +206,23 @@ export class NatsTransport implements Transport {
     this.#fail(new RetryableError(`transport of rank ${this.rank} closed`));
     const nc = this.#nc;
     if (nc !== undefined && !nc.isClosed()) {
+      // nats.js close() destroys the socket without flushing it; over TLS the last frames (this
+      // rank's final chunks and credits) may still sit in the TLS layer and would be lost, leaving
+      // a peer waiting for them. A flush (PING/PONG) makes the server hold them first. nats.js
+      // never settles a flush whose connection closes meanwhile, hence the bound.
+      await new Promise<void>((resolve) => {
+        const timer = this.#clock.schedule(CLOSE_FLUSH_MS, resolve);
+        nc.flush().then(
+          () => {
+            timer.cancel();
+            resolve();
+          },
+          () => {
+            timer.cancel();
+            resolve();
+          },
+        );
+      });
       try {
         await nc.close();
       } catch {

@@ -32,6 +32,8 @@ export interface SecureNatsServerOptions {
   readonly host?: string;
   /** Monitoring port: `true` for a free one; omitted: none. */
   readonly httpPort?: true;
+  /** Require TLS: the server's certificate and key (PEM), and the CA (PEM) this module's own connections trust. */
+  readonly tls?: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
 }
 
 /** A running authenticated nats-server and the means to mint and revoke identities on it. */
@@ -69,8 +71,14 @@ export async function startSecureNatsServer(o: SecureNatsServerOptions): Promise
     const host = o.host ?? '127.0.0.1';
     const port = await freePort(host);
     const httpPort = o.httpPort === true ? await freePort(host) : undefined;
+    let tls: { certFile: string; keyFile: string } | undefined;
+    if (o.tls !== undefined) {
+      tls = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+      await writeFile(tls.certFile, o.tls.certPem);
+      await writeSecret(tls.keyFile, o.tls.keyPem);
+    }
     const config =
-      natsServerConfig({ port, host, ...(httpPort !== undefined ? { httpPort } : {}) }) +
+      natsServerConfig({ port, host, ...(httpPort !== undefined ? { httpPort } : {}), ...(tls !== undefined ? { tls } : {}) }) +
       natsServerAuthConfig({
         operatorJwt: await encodeOperatorJwt(authority),
         systemAccount: pub.systemAccount,
@@ -86,6 +94,7 @@ export async function startSecureNatsServer(o: SecureNatsServerOptions): Promise
       name: 'gmt-identity-admin',
       inboxPrefix: OPERATOR_INBOX_PREFIX,
       authenticator: credsAuthenticator(new TextEncoder().encode(sysUser.creds)),
+      ...(o.tls !== undefined ? { tls: { ca: o.tls.caPem } } : {}),
     });
     const reader = await mintProgressReader(authority);
     const readerPath = join(dir, 'progress-reader.creds');

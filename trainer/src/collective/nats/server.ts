@@ -21,6 +21,8 @@ export interface NatsServerConfigOptions {
   readonly maxPending?: string;
   /** Longest a write to a client may block before it is cut off (default "30s"). */
   readonly writeDeadline?: string;
+  /** Require TLS with this certificate and key (PEM files), as the chart's `nats.inCluster.tls`. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 /**
@@ -41,6 +43,8 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
     'ping_max: 3',
   ];
   if (o.httpPort !== undefined) lines.push(`http_port: ${o.httpPort}`);
+  if (o.tls !== undefined)
+    lines.push('tls {', `  cert_file: ${JSON.stringify(o.tls.certFile)}`, `  key_file: ${JSON.stringify(o.tls.keyFile)}`, '  timeout: 5', '}');
   return lines.join('\n') + '\n';
 }
 
