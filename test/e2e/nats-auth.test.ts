@@ -6,6 +6,7 @@
 // job's and a deleted job's credentials stop working at once, and no key material appears in the
 // operator's logs, events, status, metrics or the pods' logs.
 import test from 'ava';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
@@ -256,6 +257,27 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   t.regex(await refusal(url, credsD), /Authorization Violation/);
   t.regex(await refusal(url, credsE), /Authorization Violation/);
 
+  // A gang restart: attempt 1 gets new credentials, attempt 0's are revoked (a rank of the dead
+  // attempt that still holds a connection is cut off) and its Secret is deleted.
+  const nsF = await createTestNamespace(kc, 'team-f');
+  const jobF = await create(nsF, tiny('job', { training: { steps: 40, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } }));
+  const credsF0 = decode(await credsSecret(nsF, jobF), NATS_CREDS_KEYS.creds);
+  await waitForJob(t, nsF, 'job', 'a checkpoint and a few steps', (j) => (j.status?.step ?? 0) >= 6 && j.status?.lastCheckpoint !== undefined);
+  const deadRank = await tryConnect(url, credsF0);
+  if (typeof deadRank === 'string') throw new Error(`attempt 0's credentials refused while it runs: ${deadRank}`);
+  const pid = Number((await readFile(join(fx.root, computeJobId(jobF), 'pid-a0-r1'), 'utf8')).trim());
+  process.kill(pid, 'SIGKILL');
+  await waitForJob(t, nsF, 'job', 'attempt 1', (j) => (j.status?.attempt ?? 0) >= 1);
+  const s1 = await waitFor('attempt 1 creds Secret', () => readSecret(core, nsF, natsCredsSecretName('job', 1)));
+  const credsF1 = decode(s1, NATS_CREDS_KEYS.creds);
+  t.not(credsF1, credsF0);
+  await waitFor("the dead attempt's connection closed by the server", async () => (deadRank.isClosed() ? true : undefined), { timeoutMs: 10_000 });
+  t.regex(await refusal(url, credsF0), /Authorization Violation/);
+  await waitFor("attempt 0's Secret deleted", async () => ((await readSecret(core, nsF, natsCredsSecretName('job', 0))) === undefined ? true : undefined));
+  const doneF = await waitForJob(t, nsF, 'job', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed', 300_000);
+  t.is(doneF.status?.phase, 'Succeeded');
+  t.is(doneF.status?.attempt, 1);
+
   // No key material anywhere an operator or user looks: logs, events, status, metrics, pod logs.
   const secretsSeen = [
     credsA,
@@ -263,15 +285,18 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
     credsC,
     credsD,
     credsE,
+    credsF0,
+    credsF1,
     decode(keys!, KEYS_SECRET_KEYS.authority),
     decode(keys!, KEYS_SECRET_KEYS.systemUser),
     decode(keys!, KEYS_SECRET_KEYS.progressReader),
   ].flatMap((text) => [...(text.match(SEED_RE) ?? []), ...(text.match(JWT_RE) ?? [])]);
-  t.true(secretsSeen.length >= 10, 'the known seeds and JWTs were extracted');
+  // 7 job .creds (JWT + seed each), the 4 authority seeds, the system user's and the reader's .creds.
+  t.is(secretsSeen.length, 7 * 2 + 4 + 2 * 2, 'every known seed and JWT was extracted');
   const metrics = `${metricsBefore}\n${await (await fetch(`${op2.server!.url}/metrics`)).text()}`;
-  const evs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => events(ns, 'job')))).flat();
-  const statuses = [doneA, doneB].map((j) => JSON.stringify(j));
-  const podLogs = (await Promise.all([nsA, nsB, nsC, nsD].map((ns) => fx.podLogs(ns)))).flat();
+  const evs = (await Promise.all([nsA, nsB, nsC, nsD, nsF].map((ns) => events(ns, 'job')))).flat();
+  const statuses = [doneA, doneB, doneF].map((j) => JSON.stringify(j));
+  const podLogs = (await Promise.all([nsA, nsB, nsC, nsD, nsF].map((ns) => fx.podLogs(ns)))).flat();
   const haystacks: Record<string, string> = {
     'operator logs': fx.logs.join('\n'),
     events: JSON.stringify(evs),
