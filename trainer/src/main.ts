@@ -22,7 +22,7 @@ Usage:
   gmt-train --help
 
 Options (config keys as kebab-case flags; env GMT_CONFIG, GMT_RANK, GMT_WORLD_SIZE, GMT_JOB_ID,
-GMT_ATTEMPT, NATS_URL, GMT_CHECKPOINT_DIR, GMT_METRICS_PORT, GMT_BACKEND also apply):
+GMT_ATTEMPT, NATS_URL, GMT_CHECKPOINT_DIR, GMT_METRICS_PORT, GMT_BACKEND, GMT_THREADS also apply):
 ${configKeys().map((k) => `  ${flagName(k)}`).join('\n')}
 
 Exit codes: 0 ok, 2 config, 3 data, 4 checkpoint, 5 numeric, 1 internal (not retryable);

@@ -21,6 +21,7 @@ export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
   GMT_CHECKPOINT_DIR: 'checkpointDir',
   GMT_METRICS_PORT: 'metricsPort',
   GMT_BACKEND: 'backend',
+  GMT_THREADS: 'threads',
 };
 
 const KEYS = Object.keys(TrainerConfigSchema.shape) as ConfigKey[];

@@ -12,7 +12,8 @@ export const TrainerConfigSchema = z.strictObject({
   // ---- run -------------------------------------------------------------------------------------
   runName: nonEmpty.regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('gmt-run'), // names the run in logs and metrics
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42), // every random choice derives from it
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'), // TensorFlow.js backend (auto: GPU > wasm > cpu)
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'), // TensorFlow.js backend (auto: native GPU > native CPU > wasm > cpu)
+  threads: z.number().int().min(0).max(4096).default(0), // native TensorFlow kernel threads; 0 = every core the process/pod is given
   // ---- model and data --------------------------------------------------------------------------
   baseModel: nonEmpty.default('bundled'), // "bundled", a checkpoint dir, a model.safetensors path, or "none" (fresh init)
   modelPreset: z.enum(['micro', 'tiny', 'small', 'gpt2']).default('tiny'), // architecture when baseModel is "none"
@@ -86,7 +87,7 @@ export type ConfigKey = keyof z.infer<typeof TrainerConfigSchema>;
 
 /** Keys that do not change the numbers a run produces (excluded from the config hash). */
 export const NON_NUMERIC_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
-  'runName', 'backend', 'checkpointDir', 'checkpointEvery', 'keepCheckpoints', 'resume', 'metricsPort',
+  'runName', 'backend', 'threads', 'checkpointDir', 'checkpointEvery', 'keepCheckpoints', 'resume', 'metricsPort',
   'progress', 'logFormat', 'jobId', 'rank', 'attempt', 'natsUrl', 'natsCreds', 'evalEvery', 'evalExamples', 'maxNewTokens',
   'collective', 'hashEvery', 'rendezvousTimeoutSec', 'stepTimeoutSec', 'heartbeatMs', 'peerTimeoutMs', 'workers', 'worldSize',
 ]);

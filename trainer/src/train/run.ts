@@ -98,7 +98,7 @@ export function measureMatmulPeak(n = 512, reps = 4): number {
 /** Run the fine-tune described by `c`. */
 export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
   const { log } = opts;
-  const backend = await initBackend(c.backend);
+  const backend = await initBackend(c.backend, { threads: c.threads });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
@@ -107,7 +107,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const hash = configHash(c);
   const fingerprint = datasetFingerprint(data.train);
   log.info('config', { ...c });
-  log.info('run', { backend: backend.name, provider: backend.provider, params: model.layout.size, base: base.source, train: data.train.examples.length, eval: data.evalItems.length, node: nodeVersion });
+  log.info('backend', { backend: backend.label, provider: backend.provider, threads: backend.threads, reason: backend.reason });
+  log.info('run', { backend: backend.label, provider: backend.provider, params: model.layout.size, base: base.source, train: data.train.examples.length, eval: data.evalItems.length, node: nodeVersion });
 
   // ---- state: fresh from the base weights, or resumed
   const state: TrainState = {
@@ -120,7 +121,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const ck = latest === undefined ? undefined : await readCheckpoint(latest, { layout: model.layout, configHash: hash, config: { ...c } });
   if (ck !== undefined && ck.state.datasetFingerprint !== fingerprint) throw new CheckpointError(`${latest}: the training data differ from the data this checkpoint was trained on (fingerprint mismatch)`);
   if (ck !== undefined && ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
-  const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.name, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
+  const metrics = new TrainerMetrics({ jobId: c.jobId, rank: c.rank, backend: backend.label, method: c.method, model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`, version: '0.1.0' });
   const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, ck?.state.step ?? 0)))(c) : undefined;
   const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds) : undefined;
   const publish = (p: Record<string, unknown>): void => { publisher?.publish(p); opts.onProgress?.(p); };
@@ -200,7 +201,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
           const nowMs = Date.now();
           if (nowMs - lastPublish >= 1000 || r.step === c.steps) {
             lastPublish = nowMs;
-            publish({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training' });
+            publish({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training', backend: backend.label });
           }
         },
         onEval: (s) => { runEval(s.params, `step ${s.step}`); },
@@ -221,7 +222,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     }
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
-    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: lastSps, tokensPerSecond: lastTps, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch });
+    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: lastSps, tokensPerSecond: lastTps, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', backend: backend.label, evalLoss: after.loss, exactMatch: after.exactMatch });
     const trained = state.step - startStep;
     return {
       backend, modelConfig: base.modelConfig, parameters: model.layout.size, before, after, steps: state.step, resumedFrom, lastCheckpoint,
