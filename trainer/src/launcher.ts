@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { defaultThreads } from './backend.js';
 import { progressSubject } from './collective/connect.js';
 import { startNatsServer } from './collective/nats/index.js';
 import type { TrainerConfig } from './config/schema.js';
@@ -77,9 +78,11 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
     }
   })();
   const args = rankArgs(argv);
+  // The ranks share this machine: each gets its share of the cores unless --threads/GMT_THREADS says otherwise.
+  const threads = c.threads > 0 ? c.threads : Math.max(1, Math.floor(defaultThreads() / n));
   try {
     for (let attempt = c.attempt; ; attempt++) {
-      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, GMT_RANK: String(rank), GMT_WORLD_SIZE: String(n), GMT_JOB_ID: jobId, GMT_ATTEMPT: String(attempt), NATS_URL: server.url, GMT_CONFIG: process.env['GMT_CONFIG'] ?? '' });
+      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, GMT_RANK: String(rank), GMT_WORLD_SIZE: String(n), GMT_JOB_ID: jobId, GMT_ATTEMPT: String(attempt), NATS_URL: server.url, GMT_CONFIG: process.env['GMT_CONFIG'] ?? '', GMT_THREADS: String(threads) });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
       const codes = ranks.map((r) => r.exited);

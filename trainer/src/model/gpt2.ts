@@ -3,10 +3,16 @@
  * approximation, HF "gelu_new") MLP, causal multi-head attention, tied output head. Reads top-down:
  * the small parts, then a block, then the whole model, then loss/gradients and generation logits.
  *
- * The embedding lookup runs outside the differentiated function: TensorFlow.js's gather gradient
- * needs the UnsortedSegmentSum kernel, which the wasm backend lacks. We differentiate with respect
- * to the looked-up embeddings instead and scatter-add that gradient into wte on the CPU, which also
- * keeps the result deterministic on every backend.
+ * Two kernel paths, chosen per call from the active backend (the maths is the same; golden tests
+ * check both against PyTorch):
+ * - native TensorFlow (tfjs-node/-gpu): everything runs as TensorFlow ops. Matmuls use the
+ *   transpose flags (BatchMatMulV2 adj_x/adj_y, no explicit transposes), and the embedding lookup is
+ *   differentiated, so its gradient is TensorFlow's UnsortedSegmentSum (sequential, hence
+ *   deterministic, on the CPU) added into wte's gradient without a JavaScript loop.
+ * - wasm and cpu: the wasm backend lacks UnsortedSegmentSum and runs transposed matmuls 15-20×
+ *   slower than plain ones, so matmuls get a custom gradient with explicit transposes, and the
+ *   lookup runs outside the differentiated function: we differentiate with respect to the looked-up
+ *   embeddings and scatter-add that gradient into wte on the CPU, in row order (deterministic).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.js';
@@ -78,14 +84,25 @@ const mm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
+/** Whether the active backend is native TensorFlow (see the file comment for what changes). */
+function nativeKernels(): boolean {
+  return tf.getBackend() === 'tensorflow';
+}
+
+/** a @ b, or a @ bᵀ with `transposeB`, on the kernel path of the active backend. */
+function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
+  if (nativeKernels()) return tf.matMul(a, b, false, transposeB);
+  return mm(a, transposeB ? transposeLast(b) : b);
+}
+
 /** x @ W + b for a Hugging Face Conv1D (W stored [in, out]). x: [N, in] → [N, out]. */
 function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(mm(x, w), b) as tf.Tensor2D;
+  return tf.add(matmul(x, w), b) as tf.Tensor2D;
 }
 
 /** Tied output head: h @ wteᵀ. h: [N, C] → logits [N, V]. */
 function head(h: tf.Tensor, wte: tf.Tensor): tf.Tensor2D {
-  return mm(h, tf.transpose(wte)) as tf.Tensor2D;
+  return matmul(h, wte, true) as tf.Tensor2D;
 }
 
 /** The causal additive bias [T, T]: 0 on and below the diagonal, −1e9 above (softmax → exactly 0). */
@@ -103,8 +120,8 @@ function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: nu
   const [q, k, v] = tf.split(qkv, 3, 1).map((t) =>
     tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
   ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  const scores = tf.add(tf.mul(mm(q, transposeLast(k)), 1 / Math.sqrt(hs)), bias); // [B, nh, T, T]
-  const y = mm(tf.softmax(scores, -1), v); // [B, nh, T, hs]
+  const scores = tf.add(tf.mul(matmul(q, k, true), 1 / Math.sqrt(hs)), bias); // [B, nh, T, T]
+  const y = matmul(tf.softmax(scores, -1), v); // [B, nh, T, hs]
   const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B*T, C]
   return linear(merged, param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
 }
@@ -180,30 +197,40 @@ export class Gpt2Model {
     if (lossTokens === 0) { grads.fill(0); return { loss: 0, lossTokens: 0, grads }; }
 
     const names = this.layout.slots.map((s) => s.name);
+    const native = nativeKernels();
     const out = tf.tidy(() => {
       const p = this.tensors(flat);
       const ids = tf.tensor1d(batch.inputs, 'int32');
-      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), ids); // [B*T, C], not differentiated
       const onehotW = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.tensor2d(weights, [B * T, 1])); // [B*T, V]
-      const f = (...args: tf.Tensor[]): tf.Scalar => {
-        const pm = new Map(names.map((n, i) => [n, args[i]!]));
-        const h = trunk(cfg, pm, args[names.length]!, B, T); // [B*T, C]
+      const lossOf = (pm: Params, tokEmb: tf.Tensor): tf.Scalar => {
+        const h = trunk(cfg, pm, tokEmb, B, T); // [B*T, C]
         const logits = head(h, param(pm, 'transformer.wte.weight')); // [B*T, V]
         return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), onehotW))) as tf.Scalar;
       };
+      const paramsOf = (args: readonly tf.Tensor[]): Params => new Map(names.map((n, i) => [n, args[i]!]));
+      if (native) {
+        // The lookup is differentiated: its gradient (UnsortedSegmentSum) lands in wte's natively.
+        const f = (...args: tf.Tensor[]): tf.Scalar => { const pm = paramsOf(args); return lossOf(pm, tf.gather(param(pm, 'transformer.wte.weight'), ids)); };
+        const { value, grads: g } = tf.valueAndGrads(f)(names.map((n) => param(p, n)));
+        return { value, g };
+      }
+      const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), ids); // [B*T, C], not differentiated
+      const f = (...args: tf.Tensor[]): tf.Scalar => lossOf(paramsOf(args), args[names.length]!);
       const { value, grads: g } = tf.valueAndGrads(f)([...names.map((n) => param(p, n)), tokEmb]);
       return { value, g };
     });
     try {
       const loss = out.value.dataSync()[0]!;
       this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync() as Float32Array, s.offset));
-      // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
-      // row order (deterministic). wpe's gradient already came through the differentiated slice.
-      const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
-      const wte = this.layout.view(grads, 'transformer.wte.weight');
-      for (let r = 0; r < B * T; r++) {
-        const row = r * C, tok = batch.inputs[r]! * C;
-        for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
+      if (!native) {
+        // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
+        // row order (deterministic). wpe's gradient already came through the differentiated slice.
+        const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
+        const wte = this.layout.view(grads, 'transformer.wte.weight');
+        for (let r = 0; r < B * T; r++) {
+          const row = r * C, tok = batch.inputs[r]! * C;
+          for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
+        }
       }
       return { loss, lossTokens, grads };
     } finally {
