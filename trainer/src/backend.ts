@@ -44,6 +44,8 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** TensorFlow threads; 0 = every core this process may use (cgroup quota and affinity). */
   readonly threads?: number;
+  /** GPU: TensorFlow's deterministic kernels (TF_DETERMINISTIC_OPS=1), for bit-identical ranks and resumes. Default true. */
+  readonly deterministic?: boolean;
 }
 
 let active: BackendInfo | undefined;
@@ -100,7 +102,15 @@ function restoreIsNullOrUndefined(): void {
  * Loads tfjs-node(-gpu). TensorFlow reads its thread counts from the environment when the binding
  * creates its eager context (on load), so they are set first; values already in the environment win.
  */
-async function loadNative(variant: NativeVariant, threads: number): Promise<void> {
+async function loadNative(variant: NativeVariant, threads: number, deterministic: boolean): Promise<void> {
+  if (variant === 'gpu') {
+    // fp32 as on the CPU: TensorFlow runs fp32 matmuls/convolutions as TF32 on Ampere+ GPUs by default
+    // (10-bit mantissa), which would move results far beyond the golden tolerances.
+    process.env['NVIDIA_TF32_OVERRIDE'] ??= '0';
+    // GPU kernels with atomics (UnsortedSegmentSum, some reductions, cuDNN algorithm picks) differ run to
+    // run; TensorFlow's deterministic mode picks deterministic implementations (or fails loudly).
+    if (deterministic) process.env['TF_DETERMINISTIC_OPS'] ??= '1';
+  }
   process.env['TF_NUM_INTRAOP_THREADS'] ??= String(threads);
   process.env['TF_NUM_INTEROP_THREADS'] ??= String(threads);
   process.env['OMP_NUM_THREADS'] ??= String(threads);
@@ -155,7 +165,7 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
     why = cand.why;
     if (cand.variant !== undefined) {
       try {
-        await loadNative(cand.variant, threads);
+        await loadNative(cand.variant, threads, opts.deterministic ?? true);
         const device = cand.variant === 'gpu' && gpuVisible() ? 'gpu' : 'cpu';
         picked = info('tensorflow', device, tfjsPackageFor(cand.variant), choice === 'auto' ? cand.why : 'requested', Number(process.env['TF_NUM_INTRAOP_THREADS']));
       } catch (err) {

@@ -33,7 +33,7 @@ function summaryText(s: RunSummary): string {
   const b = s.before, a = s.after;
   const lines = [
     '',
-    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.name} (${s.parameters.toLocaleString('en-US')} parameters)`,
+    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.label} (${s.parameters.toLocaleString('en-US')} parameters)`,
     `  throughput     ${s.samplesPerSecond.toFixed(1)} samples/s · ${Math.round(s.tokensPerSecond)} tokens/s · ${s.trainSeconds.toFixed(1)} s`,
     `  last step      loss ${formatNumber(s.finalLoss)} · kept ${pct(s.keptRatio)} of parameters${s.skippedSteps ? ` · ${s.skippedSteps} skipped` : ''}`,
     '                 before        after',

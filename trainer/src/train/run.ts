@@ -98,7 +98,7 @@ export function measureMatmulPeak(n = 512, reps = 4): number {
 /** Run the fine-tune described by `c`. */
 export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
   const { log } = opts;
-  const backend = await initBackend(c.backend, { threads: c.threads });
+  const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
