@@ -18,6 +18,8 @@ export const ProgressMessageSchema = z.looseObject({
   keptRatio: num,
   lastCheckpoint: z.string().nullish(),
   phase: z.string().nullish(),
+  /** The trainer's kernel backend label (tensorflow/gpu, tensorflow/cpu, wasm, cpu). */
+  backend: z.string().max(64).nullish(),
 });
 
 /** A parsed progress message. */

@@ -107,9 +107,9 @@ test('status - a new attempt waits for the previous attempt’s pods to go', (t)
 });
 
 test('status - progress is folded in; older attempts are ignored; no progress past the deadline → Stalled restart', (t) => {
-  const msg = { attempt: 0, step: 7, totalSteps: 20, epoch: 0, loss: 1.5, samplesPerSecond: 10, tokensPerSecond: 320, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', phase: 'training' };
+  const msg = { attempt: 0, step: 7, totalSteps: 20, epoch: 0, loss: 1.5, samplesPerSecond: 10, tokensPerSecond: 320, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', phase: 'training', backend: 'tensorflow/cpu' };
   const d = decide(job({}, running), [pod(0, 'running'), pod(1, 'running')], { progress: { message: msg, receivedAt: T0 + 9000, stepChangedAt: T0 + 9000 } });
-  t.like(d.status, { step: 7, totalSteps: 20, progress: '7/20', loss: 1.5, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', lastProgressTime: formatTime(T0 + 9000) });
+  t.like(d.status, { step: 7, totalSteps: 20, progress: '7/20', loss: 1.5, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', lastProgressTime: formatTime(T0 + 9000), backend: 'tensorflow/cpu' });
   const old = decide(job({}, { ...running, attempt: 1 }), [pod(0, 'running', 1), pod(1, 'running', 1)], { progress: { message: msg, receivedAt: T0, stepChangedAt: T0 } });
   t.is(old.status.step, undefined);
   const spec = { runPolicy: { progressDeadlineSeconds: 60 } };
