@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
-  BINDING_RELPATH, NAPI_VERSION, TF_VERSION, WHEEL_PLATFORM, nativeCacheDir, nativeKey, tfjsPackageFor, wheelsFor,
+  BINDING_RELPATH, NAPI_VERSION, TF_VERSION, WHEEL_PLATFORM, cacheRoot, nativeCacheDir, nativeKey, tfjsPackageFor, wheelsFor,
   type NativeVariant, type PinnedWheel,
 } from '../trainer/src/native/spec.js';
 
@@ -202,7 +202,7 @@ async function readManifest(dir: string): Promise<Manifest | undefined> {
 
 /** Cross-process lock: an exclusive directory with the owner's pid; a dead owner's lock is taken over. */
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  const lockDir = join(dirname(dirname(nativeCacheDir('cpu', '0'))), 'locks', `${name}.lock`);
+  const lockDir = join(cacheRoot(), 'locks', `${name}.lock`);
   await mkdir(dirname(lockDir), { recursive: true });
   let announced = false;
   for (;;) {
@@ -232,7 +232,11 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
   log(`fetching ${wheels.length} wheel(s) from PyPI with pip, ${mib(total)}: ${wheels.map((w) => w.file).join(', ')}`);
   log(`expect about ${opts.variant === 'cpu' ? '1-2 minutes' : '5-10 minutes'} (download, unpack, strip, compile); later runs reuse the cache`);
   const tmp = `${cacheDir}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
+  // Leftovers of killed builds (we hold the lock, so no other build is running): up to ~1.5 GB each.
+  const base = `${nativeKey(opts.variant, tfjsVersion)}.tmp-`;
+  for (const e of await readdir(dirname(cacheDir)).catch(() => [] as string[])) {
+    if (e.startsWith(base)) await rm(join(dirname(cacheDir), e), { recursive: true, force: true });
+  }
   const wheelDir = join(tmp, 'wheels'), deps = join(tmp, 'deps'), pkg = join(tmp, 'pkg');
   await mkdir(wheelDir, { recursive: true });
   try {
