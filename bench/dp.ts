@@ -15,19 +15,44 @@ import { fileURLToPath } from 'node:url';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'trainer', 'src', 'main.js');
 const steps = process.env['BENCH_STEPS'] ?? '6';
-const common = ['--base-model', 'none', '--model-preset', process.env['BENCH_MODEL'] ?? 'small', '--seq-len', '128', '--micro-batch-size', '16',
-  '--steps', steps, '--eval-examples', '1', '--max-new-tokens', '1', '--progress', 'none', '--backend', process.env['BENCH_BACKEND'] ?? 'auto'];
+const common = [
+  '--base-model',
+  'none',
+  '--model-preset',
+  process.env['BENCH_MODEL'] ?? 'small',
+  '--seq-len',
+  '128',
+  '--micro-batch-size',
+  '16',
+  '--steps',
+  steps,
+  '--eval-examples',
+  '1',
+  '--max-new-tokens',
+  '1',
+  '--progress',
+  'none',
+  '--backend',
+  process.env['BENCH_BACKEND'] ?? 'auto',
+];
 
 function run(args: readonly string[]): Promise<{ sps: number; seconds: number; backend: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...common, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     child.on('close', (code) => {
       const m = /throughput\s+([\d.]+) samples\/s · \d+ tokens\/s · ([\d.]+) s/.exec(out);
       const b = /steps on (\S+) \(/.exec(out);
-      if (code !== 0 || m === null) { reject(new Error(`gmt-train ${args.join(' ')} exited ${code}:\n${out.split('\n').slice(-20).join('\n')}`)); return; }
+      if (code !== 0 || m === null) {
+        reject(new Error(`gmt-train ${args.join(' ')} exited ${code}:\n${out.split('\n').slice(-20).join('\n')}`));
+        return;
+      }
       resolve({ sps: Number(m[1]), seconds: Number(m[2]), backend: b?.[1] ?? '?' });
     });
   });

@@ -20,8 +20,16 @@ const DEFAULT_MODELS: Record<string, string> = { tensorflow: 'tiny,small,gpt2', 
 const Line = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('matmul'), backend: z.string(), threads: z.number(), gflops: z.number(), size: z.number() }),
   z.object({
-    kind: z.literal('step'), backend: z.string(), threads: z.number(), preset: z.string(), params: z.number(), B: z.number(), T: z.number(),
-    step: z.number(), tokensPerSecond: z.number(), gflops: z.number(),
+    kind: z.literal('step'),
+    backend: z.string(),
+    threads: z.number(),
+    preset: z.string(),
+    params: z.number(),
+    B: z.number(),
+    T: z.number(),
+    step: z.number(),
+    tokensPerSecond: z.number(),
+    gflops: z.number(),
     phases: z.object({ forward: z.number(), backward: z.number(), optimizer: z.number(), mask: z.number() }),
   }),
 ]);
@@ -30,12 +38,26 @@ type Line = z.infer<typeof Line>;
 function runWorker(args: readonly string[]): Promise<Line[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WORKER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    let out = '',
+      err = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
     child.on('close', (code) => {
-      if (code !== 0) { reject(new Error(`mfu-worker ${args.join(' ')} exited ${code}:\n${err.split('\n').slice(-15).join('\n')}`)); return; }
-      resolve(out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => Line.parse(JSON.parse(l))));
+      if (code !== 0) {
+        reject(new Error(`mfu-worker ${args.join(' ')} exited ${code}:\n${err.split('\n').slice(-15).join('\n')}`));
+        return;
+      }
+      resolve(
+        out
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => Line.parse(JSON.parse(l))),
+      );
     });
   });
 }
@@ -58,12 +80,16 @@ console.log(`\nbench:mfu — ceilings measured in this run (best square fp32 mat
 for (const l of lines) if (l.kind === 'matmul') console.log(`  ${l.backend.padEnd(15)} ${l.threads} thread(s): ${f1(l.gflops)} GFLOP/s (${l.size}³)`);
 if (machine?.kind === 'matmul') console.log(`  machine (native, ${machine.threads} threads): ${f1(machine.gflops)} GFLOP/s`);
 else console.log('  machine: native backend not built (npm run setup:native), no machine ceiling');
-console.log('\n| backend | threads | preset | params | batch | step ms | tokens/s | GFLOP/s | % own matmul | % machine | forward ms | backward ms | optimizer ms | mask ms |');
+console.log(
+  '\n| backend | threads | preset | params | batch | step ms | tokens/s | GFLOP/s | % own matmul | % machine | forward ms | backward ms | optimizer ms | mask ms |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const l of lines) {
   if (l.kind !== 'step') continue;
   const own = lines.find((m) => m.kind === 'matmul' && m.backend === l.backend);
   const pct = (g: number | undefined): string => (g === undefined ? '—' : `${f1((100 * l.gflops) / g)}%`);
-  console.log(`| ${l.backend} | ${l.threads} | ${l.preset} | ${l.params.toLocaleString('en-US')} | ${l.B}×${l.T} | ${ms(l.step)} | ${Math.round(l.tokensPerSecond)} | ${f1(l.gflops)} | ${pct(own?.kind === 'matmul' ? own.gflops : undefined)} | ${pct(machine?.kind === 'matmul' ? machine.gflops : undefined)} | ${ms(l.phases.forward)} | ${ms(l.phases.backward)} | ${ms(l.phases.optimizer)} | ${ms(l.phases.mask)} |`);
+  console.log(
+    `| ${l.backend} | ${l.threads} | ${l.preset} | ${l.params.toLocaleString('en-US')} | ${l.B}×${l.T} | ${ms(l.step)} | ${Math.round(l.tokensPerSecond)} | ${f1(l.gflops)} | ${pct(own?.kind === 'matmul' ? own.gflops : undefined)} | ${pct(machine?.kind === 'matmul' ? machine.gflops : undefined)} | ${ms(l.phases.forward)} | ${ms(l.phases.backward)} | ${ms(l.phases.optimizer)} | ${ms(l.phases.mask)} |`,
+  );
 }
 console.log('\ncollective: none in one process; `npm run bench:dp` compares data-parallel ranks with one process.');

@@ -25,7 +25,9 @@ ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2 NVIDIA_VISIBLE_DEVICES=all NVIDIA
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./
-COPY --from=build /app/dist/trainer ./dist/trainer
+# dist/ from the build context, as the build stage had it (the binding lives in node_modules).
+COPY dist/contract ./dist/contract
+COPY dist/trainer ./dist/trainer
 COPY trainer/assets ./trainer/assets
 USER 1000:1000
 EXPOSE 9400

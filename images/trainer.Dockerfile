@@ -27,7 +27,9 @@ ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./
-COPY --from=build /app/dist/trainer ./dist/trainer
+# dist/ from the build context, as the build stage had it (the binding lives in node_modules).
+COPY dist/contract ./dist/contract
+COPY dist/trainer ./dist/trainer
 # The bundled base model (--base-model bundled, the default) is read from trainer/assets/.
 COPY trainer/assets ./trainer/assets
 # The `node` user of the base image (uid 1000).

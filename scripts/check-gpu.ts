@@ -17,13 +17,21 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist');
 
-interface StepResult { readonly name: string; readonly ok: boolean; readonly seconds: number; readonly detail: string }
+interface StepResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly seconds: number;
+  readonly detail: string;
+}
 
 function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
   return new Promise((resolvePromise) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const take = (b: Buffer): void => { out += b.toString(); process.stderr.write(b); };
+    const take = (b: Buffer): void => {
+      out += b.toString();
+      process.stderr.write(b);
+    };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('error', (err) => resolvePromise({ code: 127, out: `${out}\n${err.message}` }));
@@ -54,7 +62,13 @@ async function main(): Promise<number> {
     return 1;
   }
   const results: StepResult[] = [];
-  const step = async (name: string, cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, judge: (out: string) => string | undefined): Promise<boolean> => {
+  const step = async (
+    name: string,
+    cmd: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv,
+    judge: (out: string) => string | undefined,
+  ): Promise<boolean> => {
     process.stderr.write(`\ncheck:gpu: ${name}…\n`);
     const t0 = Date.now();
     const r = await run(cmd, args, env);
@@ -66,16 +80,57 @@ async function main(): Promise<number> {
   const node = process.execPath;
   const tmp = await mkdtemp(join(tmpdir(), 'gmt-check-gpu-'));
   try {
-    const ok = await step('build the GPU backend (setup:native --gpu)', node, [join(DIST, 'scripts', 'setup-native.js'), '--gpu'], {}, () => undefined)
-      && await step('TensorFlow creates a GPU device and runs a matmul on it', node, ['-e', PROBE_JS, join(ROOT, 'node_modules', '@tensorflow', 'tfjs-node-gpu')], { TF_CPP_MIN_LOG_LEVEL: '0' },
-        (out) => (/Created device \S*device:GPU:0/.test(out) ? undefined : 'no "Created device …GPU:0" line in TensorFlow\'s log: it ran on the CPU'))
-      && await step('golden PyTorch tests on the GPU', node, [join(ROOT, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), 'dist/test/unit/model/golden.test.js', '--verbose'], {},
-        (out) => (/\(tensorflow\)/.test(out) ? undefined : 'the golden tests did not run on the tensorflow backend'));
+    const ok =
+      (await step('build the GPU backend (setup:native --gpu)', node, [join(DIST, 'scripts', 'setup-native.js'), '--gpu'], {}, () => undefined)) &&
+      (await step(
+        'TensorFlow creates a GPU device and runs a matmul on it',
+        node,
+        ['-e', PROBE_JS, join(ROOT, 'node_modules', '@tensorflow', 'tfjs-node-gpu')],
+        { TF_CPP_MIN_LOG_LEVEL: '0' },
+        (out) => (/Created device \S*device:GPU:0/.test(out) ? undefined : 'no "Created device …GPU:0" line in TensorFlow\'s log: it ran on the CPU'),
+      )) &&
+      (await step(
+        'golden PyTorch tests on the GPU',
+        node,
+        [join(ROOT, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), 'dist/test/unit/model/golden.test.js', '--verbose'],
+        {},
+        (out) => (/\(tensorflow\)/.test(out) ? undefined : 'the golden tests did not run on the tensorflow backend'),
+      ));
     if (ok) {
-      await step('bench:mfu on the GPU', node, [join(DIST, 'bench', 'mfu.js')], { BENCH_BACKENDS: 'tensorflow' }, (out) => (/tensorflow\/gpu/.test(out) ? undefined : 'bench did not run on tensorflow/gpu'));
-      await step('2-rank data-parallel run on the GPU (hash check every step)', node, [join(DIST, 'trainer', 'src', 'main.js'), '--workers', '2', '--backend', 'tensorflow',
-        '--base-model', 'none', '--model-preset', 'small', '--seq-len', '128', '--micro-batch-size', '16', '--steps', '20', '--hash-every', '1', '--eval-examples', '4', '--progress', 'none',
-        '--checkpoint-dir', join(tmp, 'dp')], {}, (out) => (/steps on tensorflow\/gpu/.test(out) ? undefined : 'the run did not report tensorflow/gpu'));
+      await step('bench:mfu on the GPU', node, [join(DIST, 'bench', 'mfu.js')], { BENCH_BACKENDS: 'tensorflow' }, (out) =>
+        /tensorflow\/gpu/.test(out) ? undefined : 'bench did not run on tensorflow/gpu',
+      );
+      await step(
+        '2-rank data-parallel run on the GPU (hash check every step)',
+        node,
+        [
+          join(DIST, 'trainer', 'src', 'main.js'),
+          '--workers',
+          '2',
+          '--backend',
+          'tensorflow',
+          '--base-model',
+          'none',
+          '--model-preset',
+          'small',
+          '--seq-len',
+          '128',
+          '--micro-batch-size',
+          '16',
+          '--steps',
+          '20',
+          '--hash-every',
+          '1',
+          '--eval-examples',
+          '4',
+          '--progress',
+          'none',
+          '--checkpoint-dir',
+          join(tmp, 'dp'),
+        ],
+        {},
+        (out) => (/steps on tensorflow\/gpu/.test(out) ? undefined : 'the run did not report tensorflow/gpu'),
+      );
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -87,7 +142,10 @@ async function main(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`check:gpu: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`check:gpu: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -21,8 +21,17 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
-  BINDING_RELPATH, NAPI_VERSION, TF_VERSION, WHEEL_PLATFORM, cacheRoot, nativeCacheDir, nativeKey, tfjsPackageFor, wheelsFor,
-  type NativeVariant, type PinnedWheel,
+  BINDING_RELPATH,
+  NAPI_VERSION,
+  TF_VERSION,
+  WHEEL_PLATFORM,
+  cacheRoot,
+  nativeCacheDir,
+  nativeKey,
+  tfjsPackageFor,
+  wheelsFor,
+  type NativeVariant,
+  type PinnedWheel,
 } from '../trainer/src/native/spec.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,11 +53,21 @@ function parseArgs(argv: readonly string[]): Options {
   const known = new Set(['--gpu', '--copy', '--force', '--optional', '--help']);
   const bad = argv.filter((a) => !known.has(a));
   if (bad.length > 0) throw new SetupError(`unknown argument ${bad.join(' ')}; ${USAGE}`);
-  if (argv.includes('--help')) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
-  return { variant: argv.includes('--gpu') ? 'gpu' : 'cpu', copy: argv.includes('--copy'), force: argv.includes('--force'), optional: argv.includes('--optional') };
+  if (argv.includes('--help')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  return {
+    variant: argv.includes('--gpu') ? 'gpu' : 'cpu',
+    copy: argv.includes('--copy'),
+    force: argv.includes('--force'),
+    optional: argv.includes('--optional'),
+  };
 }
 
-const log = (line: string): void => { process.stderr.write(`setup:native: ${line}\n`); };
+const log = (line: string): void => {
+  process.stderr.write(`setup:native: ${line}\n`);
+};
 
 function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -64,7 +83,10 @@ function run(cmd: string, args: readonly string[], opts: { cwd?: string; env?: N
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const take = (b: Buffer): void => { out += b.toString(); if (out.length > 1_000_000) out = out.slice(-200_000); };
+    const take = (b: Buffer): void => {
+      out += b.toString();
+      if (out.length > 1_000_000) out = out.slice(-200_000);
+    };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('error', (err) => reject(new SetupError(`cannot run ${cmd}: ${err.message}`)));
@@ -106,9 +128,11 @@ async function nodeGypScript(): Promise<string> {
   try {
     const npmCli = (await run('sh', ['-c', 'readlink -f "$(command -v npm)"'])).trim();
     candidates.push(join(dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  } catch { /* no npm on PATH */ }
+  } catch {
+    /* no npm on PATH */
+  }
   for (const c of candidates) if (existsSync(c)) return c;
-  throw new SetupError('npm\'s node-gyp not found (looked at $npm_config_node_gyp, $npm_execpath and the npm on PATH)');
+  throw new SetupError("npm's node-gyp not found (looked at $npm_config_node_gyp, $npm_execpath and the npm on PATH)");
 }
 
 /** pip-downloads one pinned wheel into `dir` and checks its name and sha256. */
@@ -117,8 +141,22 @@ async function fetchWheel(w: PinnedWheel, dir: string): Promise<string> {
   // --require-hashes makes pip itself refuse any other file; we check again below.
   await writeFile(req, `${w.requirement} --hash=sha256:${w.sha256}\n`);
   const platformArgs = WHEEL_PLATFORM.platforms.flatMap((p) => ['--platform', p]);
-  await run('python3', ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--require-hashes', '--disable-pip-version-check',
-    '--python-version', WHEEL_PLATFORM.python, ...platformArgs, '-r', req, '-d', dir]);
+  await run('python3', [
+    '-m',
+    'pip',
+    'download',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--require-hashes',
+    '--disable-pip-version-check',
+    '--python-version',
+    WHEEL_PLATFORM.python,
+    ...platformArgs,
+    '-r',
+    req,
+    '-d',
+    dir,
+  ]);
   const path = join(dir, w.file);
   if (!existsSync(path)) throw new SetupError(`pip did not produce ${w.file} (got ${(await readdir(dir)).join(', ')})`);
   const got = await sha256(path);
@@ -162,7 +200,12 @@ async function unpack(wheel: string, deps: string, kind: 'tensorflow' | 'cuda'):
 }
 
 async function hasCommand(cmd: string): Promise<boolean> {
-  try { await run('sh', ['-c', `command -v ${cmd}`]); return true; } catch { return false; }
+  try {
+    await run('sh', ['-c', `command -v ${cmd}`]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The symbol table is not needed at run time (.dynsym stays): 853 → 634 MB for the CPU libraries. */
@@ -213,14 +256,36 @@ async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number.parseInt(await readFile(join(lockDir, 'pid'), 'utf8').catch(() => ''), 10);
-      const alive = Number.isInteger(pid) && (() => { try { process.kill(pid, 0); return true; } catch { return false; } })();
-      const old = await stat(lockDir).then((s) => Date.now() - s.mtimeMs > 30_000, () => true);
-      if (!alive && (Number.isInteger(pid) || old)) { await rm(lockDir, { recursive: true, force: true }); continue; }
-      if (!announced) { log(`waiting for another setup (pid ${pid}) holding ${lockDir}`); announced = true; }
+      const alive =
+        Number.isInteger(pid) &&
+        (() => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+      const old = await stat(lockDir).then(
+        (s) => Date.now() - s.mtimeMs > 30_000,
+        () => true,
+      );
+      if (!alive && (Number.isInteger(pid) || old)) {
+        await rm(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (!announced) {
+        log(`waiting for another setup (pid ${pid}) holding ${lockDir}`);
+        announced = true;
+      }
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  try { return await fn(); } finally { await rm(lockDir, { recursive: true, force: true }); }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
 }
 
 /** Downloads, unpacks and compiles into a fresh cache folder (renamed into place at the end). */
@@ -237,7 +302,9 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
   for (const e of await readdir(dirname(cacheDir)).catch(() => [] as string[])) {
     if (e.startsWith(base)) await rm(join(dirname(cacheDir), e), { recursive: true, force: true });
   }
-  const wheelDir = join(tmp, 'wheels'), deps = join(tmp, 'deps'), pkg = join(tmp, 'pkg');
+  const wheelDir = join(tmp, 'wheels'),
+    deps = join(tmp, 'deps'),
+    pkg = join(tmp, 'pkg');
   await mkdir(wheelDir, { recursive: true });
   try {
     let t = Date.now();
@@ -255,7 +322,8 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
     for (const l of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) {
       if (!existsSync(join(lib, l))) throw new SetupError(`the wheel has no tensorflow/${l}`);
     }
-    if (!existsSync(join(deps, 'include', 'tensorflow', 'c', 'eager', 'c_api.h'))) throw new SetupError('the wheel has no tensorflow/include/tensorflow/c/eager/c_api.h');
+    if (!existsSync(join(deps, 'include', 'tensorflow', 'c', 'eager', 'c_api.h')))
+      throw new SetupError('the wheel has no tensorflow/include/tensorflow/c/eager/c_api.h');
     const stripped = await stripLibs(lib);
     // binding.gyp links -ltensorflow -ltensorflow_framework; the wheel's C API lives in libtensorflow_cc.
     // The SONAMEs (libtensorflow_cc.so.2, libtensorflow_framework.so.2) are what the addon records.
@@ -272,19 +340,38 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
     const nodeGyp = await nodeGypScript();
     const nodedir = nodeHeadersDir();
     const modulePath = join(pkg, dirname(BINDING_RELPATH));
-    await run(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, `--jobs=${availableParallelism()}`,
-      `--napi_build_version=${NAPI_VERSION}`, '--module_name=tfjs_binding', `--module_path=${modulePath}`], {
-      cwd: pkg, env: { ...process.env, npm_config_nodedir: nodedir },
-    });
+    await run(
+      process.execPath,
+      [
+        nodeGyp,
+        'rebuild',
+        `--nodedir=${nodedir}`,
+        `--jobs=${availableParallelism()}`,
+        `--napi_build_version=${NAPI_VERSION}`,
+        '--module_name=tfjs_binding',
+        `--module_path=${modulePath}`,
+      ],
+      {
+        cwd: pkg,
+        env: { ...process.env, npm_config_nodedir: nodedir },
+      },
+    );
     if (!existsSync(join(pkg, BINDING_RELPATH))) throw new SetupError(`node-gyp finished but ${BINDING_RELPATH} is missing`);
     await mkdir(join(tmp, dirname(BINDING_RELPATH)), { recursive: true });
     await rename(join(pkg, BINDING_RELPATH), join(tmp, BINDING_RELPATH));
     await rm(pkg, { recursive: true, force: true });
-    log(`  compiled the N-API binding with ${nodeGyp.replace(/.*\/node_modules\/npm\//, 'npm/')} (headers ${nodedir.replace(`${ROOT}/`, '')}) in ${formatDuration(Date.now() - t)}`);
+    log(
+      `  compiled the N-API binding with ${nodeGyp.replace(/.*\/node_modules\/npm\//, 'npm/')} (headers ${nodedir.replace(`${ROOT}/`, '')}) in ${formatDuration(Date.now() - t)}`,
+    );
 
     const manifest: Manifest = {
-      key: nativeKey(opts.variant, tfjsVersion), variant: opts.variant, tensorflow: TF_VERSION, tfjs: tfjsVersion, napi: NAPI_VERSION,
-      wheels: wheels.map((w) => ({ file: w.file, sha256: w.sha256 })), builtAt: new Date().toISOString(),
+      key: nativeKey(opts.variant, tfjsVersion),
+      variant: opts.variant,
+      tensorflow: TF_VERSION,
+      tfjs: tfjsVersion,
+      napi: NAPI_VERSION,
+      wheels: wheels.map((w) => ({ file: w.file, sha256: w.sha256 })),
+      builtAt: new Date().toISOString(),
       buildSeconds: Math.round((Date.now() - started) / 1000),
     };
     await writeFile(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -301,7 +388,8 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
 async function install(pkgDir: string, cacheDir: string, copy: boolean): Promise<'linked' | 'copied' | 'unchanged'> {
   let changed = false;
   for (const name of ['deps', 'lib']) {
-    const target = join(cacheDir, name), at = join(pkgDir, name);
+    const target = join(cacheDir, name),
+      at = join(pkgDir, name);
     const current = await lstat(at).catch(() => undefined);
     if (!copy && current?.isSymbolicLink() === true && (await readlink(at)) === target) continue;
     if (current !== undefined) await rm(at, { recursive: true, force: true });
@@ -334,14 +422,18 @@ async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
   try {
-    if (process.platform !== 'linux' || process.arch !== 'x64') throw new SetupError(`the native backend is built for linux-x64 only (this is ${process.platform}-${process.arch})`);
+    if (process.platform !== 'linux' || process.arch !== 'x64')
+      throw new SetupError(`the native backend is built for linux-x64 only (this is ${process.platform}-${process.arch})`);
     const pkgName = tfjsPackageFor(opts.variant);
     const pkgDir = join(ROOT, 'node_modules', ...pkgName.split('/'));
     const tfjsVersion = await packageVersion(pkgDir);
     const cacheDir = nativeCacheDir(opts.variant, tfjsVersion);
     let manifest = opts.force ? undefined : await readManifest(cacheDir);
     if (manifest === undefined) {
-      manifest = await withLock(`tfjs-native-${opts.variant}`, async () => (opts.force ? undefined : await readManifest(cacheDir)) ?? build(opts, pkgDir, tfjsVersion, cacheDir));
+      manifest = await withLock(
+        `tfjs-native-${opts.variant}`,
+        async () => (opts.force ? undefined : await readManifest(cacheDir)) ?? build(opts, pkgDir, tfjsVersion, cacheDir),
+      );
     }
     const how = await install(pkgDir, cacheDir, opts.copy);
     const tfVersion = await smokeTest(pkgDir);
@@ -358,7 +450,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`setup:native: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`setup:native: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  },
+);

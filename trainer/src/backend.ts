@@ -58,7 +58,13 @@ export function gpuVisible(): boolean {
 
 /** The CPU quota of this process's cgroup in cores (v2 cpu.max or v1 cfs quota), if one is set. */
 function cgroupCpuQuota(): number | undefined {
-  const read = (p: string): string | undefined => { try { return readFileSync(p, 'utf8').trim(); } catch { return undefined; } };
+  const read = (p: string): string | undefined => {
+    try {
+      return readFileSync(p, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
   const v2 = read('/sys/fs/cgroup/cpu.max');
   if (v2 !== undefined) {
     const [quota, period] = v2.split(/\s+/);
@@ -142,11 +148,15 @@ export function nativeBuilt(): boolean {
 
 /** Picks the native variant: GPU when its binding is built and a device is visible, else CPU. */
 function nativeCandidate(): { variant: NativeVariant; why: string } | { variant: undefined; why: string } {
-  const gpu = nativeInstall('gpu'), cpu = nativeInstall('cpu');
+  const gpu = nativeInstall('gpu'),
+    cpu = nativeInstall('cpu');
   const visible = gpuVisible();
   if (visible && gpu?.built === true) return { variant: 'gpu', why: 'GPU device visible and tfjs-node-gpu built' };
   if (cpu?.built === true) {
-    return { variant: 'cpu', why: visible ? 'GPU device visible but tfjs-node-gpu not built; native CPU backend' : 'no GPU device visible; native CPU backend built' };
+    return {
+      variant: 'cpu',
+      why: visible ? 'GPU device visible but tfjs-node-gpu not built; native CPU backend' : 'no GPU device visible; native CPU backend built',
+    };
   }
   if (gpu?.built === true) return { variant: 'gpu', why: 'tfjs-node-gpu built (no GPU device visible: TensorFlow runs its CPU kernels)' };
   return { variant: undefined, why: `native backend not built (${SETUP_HINT})` };
@@ -167,7 +177,13 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
       try {
         await loadNative(cand.variant, threads, opts.deterministic ?? true);
         const device = cand.variant === 'gpu' && gpuVisible() ? 'gpu' : 'cpu';
-        picked = info('tensorflow', device, tfjsPackageFor(cand.variant), choice === 'auto' ? cand.why : 'requested', Number(process.env['TF_NUM_INTRAOP_THREADS']));
+        picked = info(
+          'tensorflow',
+          device,
+          tfjsPackageFor(cand.variant),
+          choice === 'auto' ? cand.why : 'requested',
+          Number(process.env['TF_NUM_INTRAOP_THREADS']),
+        );
       } catch (err) {
         why = `${tfjsPackageFor(cand.variant)} failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
       }
@@ -186,9 +202,4 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
   await tf.ready();
   active = picked;
   return picked;
-}
-
-/** The active backend, if initialised. */
-export function activeBackend(): BackendInfo | undefined {
-  return active;
 }
