@@ -442,7 +442,9 @@ async function main(): Promise<number> {
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (opts.optional) {
-      log(`native backend not available (${msg.split('\n')[0]}); continuing without it (wasm)`);
+      const lines = msg.split('\n').filter((l) => l.trim() !== '');
+      const why = lines.length > 1 ? `${lines[0] ?? ''} ${lines.at(-1)?.trim() ?? ''}` : msg;
+      log(`native backend not available (${why}); continuing without it (wasm)`);
       return 0;
     }
     log(`failed: ${msg}`);
