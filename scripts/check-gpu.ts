@@ -39,9 +39,11 @@ function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}):
   });
 }
 
+/** The NVIDIA device nodes looked for; GMT_GPU_DEVICES (comma-separated) replaces them (tests). */
+const DEVICES = (process.env['GMT_GPU_DEVICES'] ?? '/dev/nvidiactl,/dev/nvidia0').split(',');
+
 function gpuVisible(): string | undefined {
-  for (const dev of ['/dev/nvidiactl', '/dev/nvidia0']) if (existsSync(dev)) return dev;
-  return undefined;
+  return DEVICES.find((dev) => existsSync(dev));
 }
 
 // Loads tfjs-node-gpu with TensorFlow's own logging on, and times a 4096² matmul on the default device.
@@ -58,7 +60,7 @@ console.log('probe-gflops', (2 * n ** 3 * 10 / ((Date.now() - t0) / 1000) / 1e9)
 async function main(): Promise<number> {
   const dev = gpuVisible();
   if (dev === undefined) {
-    process.stderr.write('check:gpu: FAILED: no NVIDIA GPU visible (/dev/nvidiactl and /dev/nvidia0 are missing); nothing was checked\n');
+    process.stderr.write(`check:gpu: FAILED: no NVIDIA GPU visible (${DEVICES.join(', ')} missing); nothing was checked\n`);
     return 1;
   }
   const results: StepResult[] = [];
