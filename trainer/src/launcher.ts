@@ -13,6 +13,7 @@ import { ENV } from '../../contract/env.js';
 import { OPERATOR_INBOX_PREFIX } from '../../contract/nats-identity.js';
 import { EXIT_CODES, RETRYABLE_EXIT_CODES } from '../../contract/exit-codes.js';
 import { ProgressMessageSchema, progressSubject } from '../../contract/progress.js';
+import { defaultThreads } from './backend.js';
 import { findNatsServer } from './collective/nats/index.js';
 import { startSecureNatsServer } from './collective/nats/secure-server.js';
 import { RetryableError } from './errors.js';
@@ -110,6 +111,8 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
     }
   })();
   const args = rankArgs(argv);
+  // The ranks share this machine: each gets its share of the cores unless --threads/GMT_THREADS says otherwise.
+  const threads = c.threads > 0 ? c.threads : Math.max(1, Math.floor(defaultThreads() / n));
   try {
     for (let attempt = c.attempt; ; attempt++) {
       // A new identity per attempt: minting it revokes the previous attempt's on the server.
@@ -123,6 +126,7 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
         [ENV.natsUrl]: server.url,
         [ENV.natsCreds]: creds,
         [ENV.config]: process.env[ENV.config] ?? '',
+        [ENV.threads]: String(threads),
       });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
