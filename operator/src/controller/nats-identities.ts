@@ -102,7 +102,6 @@ export class NatsIdentities {
   /** The progress reader's .creds (jobs account; may only subscribe to progress subjects). */
   readonly progressReaderCreds: Uint8Array;
   #admin: NatsConnection | undefined;
-  #pushed = '';
   /** Registry changes made, and the count the server last acknowledged. */
   #version = 0;
   #pushedVersion = -1;
@@ -254,7 +253,6 @@ export class NatsIdentities {
     const nc = this.#admin;
     if (nc === undefined || nc.isClosed()) throw new NatsIdentityError(`NATS at ${this.#o.natsUrl} not connected: cannot update the jobs account`);
     await pushAccountJwt(nc, jwt);
-    this.#pushed = jwt;
     this.#pushedVersion = version;
   }
 
@@ -312,11 +310,6 @@ export class NatsIdentities {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);
     }
-  }
-
-  /** The jobs account JWT last accepted by the server ('' before the first push). */
-  get pushedAccountJwt(): string {
-    return this.#pushed;
   }
 }
 
