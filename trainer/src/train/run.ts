@@ -23,7 +23,7 @@ import { initParams } from '../model/init.js';
 import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
 import type { Transport } from '../collective/transport.js';
 import { ProgressPublisher, connectNats } from '../collective/connect.js';
-import { optimizerParams, scheduleParams } from './update.js';
+import { optimizerParams, scheduleParams } from '../update/method.js';
 import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
