@@ -6,7 +6,7 @@
  * after 3-5 missed" heartbeats).
  */
 import { RetryableError } from '../../errors.js';
-import type { Clock, Scheduled } from './clock.js';
+import type { Clock, TimerHandle } from './clock.js';
 import { encodeHeartbeatFrame, type HeartbeatFrame, type WireIdentity } from './wire.js';
 
 /** Hello period during rendezvous (heartbeats are sparser once running). */
@@ -47,8 +47,8 @@ export class NatsPeers {
   readonly #instances: (bigint | undefined)[];
   #state: 'idle' | 'rendezvous' | 'running' | 'failed' = 'idle';
   #seq = 0;
-  #ticker: Scheduled | undefined;
-  #deadline: Scheduled | undefined;
+  #ticker: TimerHandle | undefined;
+  #deadline: TimerHandle | undefined;
   #lastTick = 0;
   #settle: { resolve(): void; reject(err: Error): void } | undefined;
 
@@ -69,7 +69,7 @@ export class NatsPeers {
     const done = new Promise<void>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
-    this.#deadline = clock.schedule(rendezvousTimeoutMs, () => {
+    this.#deadline = clock.setTimer(() => {
       const missing = this.#ranksWhere((r) => this.#lastSeen[r] === undefined);
       const unready = this.#ranksWhere((r) => this.#lastSeen[r] !== undefined && !this.#ready[r] && r !== this.#c.rank);
       const parts = [
@@ -79,7 +79,7 @@ export class NatsPeers {
       ];
       if (unready.length > 0) parts.push(`${nameRanks(unready)} had not heard every rank`);
       this.fail(new RetryableError(`rendezvous: ${parts.join('; ')}`));
-    });
+    }, rendezvousTimeoutMs);
     this.#tick();
     return done;
   }
@@ -160,7 +160,7 @@ export class NatsPeers {
     else if (this.#state === 'rendezvous') this.#checkFormed();
     if (this.#failed) return;
     const period = this.#state === 'rendezvous' ? Math.min(RENDEZVOUS_HELLO_MS, this.#c.heartbeatMs) : this.#c.heartbeatMs;
-    this.#ticker = this.#c.clock.schedule(period, () => this.#tick());
+    this.#ticker = this.#c.clock.setTimer(() => this.#tick(), period);
   }
 
   #checkLiveness(): void {
