@@ -1,5 +1,5 @@
 /**
- * Benchmark of the data-parallel collectives over a real nats-server (nats-collectives.md §2), ranks
+ * Benchmark of the data-parallel collectives over a real nats-server (docs/architecture.md §3), ranks
  * as separate processes (child_process.fork of this file), all in one run:
  *
  * (a) raw NATS: L = one publisher → one subscriber, 512 KiB messages, same client and server as the

@@ -1,7 +1,7 @@
 /**
  * GMT updates against the independent PyTorch reference (test/golden: masks from torch.sort, a
  * hand-written masked AdamW for maskMode "update", torch.optim.AdamW on the zeroed gradient for
- * "gradient"), plus the invariants of ARCHITECTURE §2 on random data.
+ * "gradient"), plus the invariants of docs/architecture.md §2 on random data.
  */
 import test from 'ava';
 import { TrainerConfigSchema } from '../../../contract/config.js';

@@ -87,7 +87,7 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     const samples = c.microBatchSize * c.accumSteps * c.worldSize;
     const tokens = drawn.globalTokens;
     const t1 = now();
-    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (ARCHITECTURE §2-3).
+    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (docs/architecture.md §2-3).
     const update = await collective.step({ step: state.step, params: state.params, localSum: grad, microBatches: M });
     const t2 = now();
     // ---------------------------------------------------------------- end of the step

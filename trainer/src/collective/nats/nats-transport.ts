@@ -1,8 +1,8 @@
 /**
- * Transport over core NATS (ARCHITECTURE §3): messages are cut into chunks (wire.ts) published on
+ * Transport over core NATS (docs/architecture.md §3): messages are cut into chunks (wire.ts) published on
  * per-attempt subjects (subjects.ts), with a credit window per (sender, receiver) because the
- * client never applies backpressure and the server cuts slow consumers off (nats-collectives.md
- * §0.5). Core NATS is at-most-once, so every fault aborts instead of retrying: a disconnect or
+ * client never applies backpressure and the server cuts slow consumers off (docs/architecture.md
+ * §3). Core NATS is at-most-once, so every fault aborts instead of retrying: a disconnect or
  * reconnect, a silent peer, a recv past its deadline or a send starved of credit. Any abort is
  * published on the abort subject so that every rank fails its step with a RetryableError.
  */

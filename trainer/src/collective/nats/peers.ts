@@ -2,8 +2,8 @@
  * Rendezvous and liveness of the ranks of one attempt. Heartbeats double as the rendezvous hello:
  * each carries a `ready` flag ("I have heard every rank"); a rank has joined the gang once every
  * rank's latest heartbeat says ready (so nobody starts sending before everyone is subscribed).
- * After that, a peer silent for peerTimeoutMs aborts the attempt (nats-collectives.md §5: "suspect
- * after 3-5 missed" heartbeats).
+ * After that, a peer silent for peerTimeoutMs aborts the attempt (docs/architecture.md §3: generous,
+ * because a long synchronous TF.js compute blocks a rank's event loop).
  */
 import { RetryableError } from '../../errors.js';
 import type { Clock, TimerHandle } from './clock.js';
