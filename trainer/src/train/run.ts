@@ -302,6 +302,70 @@ function finalParameters(c: TrainerConfig, run: RunInputs, params: Float32Array,
   return out;
 }
 
+/**
+ * Checkpoints of the run: `save` gathers the optimizer state (a collective call: every rank takes
+ * part) and rank 0 writes the checkpoint; `last` is the newest one written.
+ */
+function checkpointer(
+  c: TrainerConfig,
+  run: RunInputs,
+  collective: Collective,
+  obs: Observers,
+): { save: (s: TrainState, params?: Float32Array) => Promise<void>; readonly last: string | undefined } {
+  const out = {
+    last: undefined as string | undefined,
+    save: async (s: TrainState, params = s.params): Promise<void> => {
+      const t0 = performance.now();
+      const optimizer = await collective.gatherOptimizer(s.step);
+      if (c.rank !== 0 || optimizer === undefined) return;
+      out.last = await writeCheckpoint(
+        c.checkpointDir,
+        { modelConfig: run.base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: storedState(c, run, s) },
+        { keep: c.keepCheckpoints },
+      );
+      obs.metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
+      obs.note(`[gmt-train] checkpoint ${out.last}`);
+    },
+  };
+  return out;
+}
+
+/** Held-out evaluation of `params`, observed and noted. */
+function evaluateAndReport(c: TrainerConfig, run: RunInputs, obs: Observers, params: Float32Array, label: string): EvalResult {
+  const t0 = performance.now();
+  const r = evaluate(run.model, params, run.tokenizer, run.data.eval, run.data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
+  obs.metrics.observePhase('eval', (performance.now() - t0) / 1000);
+  obs.metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
+  obs.note(
+    `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
+  );
+  return r;
+}
+
+/** The last progress message of a run: the final state, the last step rates and the evaluation after training. */
+function finishedMessage(
+  c: TrainerConfig,
+  state: TrainState,
+  rates: { readonly sps: number; readonly tps: number },
+  lastCheckpoint: string | undefined,
+  after: EvalResult,
+): ProgressMessage {
+  return {
+    attempt: c.attempt,
+    step: state.step,
+    totalSteps: c.steps,
+    epoch: state.cursor.epoch,
+    loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null,
+    samplesPerSecond: rates.sps,
+    tokensPerSecond: rates.tps,
+    keptRatio: state.lastUpdate?.keptRatio ?? null,
+    lastCheckpoint: lastCheckpoint ?? null,
+    phase: 'finished',
+    evalLoss: after.loss,
+    exactMatch: after.exactMatch,
+  };
+}
+
 /** Run the fine-tune described by `c`. */
 export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
   const { log } = opts;
@@ -339,31 +403,11 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       opts.onProgress?.(p);
     },
   };
-  let lastCheckpoint: string | undefined;
-  const checkpoint = async (s: TrainState, params = s.params): Promise<void> => {
-    const t0 = performance.now();
-    const optimizer = await collective.gatherOptimizer(s.step); // a collective call: every rank takes part
-    if (c.rank !== 0 || optimizer === undefined) return;
-    lastCheckpoint = await writeCheckpoint(
-      c.checkpointDir,
-      { modelConfig: base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: storedState(c, run, s) },
-      { keep: c.keepCheckpoints },
-    );
-    metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
-    obs.note(`[gmt-train] checkpoint ${lastCheckpoint}`);
-  };
-  const runEval = (params: Float32Array, label: string): EvalResult => {
-    const t0 = performance.now();
-    const r = evaluate(model, params, run.tokenizer, run.data.eval, run.data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
-    metrics.observePhase('eval', (performance.now() - t0) / 1000);
-    metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
-    obs.note(
-      `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
-    );
-    return r;
-  };
+  const ckpt = checkpointer(c, run, collective, obs);
+  const checkpoint = ckpt.save;
+  const runEval = (params: Float32Array, label: string): EvalResult => evaluateAndReport(c, run, obs, params, label);
 
-  const onStep = stepReporter(c, run, obs, () => lastCheckpoint);
+  const onStep = stepReporter(c, run, obs, () => ckpt.last);
   try {
     const before = opts.skipEvalBefore || resume !== undefined ? undefined : runEval(state.params, 'before');
     const t0 = performance.now();
@@ -388,20 +432,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     const finalParams = finalParameters(c, run, state.params, log);
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
-    obs.publish({
-      attempt: c.attempt,
-      step: state.step,
-      totalSteps: c.steps,
-      epoch: state.cursor.epoch,
-      loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null,
-      samplesPerSecond: onStep.rates.sps,
-      tokensPerSecond: onStep.rates.tps,
-      keptRatio: state.lastUpdate?.keptRatio ?? null,
-      lastCheckpoint: lastCheckpoint ?? null,
-      phase: 'finished',
-      evalLoss: after.loss,
-      exactMatch: after.exactMatch,
-    });
+    obs.publish(finishedMessage(c, state, onStep.rates, ckpt.last, after));
     const trained = state.step - start.step;
     return {
       backend,
@@ -411,7 +442,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       after,
       steps: state.step,
       resumedFrom: resume?.path,
-      lastCheckpoint,
+      lastCheckpoint: ckpt.last,
       trainSeconds,
       samplesPerSecond: trained > 0 ? (state.samplesSeen - start.samples) / trainSeconds : 0,
       tokensPerSecond: trained > 0 ? (state.tokensSeen - start.tokens) / trainSeconds : 0,
