@@ -9,7 +9,7 @@
  * single-process update on every rank.
  */
 import { NumericError, RetryableError } from '../errors.js';
-import { findNonFinite, randomKeyWords } from '../masking/index.js';
+import { applyMaskInPlace, findNonFinite, randomKeyWords } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
 import { type OptimizerParams, type OptimizerState, createOptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
@@ -263,7 +263,7 @@ export class ShardedCollective implements Collective {
     mark('norm_threshold');
     // Apply: the sharded optimizer on the own shard, or (replicated) the masked Γ for every rank.
     if (this.replicated) {
-      for (let i = lo; i < hi; i++) if (!this.keep[i]) g[i] = 0;
+      applyMaskInPlace(g.subarray(lo, hi), this.keep.subarray(lo, hi));
     } else {
       optimizerStep(this.hp, this.state, params, g, lr, masked ? this.keep : undefined, lo, hi, 0);
     }
