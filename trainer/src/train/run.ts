@@ -113,7 +113,7 @@ interface RunInputs {
 }
 
 async function loadInputs(c: TrainerConfig, log: Logger): Promise<RunInputs> {
-  const backend = await initBackend(c.backend);
+  const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
@@ -121,8 +121,9 @@ async function loadInputs(c: TrainerConfig, log: Logger): Promise<RunInputs> {
   const data = await loadRunData(c, tokenizer);
   const inputs = { backend, tokenizer, base, model, data, hash: configHash(c), fingerprint: datasetFingerprint(data.train) };
   log.info('config', { ...c });
+  log.info('backend', { backend: backend.label, provider: backend.provider, threads: backend.threads, reason: backend.reason });
   log.info('run', {
-    backend: backend.name,
+    backend: backend.label,
     provider: backend.provider,
     params: model.layout.size,
     base: base.source,
@@ -284,6 +285,7 @@ function stepReporter(
         keptRatio: r.update.keptRatio,
         lastCheckpoint: lastCheckpoint() ?? null,
         phase: 'training',
+        backend: run.backend.label,
       });
     }
   };
@@ -345,6 +347,7 @@ function evaluateAndReport(c: TrainerConfig, run: RunInputs, obs: Observers, par
 /** The last progress message of a run: the final state, the last step rates and the evaluation after training. */
 function finishedMessage(
   c: TrainerConfig,
+  backend: BackendInfo,
   state: TrainState,
   rates: { readonly sps: number; readonly tps: number },
   lastCheckpoint: string | undefined,
@@ -361,6 +364,7 @@ function finishedMessage(
     keptRatio: state.lastUpdate?.keptRatio ?? null,
     lastCheckpoint: lastCheckpoint ?? null,
     phase: 'finished',
+    backend: backend.label,
     evalLoss: after.loss,
     exactMatch: after.exactMatch,
   };
@@ -375,7 +379,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const metrics = new TrainerMetrics({
     jobId: c.jobId,
     rank: c.rank,
-    backend: backend.name,
+    backend: backend.label,
     method: c.method,
     model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`,
     version: '0.1.0',
@@ -432,7 +436,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     const finalParams = finalParameters(c, run, state.params, log);
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
-    obs.publish(finishedMessage(c, state, onStep.rates, ckpt.last, after));
+    obs.publish(finishedMessage(c, backend, state, onStep.rates, ckpt.last, after));
     const trained = state.step - start.step;
     return {
       backend,
