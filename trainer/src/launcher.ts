@@ -1,7 +1,8 @@
 /**
  * The local launcher (`gmt-train --workers N`): starts an embedded nats-server bound to loopback
  * with a configuration tuned for collectives and per-run credentials (operator mode, a fresh
- * authority per run, one identity per attempt that revokes the previous one), N rank processes of this same CLI with the ARCHITECTURE §4 environment,
+ * authority per run, one identity per attempt that revokes the previous one), N rank processes of
+ * this same CLI with the docs/architecture.md §4 environment,
  * aggregates rank 0's progress messages into one progress bar, and — like the operator's gang
  * policy — restarts the whole gang with attempt+1 from the last checkpoint after a retryable exit.
  */

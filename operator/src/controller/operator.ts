@@ -107,20 +107,24 @@ class InformerSet<T> implements Store<T> {
   }
 }
 
-/** Starts the operator (see the file comment). */
-export async function startOperator(o: OperatorOptions): Promise<Operator> {
-  const log: Logger = o.log ?? (() => {});
-  const { kc } = o;
+/** The informers of the operator: one per watched namespace (or one for all) of each kind. */
+interface Informers {
+  readonly jobs: Informer<GmtFineTune>[];
+  readonly pods: Informer<PodView>[];
+  readonly services: Informer<ChildView>[];
+  readonly configMaps: Informer<ChildView>[];
+  readonly all: Informer<unknown>[];
+}
+
+/** GmtFineTunes enqueue their own key; the labelled children (pods, services, configmaps) their owner's. */
+function createInformers(kc: KubeConfig, namespaces: readonly string[], queue: WorkQueue, log: Logger): Informers {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const metrics = new OperatorMetrics();
-  const queue = new WorkQueue({ name: CONTROLLER, metrics: metrics.workQueue(CONTROLLER) });
-  const scopes: (string | undefined)[] = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
+  const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...namespaces];
   const informerLog =
     (name: string) =>
     (line: string): void =>
       log('info', line, { informer: name });
-
   const jobs = scopes.map(
     (ns) =>
       new Informer<GmtFineTune>({
@@ -174,21 +178,100 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of jobs) i.enqueue(queue);
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
+  return { jobs, pods, services, configMaps, all };
+}
 
-  const identities =
-    o.natsAuth !== undefined && o.natsUrl !== ''
-      ? await NatsIdentities.open({
-          core,
-          objects: makeObjectClient(kc),
-          namespace: o.natsAuth.namespace,
-          keysSecret: o.natsAuth.keysSecret,
-          serverSecret: o.natsAuth.serverSecret,
-          natsUrl: o.natsUrl,
-          ...(o.natsAuth.caFile !== undefined ? { caPem: await readFile(o.natsAuth.caFile, 'utf8') } : {}),
-          ...(o.natsAuth.resolverDir !== undefined ? { resolverDir: o.natsAuth.resolverDir } : {}),
-          log: (level, msg, fields) => log(level, msg, { component: 'nats-identities', ...fields }),
-        })
-      : undefined;
+/** The reconciler over the informers' caches, with its event recorder, progress tracker and child build options. */
+function createReconciler(
+  o: OperatorOptions,
+  inf: Informers,
+  progress: ProgressTracker,
+  metrics: OperatorMetrics,
+  identity: string,
+  log: Logger,
+  identities: NatsIdentities | undefined,
+): GmtFineTuneReconciler {
+  const { kc } = o;
+  const build: BuildOptions = {
+    ...DEFAULT_BUILD_OPTIONS,
+    defaultNatsUrl: o.natsUrl,
+    ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
+    ...(identities !== undefined ? { managedNatsCredentials: true, natsCa: o.natsAuth?.caFile !== undefined } : {}),
+  };
+  const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
+  return new GmtFineTuneReconciler({
+    jobs: new InformerSet(inf.jobs),
+    pods: new InformerSet(inf.pods),
+    services: new InformerSet(inf.services),
+    configMaps: new InformerSet(inf.configMaps),
+    objects: makeObjectClient(kc),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    events,
+    progress,
+    build,
+    log,
+    metrics,
+    ...(identities !== undefined ? { identities } : {}),
+  });
+}
+
+/** The NATS identities manager when `o.natsAuth` asks for one (keys loaded or created; not yet active). */
+async function createIdentities(o: OperatorOptions, log: Logger): Promise<NatsIdentities | undefined> {
+  if (o.natsAuth === undefined || o.natsUrl === '') return undefined;
+  return NatsIdentities.open({
+    core: o.kc.makeApiClient(CoreV1Api),
+    objects: makeObjectClient(o.kc),
+    namespace: o.natsAuth.namespace,
+    keysSecret: o.natsAuth.keysSecret,
+    serverSecret: o.natsAuth.serverSecret,
+    natsUrl: o.natsUrl,
+    ...(o.natsAuth.caFile !== undefined ? { caPem: await readFile(o.natsAuth.caFile, 'utf8') } : {}),
+    ...(o.natsAuth.resolverDir !== undefined ? { resolverDir: o.natsAuth.resolverDir } : {}),
+    log: (level, msg, fields) => {
+      log(level, msg, { component: 'nats-identities', ...fields });
+    },
+  });
+}
+
+/** Leader election: only the leader runs the controller; losing the lease stops it. */
+function createElector(
+  o: OperatorOptions,
+  le: NonNullable<OperatorOptions['leaderElection']>,
+  identity: string,
+  controller: Controller,
+  startControlling: () => Promise<void>,
+  metrics: OperatorMetrics,
+  log: Logger,
+): LeaderElector {
+  return new LeaderElector({
+    kc: o.kc,
+    namespace: le.namespace,
+    name: le.name,
+    identity,
+    ...(le.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: le.leaseDurationSeconds } : {}),
+    ...(le.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: le.renewDeadlineSeconds } : {}),
+    ...(le.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: le.retryPeriodSeconds } : {}),
+    metrics: metrics.leaderElection(le.name),
+    onStartedLeading: () => {
+      log('info', 'started leading', { lease: `${le.namespace}/${le.name}`, identity });
+      void startControlling();
+    },
+    onStoppedLeading: async () => {
+      log('info', 'stopped leading', { identity });
+      await controller.close();
+    },
+    log: (l) => log('info', l, { component: 'leader-election' }),
+  });
+}
+
+/** Starts the operator (see the file comment). */
+export async function startOperator(o: OperatorOptions): Promise<Operator> {
+  const log: Logger = o.log ?? (() => {});
+  const metrics = new OperatorMetrics();
+  const queue = new WorkQueue({ name: CONTROLLER, metrics: metrics.workQueue(CONTROLLER) });
+  const inf = createInformers(o.kc, o.namespaces, queue, log);
+  const { all } = inf;
+  const identities = await createIdentities(o, log);
   const progress = new ProgressTracker({
     natsUrl: o.natsUrl,
     ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}),
@@ -197,28 +280,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}),
     log: (l) => log('info', l, { component: 'progress' }),
   });
-  const build: BuildOptions = {
-    ...DEFAULT_BUILD_OPTIONS,
-    defaultNatsUrl: o.natsUrl,
-    ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
-    ...(identities !== undefined ? { managedNatsCredentials: true, natsCa: o.natsAuth?.caFile !== undefined } : {}),
-  };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
-  const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
-  const reconciler = new GmtFineTuneReconciler({
-    jobs: new InformerSet(jobs),
-    pods: new InformerSet(pods),
-    services: new InformerSet(services),
-    configMaps: new InformerSet(configMaps),
-    objects: makeObjectClient(kc),
-    custom,
-    events,
-    progress,
-    build,
-    log,
-    metrics,
-    ...(identities !== undefined ? { identities } : {}),
-  });
+  const reconciler = createReconciler(o, inf, progress, metrics, identity, log, identities);
   const controller = new Controller({
     name: CONTROLLER,
     queue,
@@ -233,6 +296,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of all) i.start();
   progress.start();
 
+  let lost = false;
+  let fatal: Error | undefined;
   /** The leader's part: NATS identities (restored, then swept), then the controller. */
   const startControlling = async (): Promise<void> => {
     if (identities !== undefined) {
@@ -245,42 +310,16 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
         return;
       }
       // Identities of jobs deleted while no operator ran: revoked once the job cache is complete.
-      void Promise.all(jobs.map((i) => i.waitForSync()))
-        .then(() => identities.sweep(new Set(jobs.flatMap((i) => i.list()).map(computeJobId))))
+      void Promise.all(inf.jobs.map((i) => i.waitForSync()))
+        .then(() => identities.sweep(new Set(inf.jobs.flatMap((i) => i.list()).map(computeJobId))))
         .catch((e: unknown) => {
           log('error', 'NATS identity sweep failed', { error: e instanceof Error ? e.message : String(e) });
         });
     }
     await controller.start();
   };
-
-  let lost = false;
-  let fatal: Error | undefined;
-  let elector: LeaderElector | undefined;
-  const readiness: HealthCheck[] = [cachesSyncedCheck(all)];
-  if (o.leaderElection !== undefined) {
-    const le = o.leaderElection;
-    elector = new LeaderElector({
-      kc,
-      namespace: le.namespace,
-      name: le.name,
-      identity,
-      ...(le.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: le.leaseDurationSeconds } : {}),
-      ...(le.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: le.renewDeadlineSeconds } : {}),
-      ...(le.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: le.retryPeriodSeconds } : {}),
-      metrics: metrics.leaderElection(le.name),
-      onStartedLeading: () => {
-        log('info', 'started leading', { lease: `${le.namespace}/${le.name}`, identity });
-        void startControlling();
-      },
-      onStoppedLeading: async () => {
-        log('info', 'stopped leading', { identity });
-        await controller.close();
-      },
-      log: (l) => log('info', l, { component: 'leader-election' }),
-    });
-    readiness.push(leaderElectionCheck(elector));
-  }
+  const elector = o.leaderElection !== undefined ? createElector(o, o.leaderElection, identity, controller, startControlling, metrics, log) : undefined;
+  const readiness: HealthCheck[] = [cachesSyncedCheck(all), ...(elector !== undefined ? [leaderElectionCheck(elector)] : [])];
   const server =
     o.metricsPort !== undefined
       ? await startOperatorServer({
@@ -307,10 +346,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     return closing;
   };
   if (elector !== undefined) {
-    const e = elector;
-    e.start();
-    void e.closed.then(() => {
-      if (e.lost) {
+    elector.start();
+    void elector.closed.then(() => {
+      if (elector.lost) {
         lost = true;
         void close();
       }
