@@ -27,7 +27,8 @@ import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
 import { startTracing } from '../tracing/index.js';
-import { type EvalResult, evaluate } from './evaluate.js';
+import type { EvalResult } from './evaluate.js';
+import { evaluateLikeTraining } from '../inference.js';
 import { type TrainState, runLoop } from './loop.js';
 import { loadRunData } from './sources.js';
 
@@ -171,10 +172,12 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   };
   const runEval = (params: Float32Array, label: string): EvalResult => {
     const t0 = performance.now();
-    const r = evaluate(model, params, tokenizer, data.eval, data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
+    const r = evaluateLikeTraining(model, params, tokenizer, data, c);
     metrics.observePhase('eval', (performance.now() - t0) / 1000);
     metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
-    note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
+    // On a display, one readable line; in logs, the full-precision numbers (`gmt-train eval` reproduces them).
+    if (c.rank === 0 && c.progress !== 'none') progress.note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
+    else log.info(`eval ${label}`, { loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples });
     return r;
   };
 
