@@ -4,7 +4,7 @@
  */
 export { API_VERSION, CATEGORIES, CRD_NAME, GROUP, KIND, LIST_KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION } from './group.js';
 export {
-  ANNOTATIONS, APP_NAME, CONDITION_TYPES, FIELD_MANAGER, FINALIZER, LABELS, MANAGED_BY, PHASES, REASONS, RESTART_CAUSES, ROLES,
+  ANNOTATIONS, APP_NAME, CONDITION_TYPES, FIELD_MANAGER, FINALIZER, LABELS, MANAGED_BY, PHASES, REASONS, RESTART_CAUSES, ROLES, START_FAILURE_REASONS,
   type ConditionType, type Phase, type Reason, type RestartCause,
 } from './constants.js';
 export {
@@ -15,6 +15,7 @@ export {
 } from './spec.js';
 export {
   GmtFineTuneStatusSchema, type GmtFineTuneStatus, ConditionSchema, type Condition, RestartsSchema, WorkerCountsSchema, computeProgress,
+  EvaluationSchema, EvalResultSchema, DisplaySchema, computeDisplay, formatForDisplay,
 } from './status.js';
 export {
   GmtFineTuneSchema, type GmtFineTune, type GmtFineTuneInput, ObjectMetaSchema, parseGmtFineTune, type ParseResult, MAX_NAME_LENGTH, ROOT_RULES,

@@ -166,6 +166,7 @@ export const RunPolicySchema = z
     backoffLimit: z.number().int().min(0).max(1000).default(3).describe('Gang restarts allowed before the job fails, >= 0.'),
     activeDeadlineSeconds: z.number().int().min(1).optional().describe('Running time after which the job fails (resets on resume).'),
     progressDeadlineSeconds: z.number().int().min(1).default(600).describe('No step progress for this long marks the job Stalled and restarts the gang.'),
+    startupDeadlineSeconds: z.number().int().min(1).default(600).describe('Worker pods that cannot start (image pull errors, CreateContainerConfigError, Unschedulable) for this long fail the job with that reason.'),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the job this long after it finished, >= 0.'),
     managedBy: z.string().min(1).max(63).regex(/^[a-z0-9.-]+\/[a-zA-Z0-9._-]+$/, 'must be a domain-prefixed path such as kueue.x-k8s.io/multikueue').optional().describe('Controller that reconciles this job (MultiKueue); default: this operator. Immutable.'),
   })

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 
 const num = z.number().nullish();
+const EvalSchema = z.looseObject({ loss: num, exactMatch: num, examples: z.number().int().min(0).nullish(), step: z.number().int().min(0).nullish() }).nullish();
 
 /** One message on gmt.<jobId>.progress; unknown fields are ignored, nulls mean "not known". */
 export const ProgressMessageSchema = z.looseObject({
@@ -18,6 +19,7 @@ export const ProgressMessageSchema = z.looseObject({
   keptRatio: num,
   lastCheckpoint: z.string().nullish(),
   phase: z.string().nullish(),
+  evaluation: z.looseObject({ before: EvalSchema, last: EvalSchema, after: EvalSchema }).nullish(),
 });
 
 /** A parsed progress message. */

@@ -8,9 +8,10 @@
  *   invalid spec (no NATS URL)     → Failed/InvalidSpec
  *   spec.runPolicy.suspend         → Suspended; delete every pod (SIGTERM: rank 0 checkpoints)
  *   activeDeadlineSeconds passed   → Failed/DeadlineExceeded
+ *   pods that cannot start (START_FAILURE_REASONS) past startupDeadlineSeconds → Failed with their reason
  *   the gang table (policy.ts), with progressDeadlineSeconds turning "running" into a stalled restart
  */
-import { CONDITION_TYPES, PHASES, REASONS, RESTART_CAUSES, computeProgress, type Condition, type GmtFineTune, type GmtFineTuneStatus, type Phase, type RestartCause } from '../api/index.js';
+import { CONDITION_TYPES, PHASES, REASONS, RESTART_CAUSES, START_FAILURE_REASONS, computeDisplay, computeProgress, type Condition, type GmtFineTune, type GmtFineTuneStatus, type Phase, type RestartCause } from '../api/index.js';
 import { findCondition, isTrue, setCondition, type ConditionInput } from './conditions.js';
 import { classifyPod, computeGangOutcome, type GangOutcome, type PodOutcome } from './policy.js';
 import type { PodView } from './pod-view.js';
@@ -127,6 +128,7 @@ export function computeStatus(o: Observation): Decision {
   let deletePods: PodDeletion = 'none';
   let deleteJob = false;
   let requeue: number | undefined;
+  let startProblem: EventSpec | undefined;
   const requeueIn = (ms: number): void => void (requeue = Math.max(1000, Math.min(requeue ?? Infinity, ms)));
 
   // Progress from rank 0 of the current attempt (older attempts' late messages are ignored).
@@ -143,6 +145,23 @@ export function computeStatus(o: Observation): Decision {
     if (msg.keptRatio != null && msg.keptRatio >= 0 && msg.keptRatio <= 1) s.keptRatio = msg.keptRatio;
     if (msg.lastCheckpoint != null && msg.lastCheckpoint !== '') s.lastCheckpoint = msg.lastCheckpoint;
     if (stepMoved) s.lastProgressTime = formatTime(o.progress.stepChangedAt);
+    const ev = msg.evaluation;
+    if (ev != null) {
+      // Every message repeats what rank 0 knows, so one lost message loses nothing; a resumed
+      // attempt that skipped "before" keeps the earlier attempt's.
+      const next = { ...(prev.evaluation ?? {}) };
+      for (const key of ['before', 'last', 'after'] as const) {
+        const r = ev[key];
+        if (r == null) continue;
+        const e: NonNullable<NonNullable<GmtFineTuneStatus['evaluation']>['before']> = {};
+        if (r.loss != null && Number.isFinite(r.loss)) e.loss = r.loss;
+        if (r.exactMatch != null && r.exactMatch >= 0 && r.exactMatch <= 1) e.exactMatch = r.exactMatch;
+        if (r.examples != null) e.examples = r.examples;
+        if (r.step != null) e.step = r.step;
+        next[key] = e;
+      }
+      s.evaluation = next;
+    }
   }
   s.totalSteps ??= job.spec.training.steps;
   const progressText = computeProgress(s.step, s.totalSteps);
@@ -151,8 +170,10 @@ export function computeStatus(o: Observation): Decision {
   const outcomes = o.pods.map(classifyPod);
   s.workers = workerCounts(outcomes);
 
-  const fail = (reason: string, message: string): void => {
-    set({ type: CONDITION_TYPES.failed, status: 'True', reason, message });
+  let reason: string | undefined; // status.reason: set where the phase needs attention
+  const fail = (why: string, message: string): void => {
+    reason = why;
+    set({ type: CONDITION_TYPES.failed, status: 'True', reason: why, message });
     setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason, message: 'the job failed' });
     if (isTrue(conds, CONDITION_TYPES.restarting)) set({ type: CONDITION_TYPES.restarting, status: 'False', reason, message: 'the job failed' });
     s.completionTime ??= nowIso;
@@ -162,6 +183,7 @@ export function computeStatus(o: Observation): Decision {
 
   const terminal = isTrue(before, CONDITION_TYPES.succeeded) || isTrue(before, CONDITION_TYPES.failed);
   if (terminal) {
+    reason = prev.reason;
     deletePods = 'active';
     const ttl = rp.ttlSecondsAfterFinished;
     if (ttl !== undefined && prev.completionTime !== undefined) {
@@ -234,10 +256,24 @@ export function computeStatus(o: Observation): Decision {
           break;
         case 'pending': {
           if (o.pods.length < workers) create = true; // partial create or a cache lag: SSA is idempotent
-          const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
-          const msgText = `${s.workers.ready ?? 0}/${workers} workers running${gang.reason !== undefined ? `; ${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : ''}`;
-          set({ type: CONDITION_TYPES.running, status: 'False', reason, message: msgText });
+          const condReason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
+          const detail = gang.reason !== undefined ? `${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : undefined;
+          const msgText = `${s.workers.ready ?? 0}/${workers} workers running${detail !== undefined ? `; ${detail}` : ''}`;
+          set({ type: CONDITION_TYPES.running, status: 'False', reason: condReason, message: msgText });
           phase = waitingPhase;
+          if (gang.reason !== undefined && START_FAILURE_REASONS.has(gang.reason)) {
+            reason = gang.reason;
+            // The startup deadline counts from this attempt's pods being created.
+            const created = findCondition(conds, CONDITION_TYPES.created);
+            const since = created?.status === 'True' ? Date.parse(created.lastTransitionTime) : now;
+            const due = since + rp.startupDeadlineSeconds * 1000;
+            if (now >= due) {
+              fail(gang.reason, `the workers could not start within spec.runPolicy.startupDeadlineSeconds (${rp.startupDeadlineSeconds} s): ${detail ?? gang.reason}`);
+            } else {
+              requeueIn(due - now);
+              if (prev.reason !== gang.reason) startProblem = { type: 'Warning', reason: REASONS.workersCannotStart, message: `${detail ?? gang.reason}; the job fails if the workers cannot start within ${rp.startupDeadlineSeconds} s (spec.runPolicy.startupDeadlineSeconds)` };
+            }
+          }
           break;
         }
         case 'running':
@@ -254,8 +290,15 @@ export function computeStatus(o: Observation): Decision {
   s.attempt = attempt;
   s.restarts = restarts;
   s.conditions = conds;
+  if (reason !== undefined) s.reason = reason;
+  else delete s.reason;
+  const display = computeDisplay(s);
+  if (Object.keys(display).length > 0) s.display = display;
+  else delete s.display;
   if (gen !== undefined) s.observedGeneration = gen;
-  return { status: s, create, deletePods, deleteJob, requeueAfterMs: requeue, events: transitionEvents(before, conds) };
+  const events = transitionEvents(before, conds);
+  if (startProblem !== undefined) events.unshift(startProblem);
+  return { status: s, create, deletePods, deleteJob, requeueAfterMs: requeue, events };
 }
 
 /** The gang outcome, with lost ranks and the progress deadline folded in. */

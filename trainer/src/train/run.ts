@@ -170,11 +170,15 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
     note(`[gmt-train] checkpoint ${lastCheckpoint}`);
   };
-  const runEval = (params: Float32Array, label: string): EvalResult => {
+  // Every progress message carries the evaluations so far (the operator folds them into status).
+  type EvalSummary = { loss: number | null; exactMatch: number | null; examples: number; step: number };
+  const evaluation: { before?: EvalSummary; last?: EvalSummary; after?: EvalSummary } = {};
+  const runEval = (params: Float32Array, label: string, kind: 'before' | 'last' | 'after', step: number): EvalResult => {
     const t0 = performance.now();
     const r = evaluateLikeTraining(model, params, tokenizer, data, c);
     metrics.observePhase('eval', (performance.now() - t0) / 1000);
     metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
+    evaluation[kind] = { loss: Number.isFinite(r.loss) ? r.loss : null, exactMatch: Number.isFinite(r.exactMatch) ? r.exactMatch : null, examples: r.examples, step };
     // On a display, one readable line; in logs, the full-precision numbers (`gmt-train eval` reproduces them).
     if (c.rank === 0 && c.progress !== 'none') progress.note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
     else log.info(`eval ${label}`, { loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples });
@@ -182,7 +186,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   };
 
   try {
-    const before = opts.skipEvalBefore || resumedFrom !== undefined ? undefined : runEval(state.params, 'before');
+    const before = opts.skipEvalBefore || resumedFrom !== undefined ? undefined : runEval(state.params, 'before', 'before', state.step);
     const t0 = performance.now();
     const startStep = state.step, startTokens = state.tokensSeen, startSamples = state.samplesSeen;
     let lastPublish = 0, lastSps = 0, lastTps = 0;
@@ -203,10 +207,10 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
           const nowMs = Date.now();
           if (nowMs - lastPublish >= 1000 || r.step === c.steps) {
             lastPublish = nowMs;
-            publish({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training' });
+            publish({ attempt: c.attempt, step: r.step, totalSteps: c.steps, epoch: s.cursor.epoch, loss: r.loss, samplesPerSecond: sps, tokensPerSecond: tps, keptRatio: r.update.keptRatio, lastCheckpoint: lastCheckpoint ?? null, phase: 'training', evaluation });
           }
         },
-        onEval: (s) => { runEval(s.params, `step ${s.step}`); },
+        onEval: (s) => { runEval(s.params, `step ${s.step}`, 'last', s.step); },
         checkpoint,
         ...(opts.shouldStop !== undefined ? { shouldStop: opts.shouldStop } : {}),
       },
@@ -223,8 +227,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       log.info('one-off drop', { mode: c.oneoffMode, keptRatio: dropped.keptRatio });
     }
     await checkpoint(state, finalParams);
-    const after = runEval(finalParams, 'after');
-    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: lastSps, tokensPerSecond: lastTps, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch });
+    const after = runEval(finalParams, 'after', 'after', state.step);
+    publish({ attempt: c.attempt, step: state.step, totalSteps: c.steps, epoch: state.cursor.epoch, loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null, samplesPerSecond: lastSps, tokensPerSecond: lastTps, keptRatio: state.lastUpdate?.keptRatio ?? null, lastCheckpoint: lastCheckpoint ?? null, phase: 'finished', evalLoss: after.loss, exactMatch: after.exactMatch, evaluation });
     const trained = state.step - startStep;
     return {
       backend, modelConfig: base.modelConfig, parameters: model.layout.size, before, after, steps: state.step, resumedFrom, lastCheckpoint,
