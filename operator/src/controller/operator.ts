@@ -121,7 +121,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
 
-  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
+  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l, level) => log(level ?? 'info', l, { component: 'progress' }) });
   const build: BuildOptions = { ...DEFAULT_BUILD_OPTIONS, defaultNatsUrl: o.natsUrl, ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}) };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
@@ -158,7 +158,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
         log('info', 'stopped leading', { identity });
         await controller.close();
       },
-      log: (l) => log('info', l, { component: 'leader-election' }),
+      log: (l, level) => log(level ?? 'info', l, { component: 'leader-election' }),
     });
     readiness.push(leaderElectionCheck(elector));
   }
