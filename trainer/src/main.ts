@@ -45,7 +45,7 @@ function summaryText(s: RunSummary): string {
     `  exact match    ${pct(b?.exactMatch).padEnd(13)} ${pct(a.exactMatch)}  (${a.examples} held-out examples)`,
     ...a.samples.slice(0, 3).map((x) => `    ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})`),
     `  checkpoint     ${s.lastCheckpoint ?? 'none'}${s.resumedFrom ? ` (resumed from ${s.resumedFrom})` : ''}`,
-    ...(s.lastCheckpoint ? [`  try it         gmt-train generate --checkpoint ${s.lastCheckpoint} --prompt ${JSON.stringify(a.samples[0]?.prompt ?? 'Q: 2+3=? A:')}`] : []),
+    ...(s.lastCheckpoint ? [`  try it         npx gmt-train generate --checkpoint ${s.lastCheckpoint} --prompt ${JSON.stringify(a.samples[0]?.prompt ?? 'Q: 2+3=? A:')}`] : []),
   ];
   return lines.join('\n');
 }

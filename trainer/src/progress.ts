@@ -64,6 +64,7 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
   const eta = new EtaEstimator();
   let lastPlain = -1;
   let lastStep = -1;
+  let lastDraw = -Infinity;
   let multi: cliProgress.MultiBar | undefined;
   let bar: cliProgress.SingleBar | undefined;
   const describe = (u: ProgressUpdate): string => Object.entries(u.fields).map(([k, v]) => `${k} ${v}`).join(' · ');
@@ -86,6 +87,10 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
           bar.setTotal(u.total);
           bar.update(u.step, payload);
         }
+        // Redraw now (at most every 100 ms): training steps keep the event loop busy, so the bar's
+        // own redraw timer would rarely get to run.
+        const t = now();
+        if (t - lastDraw >= 100 || u.step === u.total) { lastDraw = t; multi.update(); }
         return;
       }
       const bucket = Math.floor((20 * u.step) / Math.max(1, u.total));

@@ -179,9 +179,11 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     metrics.observePhase('eval', (performance.now() - t0) / 1000);
     metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
     evaluation[kind] = { loss: Number.isFinite(r.loss) ? r.loss : null, exactMatch: Number.isFinite(r.exactMatch) ? r.exactMatch : null, examples: r.examples, step };
-    // On a display, one readable line; in logs, the full-precision numbers (`gmt-train eval` reproduces them).
-    if (c.rank === 0 && c.progress !== 'none') progress.note(`[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`);
-    else log.info(`eval ${label}`, { loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples });
+    // One readable line; JSON logs carry the full-precision numbers (`gmt-train eval --json` reproduces them).
+    const text = `eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`;
+    if (c.rank === 0 && c.progress !== 'none') progress.note(`[gmt-train] ${text}`);
+    else if (c.logFormat === 'json') log.info(`eval ${label}`, { loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples });
+    else log.info(text);
     return r;
   };
 
