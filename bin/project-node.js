@@ -35,7 +35,9 @@ export async function run(name, entry) {
   }
   const projectNode = join(root, 'node_modules', 'node', 'bin', 'node');
   if (!existsSync(projectNode)) {
-    process.stderr.write(`${name} ${problem}; run \`npm ci\` in ${root} (it installs Node.js ${NODE_MAJOR_NEEDED}) or put Node.js ${NODE_MAJOR_NEEDED} first on PATH\n`);
+    process.stderr.write(
+      `${name} ${problem}; run \`npm ci\` in ${root} (it installs Node.js ${NODE_MAJOR_NEEDED}) or put Node.js ${NODE_MAJOR_NEEDED} first on PATH\n`,
+    );
     process.exit(1);
   }
   const child = spawn(projectNode, [join(root, entry), ...process.argv.slice(2)], { stdio: 'inherit' });

@@ -1,5 +1,5 @@
 // npm run gen:config-doc — writes docs/config.md, the table of the trainer's configuration keys
-// rendered from trainer/src/config/schema.ts (the test describe.test.ts fails until this is rerun).
+// rendered from contract/config.ts (the test describe.test.ts fails until this is rerun).
 
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

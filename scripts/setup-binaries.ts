@@ -3,7 +3,8 @@
 // them, so no ava timeout ever includes a cold Go build. `prometheus` (in the default set) is not
 // built: Debian's package is installed system-wide with apt-get, announced before it starts.
 
-import { BINARY_NAMES, binaryVersion, cacheDir, ensureBinaries, formatDuration, type BinaryName } from '../test/harness/binaries.js';
+import { cacheDir } from '../trainer/src/collective/nats/find-server.js';
+import { BINARY_NAMES, binaryVersion, ensureBinaries, formatDuration, type BinaryName } from '../test/harness/binaries.js';
 import { ensurePrometheus, findPrometheus } from '../test/harness/prometheus.js';
 
 const EXTRA = ['prometheus'] as const;
@@ -27,7 +28,10 @@ async function main(): Promise<number> {
   if (args.length === 0 || args.includes('prometheus')) {
     const t0 = Date.now();
     const found = await findPrometheus();
-    if (found === undefined) process.stderr.write('gmt: the observability e2e test needs Prometheus: installing Debian\'s "prometheus" package system-wide (apt-get update && apt-get install -y --no-install-recommends prometheus)\n');
+    if (found === undefined)
+      process.stderr.write(
+        'gmt: the observability e2e test needs Prometheus: installing Debian\'s "prometheus" package system-wide (apt-get update && apt-get install -y --no-install-recommends prometheus)\n',
+      );
     const bin = await ensurePrometheus((line) => process.stderr.write(`  [prometheus] ${line}\n`), { install: true });
     process.stderr.write(`  prometheus: ${bin}${found === undefined ? ` (installed in ${formatDuration(Date.now() - t0)})` : ''}\n`);
   }

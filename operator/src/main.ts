@@ -10,7 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import { startOperator, type Logger } from './controller/index.js';
-import { startTracing } from '../../trainer/src/tracing/index.js';
+import { startTracing } from '../../contract/tracing.js';
 
 const FlagsSchema = z.object({
   kubeconfig: z.string().optional(),
@@ -35,10 +35,21 @@ function buildProgram(): Command {
     .description("Reconciles GmtFineTune resources into gangs of trainer pods and folds the trainers' NATS progress into their status.")
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig file; default: in-cluster config, then ~/.kube/config').env('KUBECONFIG'))
     .addOption(new Option('--namespace <ns,...>', 'namespaces to watch (comma-separated); default: all').env('GMT_WATCH_NAMESPACES'))
-    .addOption(new Option('--nats-url <url>', "NATS for the trainers' progress messages and the workers' default NATS; empty: no progress in status").env('GMT_NATS_URL'))
+    .addOption(
+      new Option('--nats-url <url>', "NATS for the trainers' progress messages and the workers' default NATS; empty: no progress in status").env(
+        'GMT_NATS_URL',
+      ),
+    )
     .addOption(new Option('--nats-creds <path>', 'NATS .creds file for the progress subscription').env('NATS_CREDS'))
-    .addOption(new Option('--metrics-port <n>', '/metrics /healthz /readyz port [-1 off, 0 any free port, up to 65535]').env('GMT_METRICS_PORT').default('8080'))
-    .addOption(new Option('--leader-elect <bool>', 'take a Lease before reconciling (one active replica)').choices(['true', 'false']).env('GMT_LEADER_ELECT').default('true'))
+    .addOption(
+      new Option('--metrics-port <n>', '/metrics /healthz /readyz port [-1 off, 0 any free port, up to 65535]').env('GMT_METRICS_PORT').default('8080'),
+    )
+    .addOption(
+      new Option('--leader-elect <bool>', 'take a Lease before reconciling (one active replica)')
+        .choices(['true', 'false'])
+        .env('GMT_LEADER_ELECT')
+        .default('true'),
+    )
     .addOption(new Option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease (must exist)').env('POD_NAMESPACE').default('gmt-system'))
     .addOption(new Option('--leader-election-id <name>', 'name of the leader-election Lease').default('gmt-operator-leader'))
     .addOption(new Option('--workers <n>', 'concurrent reconciles [1-64]').default('4'))
@@ -62,7 +73,8 @@ function parseArgs(argv: readonly string[]): z.infer<typeof FlagsSchema> | numbe
   }
   const raw = Object.fromEntries(Object.entries(program.opts()).filter(([, v]) => v !== undefined && v !== ''));
   const r = FlagsSchema.safeParse(raw);
-  if (!r.success) throw new UsageError(r.error.issues.map((x) => `--${String(x.path[0] ?? '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${x.message}`).join('; '));
+  if (!r.success)
+    throw new UsageError(r.error.issues.map((x) => `--${String(x.path[0] ?? '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${x.message}`).join('; '));
   return r.data;
 }
 
@@ -84,12 +96,26 @@ async function main(): Promise<number> {
   if (flags.kubeconfig !== undefined) kc.loadFromFile(flags.kubeconfig);
   else if (process.env['KUBERNETES_SERVICE_HOST'] !== undefined) kc.loadFromCluster();
   else kc.loadFromDefault();
-  const namespaces = flags.namespace.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  log('info', 'starting', { namespaces: namespaces.length === 0 ? 'all' : namespaces, natsUrl: flags.natsUrl, leaderElect: flags.leaderElect === 'true', server: kc.getCurrentCluster()?.server });
+  const namespaces = flags.namespace
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  log('info', 'starting', {
+    namespaces: namespaces.length === 0 ? 'all' : namespaces,
+    natsUrl: flags.natsUrl,
+    leaderElect: flags.leaderElect === 'true',
+    server: kc.getCurrentCluster()?.server,
+  });
   // OpenTelemetry from the standard OTEL_* variables (off when none is set): a span per reconcile.
   const tracing = startTracing({ serviceName: 'gmt-operator', env: process.env });
   const op = await startOperator({
-    kc, namespaces, natsUrl: flags.natsUrl, natsCreds: flags.natsCreds, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
+    kc,
+    namespaces,
+    natsUrl: flags.natsUrl,
+    natsCreds: flags.natsCreds,
+    workers: flags.workers,
+    trainerMetricsPort: flags.trainerMetricsPort,
+    log,
     ...(flags.metricsPort >= 0 ? { metricsPort: flags.metricsPort } : {}),
     ...(flags.leaderElect === 'true' ? { leaderElection: { namespace: flags.leaderElectionNamespace, name: flags.leaderElectionId } } : {}),
   });

@@ -12,11 +12,14 @@ import { z } from 'zod';
 import { repoPath } from '../helpers/repo.js';
 
 const LockSchema = z.object({
-  packages: z.record(z.string(), z.looseObject({
-    version: z.string().optional(),
-    engines: z.union([z.record(z.string(), z.string()), z.array(z.string())]).optional(),
-    hasInstallScript: z.boolean().optional(),
-  })),
+  packages: z.record(
+    z.string(),
+    z.looseObject({
+      version: z.string().optional(),
+      engines: z.union([z.record(z.string(), z.string()), z.array(z.string())]).optional(),
+      hasInstallScript: z.boolean().optional(),
+    }),
+  ),
 });
 const PackageSchema = z.looseObject({ devDependencies: z.record(z.string(), z.string()), allowScripts: z.record(z.string(), z.boolean()) });
 
@@ -41,9 +44,14 @@ test('install - every locked package accepts the pinned Node.js the project runs
 
 test('install - allowScripts approves or denies every install script in the lock, and names nothing else', async (t) => {
   const { lock, pkg } = await load();
-  const withScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript === true).map(([path, p]) => ({ name: path.replace(/^.*node_modules\//, ''), version: p.version ?? '' }));
+  const withScripts = Object.entries(lock.packages)
+    .filter(([, p]) => p.hasInstallScript === true)
+    .map(([path, p]) => ({ name: path.replace(/^.*node_modules\//, ''), version: p.version ?? '' }));
   const decided = (name: string, version: string) => Object.keys(pkg.allowScripts).some((k) => k === name || k === `${name}@${version}`);
-  t.deepEqual(withScripts.filter((p) => !decided(p.name, p.version)).map((p) => `${p.name}@${p.version}`), []);
+  t.deepEqual(
+    withScripts.filter((p) => !decided(p.name, p.version)).map((p) => `${p.name}@${p.version}`),
+    [],
+  );
   const stale = Object.keys(pkg.allowScripts).filter((k) => !withScripts.some((p) => k === p.name || k === `${p.name}@${p.version}`));
   t.deepEqual(stale, [], 'entries for packages that are no longer locked with an install script');
 });

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CHECKPOINT_FILES, TrainerStateSchema, findLatestCheckpoint, loadModelWeights } from './checkpoint/index.js';
-import type { TrainerConfig } from './config/schema.js';
+import type { TrainerConfig } from '../../contract/config.js';
 import type { Tokenizer } from './data/index.js';
 import { CheckpointError } from './errors.js';
 import type { ModelConfig } from './model/config.js';
@@ -42,9 +42,14 @@ export async function loadForInference(checkpoint: string): Promise<LoadedModel>
   }
   if (text !== undefined) {
     let json: unknown;
-    try { json = JSON.parse(text); } catch (e) { throw new CheckpointError(`${join(path, CHECKPOINT_FILES.state)}: invalid JSON (${(e as Error).message})`, { cause: e }); }
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new CheckpointError(`${join(path, CHECKPOINT_FILES.state)}: invalid JSON (${(e as Error).message})`, { cause: e });
+    }
     const r = TrainerStateSchema.safeParse(json);
-    if (!r.success) throw new CheckpointError(`${join(path, CHECKPOINT_FILES.state)}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!r.success)
+      throw new CheckpointError(`${join(path, CHECKPOINT_FILES.state)}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     trainedConfig = r.data.config;
   }
   return { path, modelConfig: w.config, params: w.params, trainedConfig };
@@ -62,8 +67,13 @@ export interface SamplingOptions {
 export function pickToken(logits: Float32Array, o: SamplingOptions, rng: Rng): number {
   const V = logits.length;
   if (o.temperature === 0) {
-    let best = 0, bestV = -Infinity;
-    for (let v = 0; v < V; v++) if (logits[v]! > bestV) { bestV = logits[v]!; best = v; }
+    let best = 0,
+      bestV = -Infinity;
+    for (let v = 0; v < V; v++)
+      if (logits[v]! > bestV) {
+        bestV = logits[v]!;
+        best = v;
+      }
     return best;
   }
   let ids = Array.from({ length: V }, (_, v) => v);
@@ -91,7 +101,15 @@ export interface GenerateOptions extends SamplingOptions {
  * Continue `prompt` (token ids) one token at a time; `onText` receives each newly complete piece of
  * text as it is produced (a multi-byte character is held back until its last byte). Returns the ids.
  */
-export function generate(model: Gpt2Model, params: Float32Array, tokenizer: Tokenizer, prompt: readonly number[], o: GenerateOptions, rng: Rng, onText: (text: string) => void): number[] {
+export function generate(
+  model: Gpt2Model,
+  params: Float32Array,
+  tokenizer: Tokenizer,
+  prompt: readonly number[],
+  o: GenerateOptions,
+  rng: Rng,
+  onText: (text: string) => void,
+): number[] {
   const maxT = model.config.nPositions;
   const ids = prompt.slice(Math.max(0, prompt.length - (maxT - 1)));
   const out: number[] = [];
@@ -106,7 +124,10 @@ export function generate(model: Gpt2Model, params: Float32Array, tokenizer: Toke
     out.push(next);
     const text = tokenizer.decode(out);
     const stable = text.endsWith('\uFFFD') ? text.slice(0, -1) : text;
-    if (stable.length > printed.length && stable.startsWith(printed)) { onText(stable.slice(printed.length)); printed = stable; }
+    if (stable.length > printed.length && stable.startsWith(printed)) {
+      onText(stable.slice(printed.length));
+      printed = stable;
+    }
     if (o.stop === 'newline' && text.includes('\n')) break;
   }
   const final = tokenizer.decode(out);

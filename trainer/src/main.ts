@@ -2,17 +2,19 @@
 /**
  * gmt-train: the trainer's command line (commander). `gmt-train [options]` fine-tunes;
  * `gmt-train pretrain` makes the bundled base model; `gmt-train generate` and `gmt-train eval` use
- * a checkpoint. The only place that exits the process: exit codes (errors.ts EXIT_CODES) tell the
+ * a checkpoint. The only place that exits the process: exit codes (contract/exit-codes.ts) tell the
  * operator retryable from fatal.
  */
 import { fileURLToPath } from 'node:url';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_CODES, TrainerError, ConfigError, DataError } from './errors.js';
-import { ENV_KEYS, configKeys, loadConfig } from './config/load.js';
+import { EXIT_CODES } from '../../contract/exit-codes.js';
+import { ENV, ENV_KEYS } from '../../contract/env.js';
+import { TrainerError, ConfigError, DataError } from './errors.js';
+import { configKeys, loadConfig } from './config/load.js';
 import { fieldDocs, helpText } from './config/describe.js';
-import { type TrainerConfig, TrainerConfigSchema } from './config/schema.js';
+import { type TrainerConfig, TrainerConfigSchema } from '../../contract/config.js';
 import { createLogger, formatNumber } from './log.js';
 import { PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
 import { runTraining, type RunSummary } from './train/run.js';
@@ -34,7 +36,8 @@ Exit codes: 0 ok, 2 config, 3 data, 4 checkpoint, 5 numeric, 1 internal (not ret
 
 function summaryText(s: RunSummary): string {
   const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-  const b = s.before, a = s.after;
+  const b = s.before,
+    a = s.after;
   const lines = [
     '',
     `GMT fine-tune finished: ${s.steps} steps on ${s.backend.name} (${s.parameters.toLocaleString('en-US')} parameters)`,
@@ -43,9 +46,13 @@ function summaryText(s: RunSummary): string {
     '                 before        after',
     `  held-out loss  ${(b ? formatNumber(b.loss) : 'n/a').padEnd(13)} ${formatNumber(a.loss)}`,
     `  exact match    ${pct(b?.exactMatch).padEnd(13)} ${pct(a.exactMatch)}  (${a.examples} held-out examples)`,
-    ...a.samples.slice(0, 3).map((x) => `    ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})`),
+    ...a.samples
+      .slice(0, 3)
+      .map((x) => `    ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})`),
     `  checkpoint     ${s.lastCheckpoint ?? 'none'}${s.resumedFrom ? ` (resumed from ${s.resumedFrom})` : ''}`,
-    ...(s.lastCheckpoint ? [`  try it         npx gmt-train generate --checkpoint ${s.lastCheckpoint} --prompt ${JSON.stringify(a.samples[0]?.prompt ?? 'Q: 2+3=? A:')}`] : []),
+    ...(s.lastCheckpoint
+      ? [`  try it         npx gmt-train generate --checkpoint ${s.lastCheckpoint} --prompt ${JSON.stringify(a.samples[0]?.prompt ?? 'Q: 2+3=? A:')}`]
+      : []),
   ];
   return lines.join('\n');
 }
@@ -63,16 +70,20 @@ function givenConfigFlags(opts: Record<string, unknown>): Record<string, string>
   return out;
 }
 
-const nonNegInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new ConfigError(`flag ${flag}: "${v}" is not a non-negative integer`);
-  return n;
-};
-const nonNegNumber = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new ConfigError(`flag ${flag}: "${v}" is not a non-negative number`);
-  return n;
-};
+const nonNegInt =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new ConfigError(`flag ${flag}: "${v}" is not a non-negative integer`);
+    return n;
+  };
+const nonNegNumber =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new ConfigError(`flag ${flag}: "${v}" is not a non-negative number`);
+    return n;
+  };
 
 /** Prompts from --prompt, or from a JSONL file of {"prompt": "..."} records (errors name file:line). */
 async function* readPrompts(prompt: string | undefined, file: string | undefined): AsyncGenerator<string> {
@@ -85,7 +96,11 @@ async function* readPrompts(prompt: string | undefined, file: string | undefined
       n++;
       if (line.trim() === '') continue;
       let json: unknown;
-      try { json = JSON.parse(line); } catch (e) { throw new DataError(`${file}:${n}: invalid JSON (${(e as Error).message})`); }
+      try {
+        json = JSON.parse(line);
+      } catch (e) {
+        throw new DataError(`${file}:${n}: invalid JSON (${(e as Error).message})`);
+      }
       const r = z.looseObject({ prompt: z.string() }).safeParse(json);
       if (!r.success) throw new DataError(`${file}:${n}: expected an object with a "prompt" string`);
       yield r.data.prompt;
@@ -99,14 +114,16 @@ async function* readPrompts(prompt: string | undefined, file: string | undefined
 /** The configuration to evaluate or generate with: the checkpoint's own, then file, env and flags; one process. */
 async function inferenceConfig(trained: Readonly<Record<string, unknown>> | undefined, opts: Record<string, unknown>): Promise<TrainerConfig> {
   const local = { rank: 0, worldSize: 1, natsUrl: '', natsCreds: '', workers: 0, attempt: 0, jobId: 'local' };
-  const env = { ...process.env };
-  for (const name of ['GMT_RANK', 'GMT_WORLD_SIZE', 'NATS_URL', 'NATS_CREDS', 'GMT_ATTEMPT', 'GMT_JOB_ID']) delete env[name];
+  const gang: readonly string[] = [ENV.rank, ENV.worldSize, ENV.natsUrl, ENV.natsCreds, ENV.attempt, ENV.jobId];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !gang.includes(name)));
   return loadConfig(givenConfigFlags(opts), typeof opts['config'] === 'string' ? opts['config'] : undefined, env, { ...(trained ?? {}), ...local });
 }
 
 function buildProgram(onStop: () => boolean, setCode: (code: number) => void): Command {
   const program = new Command('gmt-train')
-    .description('Gradient-Mask Tuning fine-tuning with TensorFlow.js: fine-tunes the bundled base model (or yours) and reports held-out loss and exact match before and after.')
+    .description(
+      'Gradient-Mask Tuning fine-tuning with TensorFlow.js: fine-tunes the bundled base model (or yours) and reports held-out loss and exact match before and after.',
+    )
     .usage('[options]            fine-tune (GMT on the bundled base model by default)\n       gmt-train <command> [options]')
     .showHelpAfterError('(run gmt-train --help for every option)')
     .enablePositionalOptions() // a subcommand's flags belong to it (generate --max-new-tokens is not the training option)
@@ -118,7 +135,10 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
   program.action(async (opts: Record<string, unknown>) => {
     const config = await loadConfig(givenConfigFlags(opts), typeof opts['config'] === 'string' ? opts['config'] : undefined, process.env);
     const log = createLogger(config.logFormat, config.worldSize > 1 ? { rank: config.rank } : {});
-    if (config.workers > 0) { setCode(await launchLocal(fileURLToPath(import.meta.url), process.argv.slice(2), config, log)); return; }
+    if (config.workers > 0) {
+      setCode(await launchLocal(fileURLToPath(import.meta.url), process.argv.slice(2), config, log));
+      return;
+    }
     const summary = await runTraining(config, { log, shouldStop: onStop });
     if (config.rank === 0) process.stdout.write(summaryText(summary) + '\n');
   });
@@ -132,9 +152,18 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
     .option('--out <dir>', 'where model.safetensors and config.json go [default: trainer/assets/base-tiny]')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(TrainerConfigSchema.shape.backend.unwrap().options).default('auto'))
     .addOption(new Option('--progress <mode>', 'progress display').choices(TrainerConfigSchema.shape.progress.unwrap().options).default('auto'))
-    .action(async (o: { steps?: number; documents?: number; seed?: number; out?: string; backend: TrainerConfig['backend']; progress: TrainerConfig['progress'] }) => {
-      await pretrain({ ...PRETRAIN_DEFAULTS, ...o }, createLogger('text'));
-    });
+    .action(
+      async (o: {
+        steps?: number;
+        documents?: number;
+        seed?: number;
+        out?: string;
+        backend: TrainerConfig['backend'];
+        progress: TrainerConfig['progress'];
+      }) => {
+        await pretrain({ ...PRETRAIN_DEFAULTS, ...o }, createLogger('text'));
+      },
+    );
 
   const gen = program
     .command('generate')
@@ -147,25 +176,52 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
     .option('--top-k <k>', 'sample among the k most likely tokens; 0 is all [integer ≥ 0]', nonNegInt('--top-k'), 0)
     .option('--sample-seed <n>', 'seed of the sampler [integer ≥ 0]', nonNegInt('--sample-seed'), 0)
     .addOption(new Option('--stop <at>', 'stop at end-of-sequence only, or also at the first newline').choices(['eos', 'newline']).default('newline'))
-    .addOption(new Option(fieldDocs().find((d) => d.key === 'tokenizer')!.flag + ' <name>', 'tokenizer [default: the checkpoint\'s, else byte]').choices(['byte', 'gpt2']))
-    .addOption(new Option(fieldDocs().find((d) => d.key === 'backend')!.flag + ' <name>', 'TensorFlow.js backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'));
-  gen.action(async (o: { checkpoint: string; prompt?: string; prompts?: string; maxNewTokens: number; temperature: number; topK: number; sampleSeed: number; stop: 'eos' | 'newline'; tokenizer?: 'byte' | 'gpt2'; backend: TrainerConfig['backend'] }) => {
-    if (o.prompt === undefined && o.prompts === undefined) throw new ConfigError('generate: give --prompt TEXT or --prompts FILE.jsonl');
-    if (o.maxNewTokens < 1) throw new ConfigError('flag --max-new-tokens: must be ≥ 1');
-    await initBackend(o.backend);
-    const m = await loadForInference(o.checkpoint);
-    const trainedTok = TrainerConfigSchema.shape.tokenizer.safeParse(m.trainedConfig?.['tokenizer']);
-    const tokenizer = createTokenizer(o.tokenizer ?? (trainedTok.success ? trainedTok.data : 'byte'));
-    const model = new Gpt2Model(m.modelConfig);
-    const rng = new Rng(o.sampleSeed);
-    process.stderr.write(`[gmt-train] generating with ${m.path} (${o.temperature === 0 ? 'greedy' : `temperature ${o.temperature}, top-k ${o.topK || 'all'}, seed ${o.sampleSeed}`})\n`);
-    for await (const prompt of readPrompts(o.prompt, o.prompts)) {
-      process.stdout.write(prompt);
-      let last = prompt;
-      generate(model, m.params, tokenizer, promptIds(tokenizer, prompt), o, rng, (t) => { process.stdout.write(t); last = t; });
-      if (!last.endsWith('\n')) process.stdout.write('\n');
-    }
-  });
+    .addOption(
+      new Option(fieldDocs().find((d) => d.key === 'tokenizer')!.flag + ' <name>', "tokenizer [default: the checkpoint's, else byte]").choices([
+        'byte',
+        'gpt2',
+      ]),
+    )
+    .addOption(
+      new Option(fieldDocs().find((d) => d.key === 'backend')!.flag + ' <name>', 'TensorFlow.js backend')
+        .choices(['auto', 'tensorflow', 'wasm', 'cpu'])
+        .default('auto'),
+    );
+  gen.action(
+    async (o: {
+      checkpoint: string;
+      prompt?: string;
+      prompts?: string;
+      maxNewTokens: number;
+      temperature: number;
+      topK: number;
+      sampleSeed: number;
+      stop: 'eos' | 'newline';
+      tokenizer?: 'byte' | 'gpt2';
+      backend: TrainerConfig['backend'];
+    }) => {
+      if (o.prompt === undefined && o.prompts === undefined) throw new ConfigError('generate: give --prompt TEXT or --prompts FILE.jsonl');
+      if (o.maxNewTokens < 1) throw new ConfigError('flag --max-new-tokens: must be ≥ 1');
+      await initBackend(o.backend);
+      const m = await loadForInference(o.checkpoint);
+      const trainedTok = TrainerConfigSchema.shape.tokenizer.safeParse(m.trainedConfig?.['tokenizer']);
+      const tokenizer = createTokenizer(o.tokenizer ?? (trainedTok.success ? trainedTok.data : 'byte'));
+      const model = new Gpt2Model(m.modelConfig);
+      const rng = new Rng(o.sampleSeed);
+      process.stderr.write(
+        `[gmt-train] generating with ${m.path} (${o.temperature === 0 ? 'greedy' : `temperature ${o.temperature}, top-k ${o.topK || 'all'}, seed ${o.sampleSeed}`})\n`,
+      );
+      for await (const prompt of readPrompts(o.prompt, o.prompts)) {
+        process.stdout.write(prompt);
+        let last = prompt;
+        generate(model, m.params, tokenizer, promptIds(tokenizer, prompt), o, rng, (t) => {
+          process.stdout.write(t);
+          last = t;
+        });
+        if (!last.endsWith('\n')) process.stdout.write('\n');
+      }
+    },
+  );
 
   const ev = program
     .command('eval')
@@ -173,7 +229,19 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
     .requiredOption('--checkpoint <path>', 'a run folder (its latest checkpoint), a step-NNNNNNNN folder, a model.safetensors, or "bundled"')
     .option('--config <file>', 'JSON file of config keys (evaluation data and settings)')
     .option('--json', 'print the result as one JSON object');
-  addConfigOptions(ev, ['backend', 'tokenizer', 'trainData', 'evalData', 'syntheticTrainSize', 'syntheticEvalSize', 'seqLen', 'seed', 'evalExamples', 'maxNewTokens', 'microBatchSize']);
+  addConfigOptions(ev, [
+    'backend',
+    'tokenizer',
+    'trainData',
+    'evalData',
+    'syntheticTrainSize',
+    'syntheticEvalSize',
+    'seqLen',
+    'seed',
+    'evalExamples',
+    'maxNewTokens',
+    'microBatchSize',
+  ]);
   ev.addHelpText('after', '\nSettings default to those stored in the checkpoint (our checkpoints), else the trainer defaults.');
   ev.action(async (opts: Record<string, unknown>) => {
     const m = await loadForInference(typeof opts['checkpoint'] === 'string' ? opts['checkpoint'] : '');
@@ -184,10 +252,18 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
     const data = await loadRunData(c, tokenizer);
     const r = evaluateLikeTraining(model, m.params, tokenizer, data, c);
     if (opts['json'] === true) {
-      process.stdout.write(JSON.stringify({ checkpoint: m.path, backend: backend.name, loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ checkpoint: m.path, backend: backend.name, loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples }) +
+          '\n',
+      );
     } else {
-      process.stdout.write(`eval ${m.path}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples} (${backend.name})\n`);
-      for (const x of r.samples.slice(0, 3)) process.stdout.write(`  ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})\n`);
+      process.stdout.write(
+        `eval ${m.path}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples} (${backend.name})\n`,
+      );
+      for (const x of r.samples.slice(0, 3))
+        process.stdout.write(
+          `  ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})\n`,
+        );
     }
   });
   for (const cmd of [program, ...program.commands]) cmd.exitOverride().showSuggestionAfterError(true).configureHelp({ helpWidth: 120 });
@@ -204,7 +280,12 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   let code: number = EXIT_CODES.ok;
-  const program = buildProgram(() => stop, (c) => { code = c; });
+  const program = buildProgram(
+    () => stop,
+    (c) => {
+      code = c;
+    },
+  );
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

@@ -26,7 +26,11 @@ export interface Progress {
 export function formatEta(seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '…';
   const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${s}s`;
 }
 
 /**
@@ -39,7 +43,10 @@ export class EtaEstimator {
   private secondsPerStep: number | undefined;
 
   /** `alpha`: weight of the newest interval (0.1 ≈ an average over the last ~10 intervals). */
-  constructor(private readonly warmupSteps = 3, private readonly alpha = 0.1) {}
+  constructor(
+    private readonly warmupSteps = 3,
+    private readonly alpha = 0.1,
+  ) {}
 
   /** Record that `step` completed at time `t` (seconds). */
   observe(step: number, t: number): void {
@@ -59,7 +66,11 @@ export class EtaEstimator {
 }
 
 /** Create a progress display: `bar` (TTY), `plain` (a line per ~5%), `none`; `auto` picks by isTTY. */
-export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: NodeJS.WriteStream = process.stderr, now: () => number = () => performance.now()): Progress {
+export function createProgress(
+  mode: 'auto' | 'bar' | 'plain' | 'none',
+  stream: NodeJS.WriteStream = process.stderr,
+  now: () => number = () => performance.now(),
+): Progress {
   const kind = mode === 'auto' ? (stream.isTTY ? 'bar' : 'plain') : mode;
   const eta = new EtaEstimator();
   let lastPlain = -1;
@@ -67,7 +78,10 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
   let lastDraw = -Infinity;
   let multi: cliProgress.MultiBar | undefined;
   let bar: cliProgress.SingleBar | undefined;
-  const describe = (u: ProgressUpdate): string => Object.entries(u.fields).map(([k, v]) => `${k} ${v}`).join(' · ');
+  const describe = (u: ProgressUpdate): string =>
+    Object.entries(u.fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(' · ');
   return {
     update(u) {
       if (kind === 'none' || u.step === lastStep) return; // a repeated step (e.g. the final message) adds nothing
@@ -79,8 +93,16 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
         if (multi === undefined || bar === undefined) {
           // A MultiBar of one: its log() prints lines above the bar without breaking it.
           multi = new cliProgress.MultiBar({
-            stream, format: '[{bar}] {value}/{total} {fields} · ETA {etaText}', barsize: 24, barCompleteChar: '#', barIncompleteChar: '.',
-            hideCursor: false, clearOnComplete: false, stopOnComplete: false, gracefulExit: false, fps: 10,
+            stream,
+            format: '[{bar}] {value}/{total} {fields} · ETA {etaText}',
+            barsize: 24,
+            barCompleteChar: '#',
+            barIncompleteChar: '.',
+            hideCursor: false,
+            clearOnComplete: false,
+            stopOnComplete: false,
+            gracefulExit: false,
+            fps: 10,
           });
           bar = multi.create(u.total, u.step, payload);
         } else {
@@ -90,11 +112,17 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
         // Redraw now (at most every 100 ms): training steps keep the event loop busy, so the bar's
         // own redraw timer would rarely get to run.
         const t = now();
-        if (t - lastDraw >= 100 || u.step === u.total) { lastDraw = t; multi.update(); }
+        if (t - lastDraw >= 100 || u.step === u.total) {
+          lastDraw = t;
+          multi.update();
+        }
         return;
       }
       const bucket = Math.floor((20 * u.step) / Math.max(1, u.total));
-      if (bucket !== lastPlain || u.step === u.total) { lastPlain = bucket; stream.write(`[progress] ${u.step}/${u.total} ${describe(u)} · ETA ${etaText}\n`); }
+      if (bucket !== lastPlain || u.step === u.total) {
+        lastPlain = bucket;
+        stream.write(`[progress] ${u.step}/${u.total} ${describe(u)} · ETA ${etaText}\n`);
+      }
     },
     note(line) {
       if (multi !== undefined) {
@@ -105,7 +133,10 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
       }
     },
     done() {
-      if (multi !== undefined) { multi.update(); multi.stop(); }
+      if (multi !== undefined) {
+        multi.update();
+        multi.stop();
+      }
       multi = undefined;
       bar = undefined;
     },

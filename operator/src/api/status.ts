@@ -11,11 +11,21 @@ const count = z.number().int().min(0);
 
 /** metav1.Condition, with the same bounds as k8s.io/apimachinery's OpenAPI for it. */
 export const ConditionSchema = z.object({
-  type: z.string().min(1).max(316).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/).describe(`Condition type: ${Object.values(CONDITION_TYPES).join(', ')}.`),
+  type: z
+    .string()
+    .min(1)
+    .max(316)
+    .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/)
+    .describe(`Condition type: ${Object.values(CONDITION_TYPES).join(', ')}.`),
   status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
   observedGeneration: count.optional().describe('metadata.generation the condition was computed from.'),
   lastTransitionTime: TimeSchema.describe('When status last changed.'),
-  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/).describe('CamelCase reason for the last transition.'),
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+    .describe('CamelCase reason for the last transition.'),
   message: z.string().max(32_768).describe('Human-readable detail.'),
 });
 
@@ -65,7 +75,10 @@ export const DisplaySchema = z.object({
 
 /** The GmtFineTune status. */
 export const GmtFineTuneStatusSchema = z.object({
-  phase: z.enum(Object.values(PHASES) as [string, ...string[]]).optional().describe(`Summary of the conditions: ${Object.values(PHASES).join(', ')}.`),
+  phase: z
+    .enum(Object.values(PHASES) as [string, ...string[]])
+    .optional()
+    .describe(`Summary of the conditions: ${Object.values(PHASES).join(', ')}.`),
   conditions: z
     .array(ConditionSchema)
     .max(32)
@@ -88,7 +101,11 @@ export const GmtFineTuneStatusSchema = z.object({
   lastProgressTime: TimeSchema.optional().describe('When the step last advanced (hang detection).'),
   lastCheckpoint: z.string().max(4096).optional().describe('Path of the latest checkpoint written by rank 0.'),
   workers: WorkerCountsSchema.optional().describe('Worker pods of the current attempt.'),
-  reason: z.string().max(256).optional().describe('Why the job is in its phase when that needs attention: the workers\' start problem (ImagePullBackOff, Unschedulable, …) or the failure reason.'),
+  reason: z
+    .string()
+    .max(256)
+    .optional()
+    .describe("Why the job is in its phase when that needs attention: the workers' start problem (ImagePullBackOff, Unschedulable, …) or the failure reason."),
   evaluation: EvaluationSchema.optional().describe('Held-out evaluation results reported by rank 0.'),
   display: DisplaySchema.optional().describe('Rounded values for kubectl get.'),
 });
@@ -110,7 +127,8 @@ export function computeDisplay(s: GmtFineTuneStatus): z.infer<typeof DisplaySche
   if (s.samplesPerSecond !== undefined) d.samplesPerSecond = formatForDisplay.rate(s.samplesPerSecond);
   if (s.keptRatio !== undefined) d.kept = formatForDisplay.percent(s.keptRatio);
   const e = s.evaluation;
-  const first = e?.before, latest = e?.after ?? e?.last;
+  const first = e?.before,
+    latest = e?.after ?? e?.last;
   const pair = (f: (x: number) => string, a: number | undefined, b: number | undefined): string | undefined =>
     a !== undefined && b !== undefined ? `${f(a)} → ${f(b)}` : b !== undefined ? f(b) : a !== undefined ? f(a) : undefined;
   const em = pair(formatForDisplay.percent, first?.exactMatch, latest?.exactMatch);

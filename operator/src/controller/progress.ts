@@ -3,13 +3,11 @@
  * latest message per job is kept, and the job's key is enqueued at most once per `minIntervalMs`
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */
-import { natsAuth } from '../../../trainer/src/collective/nats/auth.js';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { natsAuth } from '../../../contract/nats-auth.js';
+import { PROGRESS_SUBJECT, ProgressMessageSchema, jobIdOfProgressSubject } from '../../../contract/progress.js';
 import { realClock, type Clock, type KeySink, type TimerHandle } from '../runtime/index.js';
-import { ProgressMessageSchema, foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
-
-/** Wildcard subject of every job's progress. */
-export const PROGRESS_SUBJECT = 'gmt.*.progress';
+import { foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
 
 /** Options of a ProgressTracker. */
 export interface ProgressTrackerOptions {
@@ -120,7 +118,15 @@ export class ProgressTracker {
     let problem: string | undefined;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
+        const nc = await connect({
+          servers: this.#o.natsUrl,
+          name: 'gmt-operator-progress',
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          ...natsAuth(this.#o.natsCreds),
+        });
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();
           return;
@@ -132,7 +138,7 @@ export class ProgressTracker {
         problem = undefined;
         delay = 500;
         for await (const m of sub) {
-          const jobId = m.subject.split('.')[1] ?? '';
+          const jobId = jobIdOfProgressSubject(m.subject);
           let data: unknown;
           try {
             data = m.json();
@@ -145,11 +151,15 @@ export class ProgressTracker {
         this.#sub = undefined;
         await nc.closed();
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
         const reason = err instanceof Error ? err.message : String(err);
         if (reason !== problem) {
           // Once per distinct problem, not every retry: what is wrong, what it costs, what to check.
-          log(`cannot reach NATS at ${this.#o.natsUrl} (${reason}): job status will show no training progress until it is reachable (and workers given this NATS cannot run their collectives); check --nats-url (GMT_NATS_URL) and that the NATS server runs (the Helm chart's nats.enabled deploys one); retrying with back-off up to 30 s`, 'error');
+          log(
+            `cannot reach NATS at ${this.#o.natsUrl} (${reason}): job status will show no training progress until it is reachable (and workers given this NATS cannot run their collectives); check --nats-url (GMT_NATS_URL) and that the NATS server runs (the Helm chart's nats.enabled deploys one); retrying with back-off up to 30 s`,
+            'error',
+          );
           problem = reason;
         }
       }

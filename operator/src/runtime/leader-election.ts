@@ -200,8 +200,10 @@ export class LeaderElector {
     await this.#callback(this.#o.onStartedLeading);
     // Renew. The deadline counts from when the last successful renew was *sent* (conservative).
     let renewedAt = this.#clock.now();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during onStartedLeading
     while (!signal.aborted) {
       await sleep(this.#clock, this.#retryMs, signal);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the sleep
       if (signal.aborted) break;
       const sentAt = this.#clock.now();
       const left = renewedAt + this.#renewMs - sentAt;
@@ -239,9 +241,13 @@ export class LeaderElector {
         return true;
       } catch (e) {
         if (e instanceof ApiException && e.code === 404) {
-          this.#problem(`cannot take the leader-election lease ${namespace}/${name}: namespace "${namespace}" does not exist; create it (kubectl create namespace ${namespace}) or start the operator with --leader-election-namespace set to an existing namespace (POD_NAMESPACE in a pod), or --leader-elect false for a single replica; retrying every ${this.#retryMs / 1000} s`);
+          this.#problem(
+            `cannot take the leader-election lease ${namespace}/${name}: namespace "${namespace}" does not exist; create it (kubectl create namespace ${namespace}) or start the operator with --leader-election-namespace set to an existing namespace (POD_NAMESPACE in a pod), or --leader-elect false for a single replica; retrying every ${this.#retryMs / 1000} s`,
+          );
         } else if (e instanceof ApiException && e.code === 403) {
-          this.#problem(`cannot take the leader-election lease ${namespace}/${name}: forbidden; the operator's ServiceAccount needs create/get/update on coordination.k8s.io leases in namespace "${namespace}" (operator/rbac/, or the Helm chart); retrying every ${this.#retryMs / 1000} s`);
+          this.#problem(
+            `cannot take the leader-election lease ${namespace}/${name}: forbidden; the operator's ServiceAccount needs create/get/update on coordination.k8s.io leases in namespace "${namespace}" (operator/rbac/, or the Helm chart); retrying every ${this.#retryMs / 1000} s`,
+          );
         } else if (!(e instanceof ApiException && e.code === 409)) this.#log(`creating lease ${namespace}/${name}: ${describe(e)}`);
         return false;
       }
@@ -263,7 +269,10 @@ export class LeaderElector {
 
   #leaseBody(current: LeaseRecord | undefined, now: number): V1Lease {
     const renewing = current !== undefined && current.holder === this.identity;
-    const metadata = current === undefined ? { name: this.#o.name, namespace: this.#o.namespace } : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
+    const metadata =
+      current === undefined
+        ? { name: this.#o.name, namespace: this.#o.namespace }
+        : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -292,7 +301,13 @@ export class LeaderElector {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name, namespace, resourceVersion: current.resourceVersion },
-          spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: current.leaseTransitions },
+          spec: {
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            acquireTime: new V1MicroTime(now),
+            renewTime: new V1MicroTime(now),
+            leaseTransitions: current.leaseTransitions,
+          },
         },
       });
       this.#log(`${this.identity} released lease ${namespace}/${name}`);

@@ -41,10 +41,14 @@ function candidates(t: ExecutionContext, kc: KubeConfig, namespace: string, ids:
   );
   t.teardown(() => Promise.all(electors.map((e) => e.close())));
   const leader = async (): Promise<LeaderElector> =>
-    waitFor('a leader', async () => {
-      const l = electors.filter((e) => e.isLeader);
-      return l.length === 1 ? l[0] : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 20 });
+    waitFor(
+      'a leader',
+      async () => {
+        const l = electors.filter((e) => e.isLeader);
+        return l.length === 1 ? l[0] : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
   return { electors, leading, overlaps, history, leader };
 }
 
@@ -131,25 +135,48 @@ test('leader election - invalid timings are rejected', (t) => {
   const base = { kc, namespace: 'x', name: 'l', identity: 'i' };
   t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 }), { instanceOf: LeaderElectionConfigError });
   t.throws(() => new LeaderElector({ ...base, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 }), { instanceOf: LeaderElectionConfigError });
-  t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 1.5, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.1 }), { instanceOf: LeaderElectionConfigError });
+  t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 1.5, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.1 }), {
+    instanceOf: LeaderElectionConfigError,
+  });
   t.notThrows(() => new LeaderElector(base), 'defaults 15/10/2 are valid');
 });
 
 test('leader election - a missing lease namespace is one error line saying what to create or which flag to set', async (t) => {
   const { kc } = cluster();
   const lines: Array<{ level: string; line: string }> = [];
-  const elector = new LeaderElector({ kc, namespace: 'gmt-no-such-namespace', name: 'gmt-operator', identity: 'a', ...TIMING, log: (line, level) => lines.push({ level: level ?? 'info', line }) });
+  const elector = new LeaderElector({
+    kc,
+    namespace: 'gmt-no-such-namespace',
+    name: 'gmt-operator',
+    identity: 'a',
+    ...TIMING,
+    log: (line, level) => lines.push({ level: level ?? 'info', line }),
+  });
   t.teardown(() => elector.close());
   elector.start();
   await new Promise((r) => setTimeout(r, 3000)); // about 6 retries
   t.false(elector.isLeader);
   const errors = lines.filter((l) => l.level === 'error');
   t.is(errors.length, 1, JSON.stringify(lines));
-  t.regex(errors[0]!.line, /namespace "gmt-no-such-namespace" does not exist; create it \(kubectl create namespace gmt-no-such-namespace\) or start the operator with --leader-election-namespace/);
-  t.false(lines.some((l) => /HTTP 404/.test(l.line)), JSON.stringify(lines));
+  t.regex(
+    errors[0]!.line,
+    /namespace "gmt-no-such-namespace" does not exist; create it \(kubectl create namespace gmt-no-such-namespace\) or start the operator with --leader-election-namespace/,
+  );
+  t.false(
+    lines.some((l) => /HTTP 404/.test(l.line)),
+    JSON.stringify(lines),
+  );
   // Created, the lease is taken and the recovery is said at info level.
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'gmt-no-such-namespace' } } });
-  t.teardown(async () => { await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: 'gmt-no-such-namespace' }).catch(() => undefined); });
+  t.teardown(async () => {
+    await kc
+      .makeApiClient(CoreV1Api)
+      .deleteNamespace({ name: 'gmt-no-such-namespace' })
+      .catch(() => undefined);
+  });
   await waitFor('leadership', async () => (elector.isLeader ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
-  t.true(lines.some((l) => l.level === 'info' && /reachable again/.test(l.line)), JSON.stringify(lines));
+  t.true(
+    lines.some((l) => l.level === 'info' && /reachable again/.test(l.line)),
+    JSON.stringify(lines),
+  );
 });

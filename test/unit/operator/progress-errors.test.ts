@@ -36,7 +36,10 @@ test('progress - unreachable NATS: one error line naming the URL and the flag, t
       const deadline = Date.now() + 40_000;
       while (!tracker.connected && Date.now() < deadline) await sleep(100);
       t.true(tracker.connected);
-      t.true(lines.some((l) => l.level === 'info' && l.line.startsWith('subscribed to')), JSON.stringify(lines));
+      t.true(
+        lines.some((l) => l.level === 'info' && l.line.startsWith('subscribed to')),
+        JSON.stringify(lines),
+      );
     } finally {
       await tracker.close();
       await server.stop();

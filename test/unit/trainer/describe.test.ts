@@ -8,7 +8,10 @@ import { runCli } from '../../helpers/cli.js';
 import { repoPath } from '../../helpers/repo.js';
 
 test('describe - every config key has a meaning, and ranges and defaults come from the schema', (t) => {
-  t.deepEqual(fieldDocs().map((d) => d.key), [...configKeys()]);
+  t.deepEqual(
+    fieldDocs().map((d) => d.key),
+    [...configKeys()],
+  );
   for (const d of fieldDocs()) t.true(d.meaning.length > 5, d.key);
   const cases = [
     { key: 'maskRatio', range: 'number 0 ≤ x < 1', def: '0.2' },
@@ -35,7 +38,20 @@ test('describe - gmt-train --help shows each option with its meaning, range and 
 });
 
 test('describe - the CRD carries the same meanings as the trainer schema, and spec itself is described', (t) => {
-  const spec = (buildCrd()['spec'] as { versions: Array<{ schema: { openAPIV3Schema: { properties: Record<string, { description?: string; properties: Record<string, { description?: string; properties: Record<string, { description?: string }> }> }> } } }> }).versions[0]!.schema.openAPIV3Schema.properties['spec']!;
+  const spec = (
+    buildCrd()['spec'] as {
+      versions: Array<{
+        schema: {
+          openAPIV3Schema: {
+            properties: Record<
+              string,
+              { description?: string; properties: Record<string, { description?: string; properties: Record<string, { description?: string }> }> }
+            >;
+          };
+        };
+      }>;
+    }
+  ).versions[0]!.schema.openAPIV3Schema.properties['spec']!;
   t.truthy(spec.description);
   t.is(spec.properties['method']!.properties['maskRatio']!.description, fieldDoc('maskRatio').meaning);
   t.is(spec.properties['training']!.properties['steps']!.description, fieldDoc('steps').meaning);

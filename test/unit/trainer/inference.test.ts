@@ -10,26 +10,57 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { createTokenizer, promptIds } from '../../../trainer/src/data/index.js';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { loadForInference, pickToken } from '../../../trainer/src/inference.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { greedyGenerate } from '../../../trainer/src/train/evaluate.js';
 import { runCli } from '../../helpers/cli.js';
 
-const quick = ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--steps', '6', '--eval-examples', '12', '--synthetic-eval-size', '12', '--backend', 'cpu'];
+const quick = [
+  '--base-model',
+  'none',
+  '--model-preset',
+  'micro',
+  '--seq-len',
+  '32',
+  '--steps',
+  '6',
+  '--eval-examples',
+  '12',
+  '--synthetic-eval-size',
+  '12',
+  '--backend',
+  'cpu',
+];
 const EvalLine = z.looseObject({ msg: z.string(), loss: z.number(), exactMatch: z.number(), examples: z.number() });
-const EvalJson = z.object({ checkpoint: z.string(), backend: z.string(), loss: z.number(), perplexity: z.number(), exactMatch: z.number(), examples: z.number() });
+const EvalJson = z.object({
+  checkpoint: z.string(),
+  backend: z.string(),
+  loss: z.number(),
+  perplexity: z.number(),
+  exactMatch: z.number(),
+  examples: z.number(),
+});
 
 let dir = '';
-test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'gmt-inference-')); });
-test.after.always(async () => { await rm(dir, { recursive: true, force: true }); });
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gmt-inference-'));
+});
+test.after.always(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 test.serial('inference - gmt-train eval of the final checkpoint gives exactly the run\'s "eval after" numbers', async (t) => {
   const ckpt = join(dir, 'run');
   const run = await runCli([...quick, '--checkpoint-dir', ckpt, '--progress', 'none', '--log-format', 'json']);
   t.is(run.code, 0, run.stderr);
-  const after = run.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as unknown).map((x) => EvalLine.safeParse(x)).find((r) => r.success && r.data.msg === 'eval after');
+  const after = run.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as unknown)
+    .map((x) => EvalLine.safeParse(x))
+    .find((r) => r.success && r.data.msg === 'eval after');
   t.truthy(after?.data, run.stderr);
   const ev = await runCli(['eval', '--checkpoint', ckpt, '--json']);
   t.is(ev.code, 0, ev.stderr);
@@ -43,7 +74,7 @@ test.serial('inference - gmt-train eval of the final checkpoint gives exactly th
   t.regex(text.stdout, /^eval .*step-00000006: loss \d+\.\d{4} · ppl \d+\.\d{4} · exact match \d+\.\d% of 12 \(cpu\)/);
 });
 
-test.serial('inference - greedy generate streams what the evaluator\'s batched greedy decoding produces', async (t) => {
+test.serial("inference - greedy generate streams what the evaluator's batched greedy decoding produces", async (t) => {
   const prompt = 'Q: 12+7=? A:';
   const r = await runCli(['generate', '--checkpoint', 'bundled', '--prompt', prompt, '--max-new-tokens', '12', '--stop', 'eos', '--backend', 'cpu']);
   t.is(r.code, 0, r.stderr);
@@ -61,7 +92,8 @@ test.serial('inference - sampling is reproducible by seed; a JSONL of prompts gi
   const file = join(dir, 'prompts.jsonl');
   await writeFile(file, '{"prompt": "Q: 1+1=? A:"}\n\n{"prompt": "Q: 3+4=? A:"}\n');
   const args = ['generate', '--checkpoint', 'bundled', '--prompts', file, '--temperature', '0.8', '--top-k', '20', '--sample-seed', '5', '--backend', 'cpu'];
-  const a = await runCli(args), b = await runCli(args);
+  const a = await runCli(args),
+    b = await runCli(args);
   t.is(a.code, 0, a.stderr);
   t.is(a.stdout, b.stdout);
   const lines = a.stdout.trimEnd().split('\n');

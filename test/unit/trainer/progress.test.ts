@@ -7,9 +7,15 @@ test('progress - the ETA ignores the warm-up and follows the steady step time', 
   let time = 40;
   e.observe(1, time);
   t.is(e.remaining(200), undefined, 'no estimate from one point');
-  for (let s = 2; s <= 10; s++) { time += s <= 3 ? 3 : 0.8; e.observe(s, time); }
+  for (let s = 2; s <= 10; s++) {
+    time += s <= 3 ? 3 : 0.8;
+    e.observe(s, time);
+  }
   t.is(e.remaining(200)!.toFixed(6), (190 * 0.8).toFixed(6), 'the steps before the warm-up ended are not counted');
-  for (let s = 11; s <= 100; s++) { time += 0.4; e.observe(s, time); }
+  for (let s = 11; s <= 100; s++) {
+    time += 0.4;
+    e.observe(s, time);
+  }
   const left = e.remaining(200)!;
   t.true(Math.abs(left - 100 * 0.4) < 1, `follows a faster rate: ${left}`);
 });
@@ -24,7 +30,13 @@ test('progress - formatEta', (t) => {
 /** A write stream stand-in capturing text (not a TTY). */
 function capture(): { stream: NodeJS.WriteStream; text: () => string } {
   let out = '';
-  const stream = { isTTY: false, write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WriteStream;
+  const stream = {
+    isTTY: false,
+    write: (s: string) => {
+      out += s;
+      return true;
+    },
+  } as unknown as NodeJS.WriteStream;
   return { stream, text: () => out };
 }
 
@@ -32,7 +44,10 @@ test('progress - plain lines: a repeated final step is not printed twice, notes 
   const c = capture();
   let now = 0;
   const p = createProgress('plain', c.stream, () => now);
-  for (let s = 1; s <= 20; s++) { now += 1000; p.update({ step: s, total: 20, fields: { loss: '1.0000' } }); }
+  for (let s = 1; s <= 20; s++) {
+    now += 1000;
+    p.update({ step: s, total: 20, fields: { loss: '1.0000' } });
+  }
   p.update({ step: 20, total: 20, fields: { loss: '1.0000' } });
   p.done();
   p.note('[gmt-train] eval after: …');

@@ -4,7 +4,13 @@ import { flagName } from '../../../trainer/src/config/describe.js';
 import { didYouMean, editDistance, suggest } from '../../../trainer/src/config/suggest.js';
 
 const distances = [
-  ['', '', 0], ['abc', '', 3], ['kitten', 'sitting', 3], ['maskratio', 'maskratoi', 1], ['ab', 'ba', 1], ['abc', 'abc', 0], ['flaw', 'lawn', 2],
+  ['', '', 0],
+  ['abc', '', 3],
+  ['kitten', 'sitting', 3],
+  ['maskratio', 'maskratoi', 1],
+  ['ab', 'ba', 1],
+  ['abc', 'abc', 0],
+  ['flaw', 'lawn', 2],
 ] as const;
 for (const [a, b, d] of distances) {
   test(`suggest - edit distance ${JSON.stringify(a)} ↔ ${JSON.stringify(b)} is ${d}`, (t) => {

@@ -7,23 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { flagName } from './describe.js';
-import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from './schema.js';
+import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from '../../../contract/config.js';
+import { ENV, ENV_KEYS } from '../../../contract/env.js';
 import { didYouMean } from './suggest.js';
 
 type Raw = Record<string, unknown>;
-
-/** Environment variables of the trainer↔operator contract (ARCHITECTURE §4) and their keys. */
-export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
-  GMT_JOB_ID: 'jobId',
-  GMT_RANK: 'rank',
-  GMT_WORLD_SIZE: 'worldSize',
-  GMT_ATTEMPT: 'attempt',
-  NATS_URL: 'natsUrl',
-  NATS_CREDS: 'natsCreds',
-  GMT_CHECKPOINT_DIR: 'checkpointDir',
-  GMT_METRICS_PORT: 'metricsPort',
-  GMT_BACKEND: 'backend',
-};
 
 const KEYS = Object.keys(TrainerConfigSchema.shape) as ConfigKey[];
 
@@ -51,11 +39,13 @@ export function coerce(key: ConfigKey, value: string, source: string): unknown {
 }
 
 function formatIssues(err: z.ZodError, source: (key: string) => string): string {
-  return err.issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"${didYouMean(k, configKeys())}`).join('; ');
-    const key = String(i.path[0] ?? '');
-    return `${source(key)}: ${key}: ${i.message}`;
-  }).join('; ');
+  return err.issues
+    .map((i) => {
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"${didYouMean(k, configKeys())}`).join('; ');
+      const key = String(i.path[0] ?? '');
+      return `${source(key)}: ${key}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 /** Read a JSON config file strictly (unknown keys are rejected by the final parse). */
@@ -74,7 +64,10 @@ export async function readConfigFile(path: string): Promise<Raw> {
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`config file ${path}: must hold a JSON object`);
   const unknown = Object.keys(data).filter((k) => !(configKeys() as readonly string[]).includes(k));
-  if (unknown.length > 0) throw new ConfigError(`config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"${didYouMean(k, configKeys())}`).join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(
+      `config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"${didYouMean(k, configKeys())}`).join(', ')}`,
+    );
   return data as Raw;
 }
 
@@ -126,9 +119,14 @@ export function resolveConfig(layers: ReadonlyArray<{ values: Raw; source: strin
  * Load the configuration: the JSON file (`configPath`, else GMT_CONFIG), the environment, then the
  * flags given on the command line (camelCase keys, text values).
  */
-export async function loadConfig(flags: Readonly<Record<string, string>>, configPath: string | undefined, env: NodeJS.ProcessEnv, base: Raw = {}): Promise<TrainerConfig> {
+export async function loadConfig(
+  flags: Readonly<Record<string, string>>,
+  configPath: string | undefined,
+  env: NodeJS.ProcessEnv,
+  base: Raw = {},
+): Promise<TrainerConfig> {
   const fromFlags = flagValues(flags);
-  const path = configPath ?? env['GMT_CONFIG'];
+  const path = configPath ?? env[ENV.config];
   const fileValues = path !== undefined && path !== '' ? await readConfigFile(path) : {};
   const envLayer = envValues(env);
   return resolveConfig([

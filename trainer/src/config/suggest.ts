@@ -18,7 +18,11 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-const fold = (s: string): string => s.replace(/^-+/, '').replace(/[-_\s]/g, '').toLowerCase();
+const fold = (s: string): string =>
+  s
+    .replace(/^-+/, '')
+    .replace(/[-_\s]/g, '')
+    .toLowerCase();
 
 /**
  * The candidate closest to `input`, or undefined when none is close: at most a third of the
@@ -26,12 +30,16 @@ const fold = (s: string): string => s.replace(/^-+/, '').replace(/[-_\s]/g, '').
  */
 export function suggest(input: string, candidates: readonly string[]): string | undefined {
   const x = fold(input);
-  let best: string | undefined, bestD = Infinity;
+  let best: string | undefined,
+    bestD = Infinity;
   for (const c of candidates) {
     const y = fold(c);
     const dist = editDistance(x, y);
     const limit = Math.min(3, Math.max(1, Math.floor(Math.max(x.length, y.length) / 3)));
-    if (dist <= limit && dist < bestD) { best = c; bestD = dist; }
+    if (dist <= limit && dist < bestD) {
+      best = c;
+      bestD = dist;
+    }
   }
   return best;
 }
