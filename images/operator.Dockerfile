@@ -3,7 +3,8 @@
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional: the operator needs no TensorFlow native binding (tfjs-node-gpu is optional).
+# --omit=optional: nothing optional is needed; the tfjs-node(-gpu) packages stay without their native binding
+# (only the trainer images build it, with setup-native).
 RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 
 FROM node:24-bookworm-slim

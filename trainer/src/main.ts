@@ -40,7 +40,7 @@ function summaryText(s: RunSummary): string {
     a = s.after;
   const lines = [
     '',
-    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.name} (${s.parameters.toLocaleString('en-US')} parameters)`,
+    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.label} (${s.parameters.toLocaleString('en-US')} parameters)`,
     `  throughput     ${s.samplesPerSecond.toFixed(1)} samples/s · ${Math.round(s.tokensPerSecond)} tokens/s · ${s.trainSeconds.toFixed(1)} s`,
     `  last step      loss ${formatNumber(s.finalLoss)} · kept ${pct(s.keptRatio)} of parameters${s.skippedSteps ? ` · ${s.skippedSteps} skipped` : ''}`,
     '                 before        after',
@@ -253,12 +253,12 @@ function buildProgram(onStop: () => boolean, setCode: (code: number) => void): C
     const r = evaluateLikeTraining(model, m.params, tokenizer, data, c);
     if (opts['json'] === true) {
       process.stdout.write(
-        JSON.stringify({ checkpoint: m.path, backend: backend.name, loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples }) +
+        JSON.stringify({ checkpoint: m.path, backend: backend.label, loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples }) +
           '\n',
       );
     } else {
       process.stdout.write(
-        `eval ${m.path}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples} (${backend.name})\n`,
+        `eval ${m.path}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples} (${backend.label})\n`,
       );
       for (const x of r.samples.slice(0, 3))
         process.stdout.write(

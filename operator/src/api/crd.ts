@@ -28,6 +28,7 @@ export const PRINTER_COLUMNS: readonly { [key: string]: JsonValue }[] = [
   { name: 'Samples/s', type: 'string', description: 'Global training throughput (rounded)', jsonPath: '.status.display.samplesPerSecond', priority: 1 },
   { name: 'Kept', type: 'string', description: 'Percentage of entries updated in the last step', jsonPath: '.status.display.kept', priority: 1 },
   { name: 'Eval-Loss', type: 'string', description: 'Held-out loss, before → after', jsonPath: '.status.display.evalLoss', priority: 1 },
+  { name: 'Backend', type: 'string', description: 'Kernel backend of rank 0', jsonPath: '.status.backend', priority: 1 },
 ];
 
 /** The openAPIV3Schema of the resource: names, spec, status and the root CEL rules. */

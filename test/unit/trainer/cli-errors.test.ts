@@ -28,6 +28,8 @@ const configCases = [
   { name: 'non-numeric flag value', file: {}, flags: ['--mask-ratio', 'lots'], re: /flag --mask-ratio: "lots" is not a number/ },
   { name: 'unknown flag', file: {}, flags: ['--mask-ration', '0.1'], re: /unknown option '--mask-ration'\n\(Did you mean --mask-ratio\?\)/ },
   { name: 'stray argument', file: {}, flags: ['0.1'], re: /too many arguments/ },
+  { name: 'non-boolean flag value', file: {}, flags: ['--deterministic', 'maybe'], re: /flag --deterministic: "maybe" is not true or false/ },
+  { name: 'negative thread count', file: {}, flags: ['--threads', '-1'], re: /flag --threads: threads/ },
   { name: 'enum value', file: { maskScope: 'layer' }, flags: [], re: /maskScope/ },
   { name: 'malformed JSON config', file: '{"maskRatio": 0.2,', flags: [], re: /invalid JSON/ },
 ] as const;

@@ -43,6 +43,7 @@ function bound(n: number): string {
 /** The range of a JSON-schema field as text. */
 function rangeOf(f: z.infer<typeof JsonSchemaFieldSchema>): string {
   if (f.enum !== undefined) return f.enum.map(String).join('|');
+  if (f.type === 'boolean') return 'true|false';
   if (f.type === 'integer' || f.type === 'number') {
     const lo =
       f.exclusiveMinimum !== undefined
