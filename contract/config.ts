@@ -1,6 +1,6 @@
 /**
  * The trainer's configuration: one flat block of defaults, one line of meaning each. Resolved as
- * defaults ← config file (GMT_CONFIG / --config) ← environment (ARCHITECTURE §4) ← CLI flags, then
+ * defaults ← config file (GMT_CONFIG / --config) ← environment (docs/architecture.md §4) ← CLI flags, then
  * frozen, logged once and embedded in every checkpoint (trainer/src/config/load.ts). Each field's
  * `.describe()` is its one-line meaning: the single source of `gmt-train --help`, docs/config.md and
  * the CRD's descriptions (trainer/src/config/describe.ts). The operator's
@@ -38,7 +38,7 @@ export const TrainerConfigSchema = z
     syntheticTrainSize: z.number().int().min(1).max(10_000_000).default(1500).describe('examples generated for synthetic training data'),
     syntheticEvalSize: z.number().int().min(1).max(1_000_000).default(200).describe('held-out synthetic examples'),
     seqLen: z.number().int().min(2).max(65_536).default(64).describe("tokens per training sequence (≤ the model's nPositions)"),
-    // ---- method (ARCHITECTURE §2) ----------------------------------------------------------------
+    // ---- method (docs/architecture.md §2) ----------------------------------------------------------------
     method: z
       .enum(['gmt', 'sft', 'random', 'hft', 'oneoff'])
       .default('gmt')
@@ -86,7 +86,7 @@ export const TrainerConfigSchema = z
     metricsPort: z.number().int().min(0).max(65_535).default(0).describe('Prometheus /metrics port (0 = off)'),
     progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto').describe('progress bar on a TTY, lines otherwise'),
     logFormat: z.enum(['text', 'json']).default('text').describe('log lines on stderr'),
-    // ---- data parallelism (ARCHITECTURE §3-4) ----------------------------------------------------
+    // ---- data parallelism (docs/architecture.md §3-4) ----------------------------------------------------
     jobId: nonEmpty
       .regex(/^[a-z0-9-]+$/, 'lowercase letters, digits and "-" only')
       .default('local')

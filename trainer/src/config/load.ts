@@ -92,7 +92,7 @@ export function flagValues(given: Readonly<Record<string, string>>): { values: R
   return { values, sources };
 }
 
-/** Config values from the environment (ARCHITECTURE §4 variables). */
+/** Config values from the environment (docs/architecture.md §4 variables). */
 export function envValues(env: NodeJS.ProcessEnv): { values: Raw; sources: Record<string, string> } {
   const values: Raw = {};
   const sources: Record<string, string> = {};
