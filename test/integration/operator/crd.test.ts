@@ -268,6 +268,7 @@ test('crd - status subresource: validated, and kubectl get gft -o wide shows the
     workers: { active: 2, succeeded: 0, failed: 0 },
     reason: 'ImagePullBackOff',
     evaluation: { before: { loss: 2.5, exactMatch: 0.1 }, last: { loss: 1.5, exactMatch: 0.35, step: 4 } },
+    backend: 'tensorflow/cpu',
   };
   const status = { ...numbers, display: computeDisplay(numbers) };
   const patched = await kube('patch', 'gft', 'tiny', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status }));
@@ -288,11 +289,11 @@ test('crd - status subresource: validated, and kubectl get gft -o wide shows the
   t.log(wide.stdout);
   t.regex(
     wide.stdout,
-    /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+EXACT-MATCH\s+RESTARTS\s+REASON\s+AGE\s+WORKERS\s+METHOD\s+ATTEMPT\s+SAMPLES\/S\s+KEPT\s+EVAL-LOSS\s*$/m,
+    /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+EXACT-MATCH\s+RESTARTS\s+REASON\s+AGE\s+WORKERS\s+METHOD\s+ATTEMPT\s+SAMPLES\/S\s+KEPT\s+EVAL-LOSS\s+BACKEND\s*$/m,
   );
   t.regex(
     wide.stdout,
-    /^tiny\s+Running\s+5\/20\s+1\.2500\s+10\.0% → 35\.0%\s+1\s+ImagePullBackOff\s+\S+\s+2\s+gmt\s+1\s+42\.5\s+80\.0%\s+2\.5000 → 1\.5000\s*$/m,
+    /^tiny\s+Running\s+5\/20\s+1\.2500\s+10\.0% → 35\.0%\s+1\s+ImagePullBackOff\s+\S+\s+2\s+gmt\s+1\s+42\.5\s+80\.0%\s+2\.5000 → 1\.5000\s+tensorflow\/cpu\s*$/m,
   );
   // kubectl explain describes spec itself and takes the trainer schema's meanings.
   const explain = await kube('explain', 'gft.spec');
