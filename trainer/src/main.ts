@@ -23,7 +23,7 @@ import { initBackend } from './backend.js';
 import { createTokenizer, promptIds } from './data/index.js';
 import { Gpt2Model } from './model/gpt2.js';
 import { Rng } from './rng.js';
-import { evaluateLikeTraining, generate, loadForInference } from './inference.js';
+import { evaluateLikeTraining, generate, loadForInference } from './train/inference.js';
 import { loadRunData } from './train/sources.js';
 import { z } from 'zod';
 

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { createTokenizer, promptIds } from '../../../trainer/src/data/index.js';
 import { EXIT_CODES } from '../../../contract/exit-codes.js';
-import { loadForInference, pickToken } from '../../../trainer/src/inference.js';
+import { loadForInference, pickToken } from '../../../trainer/src/train/inference.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { greedyGenerate } from '../../../trainer/src/train/evaluate.js';

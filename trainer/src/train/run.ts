@@ -29,7 +29,7 @@ import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
 import { startTracing } from '../tracing/index.js';
 import type { EvalResult } from './evaluate.js';
-import { evaluateLikeTraining } from '../inference.js';
+import { evaluateLikeTraining } from './inference.js';
 import { type StepReport, type TrainState, runLoop } from './loop.js';
 import { loadRunData } from './sources.js';
 

@@ -5,16 +5,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHECKPOINT_FILES, TrainerStateSchema, findLatestCheckpoint, loadModelWeights } from './checkpoint/index.js';
-import type { TrainerConfig } from '../../contract/config.js';
-import type { Tokenizer } from './data/index.js';
-import { CheckpointError } from './errors.js';
-import type { ModelConfig } from './model/config.js';
-import { Gpt2Model } from './model/gpt2.js';
-import { BUNDLED_BASE_MODEL } from './paths.js';
-import { Rng } from './rng.js';
-import { type EvalResult, evaluate } from './train/evaluate.js';
-import type { RunData } from './train/sources.js';
+import { CHECKPOINT_FILES, TrainerStateSchema, findLatestCheckpoint, loadModelWeights } from '../checkpoint/index.js';
+import type { TrainerConfig } from '../../../contract/config.js';
+import type { Tokenizer } from '../data/index.js';
+import { CheckpointError } from '../errors.js';
+import type { ModelConfig } from '../model/config.js';
+import { Gpt2Model } from '../model/gpt2.js';
+import { BUNDLED_BASE_MODEL } from '../paths.js';
+import { Rng } from '../rng.js';
+import { type EvalResult, evaluate } from './evaluate.js';
+import type { RunData } from './sources.js';
 
 /** A model ready for inference. */
 export interface LoadedModel {
