@@ -66,13 +66,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function flatten(layout: ParamLayout, set: MaskSet, into: Uint8Array): void {
-  layout.slots.forEach((s, i) => into.set(set.masks[i]!, s.offset));
-}
-
 /** Reusable buffers and static masks for a run's updates. */
 export class Updater {
   private readonly keep: Uint8Array;
+  /** Per-tensor views of `keep`: computeMasks writes straight into the flat mask. */
+  private readonly keepViews: readonly Uint8Array[];
   private readonly hft: Uint8Array | undefined;
 
   constructor(
@@ -82,6 +80,7 @@ export class Updater {
     private readonly schedule: ScheduleParams,
   ) {
     this.keep = new Uint8Array(layout.size);
+    this.keepViews = layout.slots.map((s) => this.keep.subarray(s.offset, s.offset + s.size));
     this.hft = cfg.method === 'hft' ? hftKeepMask(layout, cfg.seed).keep : undefined;
   }
 
@@ -89,7 +88,10 @@ export class Updater {
   update(step: number, params: Float32Array, grad: Float32Array, state: OptimizerState): UpdateResult {
     const { cfg, layout } = this;
     const lr = lrAt(step, this.schedule);
-    const bad = findNonFinite(grad);
+    // The norm comes first: it is finite iff every entry is (a finite fp32 squared cannot overflow
+    // fp64, nor can 2^53 of them summed), so the scan for the bad entry runs only when there is one.
+    const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
+    const bad = Number.isFinite(gradNorm) ? -1 : findNonFinite(grad);
     if (bad >= 0) {
       const slot = layout.slots.find((s) => bad >= s.offset && bad < s.offset + s.size);
       const where = `${slot?.name ?? '?'}[${bad - (slot?.offset ?? 0)}] = ${grad[bad]}`;
@@ -106,7 +108,6 @@ export class Updater {
         masks: undefined,
       };
     }
-    const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     scaleInPlace(grad, clipCoef);
 
@@ -116,7 +117,7 @@ export class Updater {
     switch (cfg.method) {
       case 'gmt': {
         const tensors: NamedTensor[] = layout.slots.map((s) => ({ name: s.name, values: grad.subarray(s.offset, s.offset + s.size) }));
-        masks = computeMasks(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule });
+        masks = computeMasks(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, this.keepViews);
         threshold = cfg.maskScope === 'global' ? (masks.scopes[0]?.threshold ?? NaN) : median(masks.scopes.map((s) => s.threshold));
         break;
       }
@@ -133,9 +134,11 @@ export class Updater {
       case 'oneoff':
         break;
     }
-    if (masks !== undefined) {
-      flatten(layout, masks, this.keep);
+    if (masks !== undefined && cfg.method === 'random') {
+      layout.slots.forEach((s, i) => this.keep.set(masks.masks[i]!, s.offset));
       keep = this.keep;
+    } else if (masks !== undefined) {
+      keep = this.keep; // computeMasks wrote into this.keepViews
     }
     if (keep !== undefined && cfg.maskMode === 'gradient' && cfg.method !== 'hft') {
       applyMaskInPlace(grad, keep);
@@ -143,8 +146,8 @@ export class Updater {
     } else {
       optimizerStep(this.hp, state, params, grad, lr, keep);
     }
-    let kept = layout.size;
-    if (keep !== undefined) {
+    let kept = masks?.kept ?? layout.size;
+    if (masks === undefined && keep !== undefined) {
       kept = 0;
       for (let i = 0; i < keep.length; i++) kept += keep[i]!;
     }
