@@ -38,6 +38,7 @@ interface Rank {
 
 function startRank(script: string, args: readonly string[], env: NodeJS.ProcessEnv, rank: number, log: Logger, echoStdout: boolean): Rank {
   const child = spawn(process.execPath, [script, ...args, '--workers', '0', '--progress', 'none'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Ranks other than 0 show only warnings, errors and their end-of-run phase summary.
   const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, all: boolean) => {
     let buf = '';
     stream.on('data', (d: Buffer) => {
@@ -46,7 +47,7 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (all || /error|WARN|abort/i.test(line)) out.write(rank === 0 ? `${line}\n` : `[rank ${rank}] ${line}\n`);
+        if (all || /error|WARN|abort|phase seconds/i.test(line)) out.write(rank === 0 ? `${line}\n` : `[rank ${rank}] ${line}\n`);
       }
     });
   };

@@ -16,11 +16,11 @@ import { CheckpointError, ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatNumber } from '../log.js';
 import { oneOffDrop } from '../masking/index.js';
-import { TrainerMetrics, startMetricsServer } from '../metrics/index.js';
+import { type Phase, TrainerMetrics, startMetricsServer } from '../metrics/index.js';
 import { MODEL_PRESETS, type ModelConfig, trainFlopsPerToken } from '../model/config.js';
 import { Gpt2Model } from '../model/gpt2.js';
 import { initParams } from '../model/init.js';
-import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
+import { type Collective, DenseCollective, LocalCollective, type PhaseTimer, ShardedCollective, type TimedPhase } from '../collective/collective.js';
 import type { Transport } from '../collective/transport.js';
 import { ProgressPublisher, connectNats } from '../collective/connect.js';
 import { optimizerParams, scheduleParams } from './update.js';
@@ -156,12 +156,29 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     publisher?.publish(p);
     opts.onProgress?.(p);
   };
+  // Wall time per phase of this rank (the phase metric, and a summary line at the end): where a
+  // data-parallel step's time goes. A rank waiting for a slower peer waits inside reduce_scatter.
+  const phaseTotals = new Map<Phase, number>();
+  const notePhase = (phase: Phase, seconds: number): void => {
+    metrics.observePhase(phase, seconds);
+    phaseTotals.set(phase, (phaseTotals.get(phase) ?? 0) + seconds);
+  };
+  const collectivePhase: Record<TimedPhase, Phase> = {
+    reduce_scatter: 'reduce_scatter',
+    norm_threshold: 'threshold',
+    optimizer: 'optimizer',
+    all_gather: 'all_gather',
+    all_reduce: 'reduce_scatter', // the dense collective's one exchange is its reduction
+  };
+  const timer: PhaseTimer = (phase, seconds) => {
+    notePhase(collectivePhase[phase], seconds);
+  };
   const collective: Collective =
     transport === undefined
       ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))
       : c.collective === 'dense'
-        ? new DenseCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c))
-        : new ShardedCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c));
+        ? new DenseCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c), timer)
+        : new ShardedCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c), timer);
   if (collective instanceof ShardedCollective)
     log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
   let resumedFrom: string | undefined;
@@ -268,8 +285,9 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
             step: r.step,
             totalSteps: c.steps,
           });
-          metrics.observePhase('compute', r.computeSeconds);
-          metrics.observePhase('optimizer', r.updateSeconds);
+          notePhase('compute', r.computeSeconds);
+          // With ranks, the collective reports its phases (optimizer included) through `timer`.
+          if (transport === undefined) notePhase('optimizer', r.updateSeconds);
           if (!r.update.applied) {
             metrics.observeSkip('non_finite_gradient');
             note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`);
@@ -312,6 +330,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     });
     progress.done();
     const trainSeconds = (performance.now() - t0) / 1000;
+    log.info('phase seconds', { rank: c.rank, train: round3(trainSeconds), ...Object.fromEntries([...phaseTotals].map(([k, v]) => [k, round3(v)])) });
     let finalParams = state.params;
     if (c.method === 'oneoff') {
       const names = model.layout.slots;
@@ -366,4 +385,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     await server?.close();
     await tracing.shutdown();
   }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }
