@@ -1,11 +1,21 @@
 /**
- * The trainer's progress message (ARCHITECTURE §4): rank 0 publishes one JSON object per second on
+ * The trainer's progress message (docs/architecture.md §4): rank 0 publishes one JSON object per second on
  * `gmt.<jobId>.progress` (trainer/src/train/run.ts); the operator's progress tracker and the local
  * launcher parse it with this one schema.
  */
 import { z } from 'zod';
 
 const num = z.number().nullish();
+
+/** One held-out evaluation. */
+const EvalSchema = z
+  .looseObject({
+    loss: num, // held-out loss (token-weighted mean)
+    exactMatch: num, // fraction of held-out problems answered exactly (greedy)
+    examples: z.number().int().min(0).nullish(), // held-out examples used
+    step: z.number().int().min(0).nullish(), // optimizer step the evaluation ran after
+  })
+  .nullish();
 
 /** One progress message; unknown fields are ignored, nulls mean "not known". */
 export const ProgressMessageSchema = z.looseObject({
@@ -22,6 +32,7 @@ export const ProgressMessageSchema = z.looseObject({
   backend: z.string().max(64).nullish(), // kernel backend label: tensorflow/gpu, tensorflow/cpu, wasm or cpu
   evalLoss: num, // final evaluation loss (phase 'finished')
   exactMatch: num, // final exact-match accuracy (phase 'finished')
+  evaluation: z.looseObject({ before: EvalSchema, last: EvalSchema, after: EvalSchema }).nullish(), // every evaluation so far: before training, the last periodic one, after
 });
 
 /** A parsed progress message. */
