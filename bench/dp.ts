@@ -3,7 +3,8 @@
  * reduce-scattered over an embedded nats-server) against one process with 2 threads and
  * `--accum-steps 2` (the same samples per optimizer step, bit-identical results). Small preset,
  * B16×T128 per micro-batch; samples/s as the trainer reports it (training time only). One run each,
- * on a shared machine: noisy.
+ * on a shared machine: noisy. Below each result, every rank's wall seconds per phase over the run (compute =
+ * forward + backward of its micro-batches; a rank waiting for a slower peer waits inside reduce_scatter).
  *
  * Environment: BENCH_STEPS (default 6), BENCH_BACKEND (default auto), BENCH_MODEL (default small).
  */
@@ -36,7 +37,7 @@ const common = [
   process.env['BENCH_BACKEND'] ?? 'auto',
 ];
 
-function run(args: readonly string[]): Promise<{ sps: number; seconds: number; backend: string }> {
+function run(args: readonly string[]): Promise<{ sps: number; seconds: number; backend: string; phases: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...common, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -53,7 +54,12 @@ function run(args: readonly string[]): Promise<{ sps: number; seconds: number; b
         reject(new Error(`gmt-train ${args.join(' ')} exited ${code}:\n${out.split('\n').slice(-20).join('\n')}`));
         return;
       }
-      resolve({ sps: Number(m[1]), seconds: Number(m[2]), backend: b?.[1] ?? '?' });
+      // Each rank's end-of-run wall seconds per phase (trainer/src/train/run.ts "phase seconds").
+      const phases = out
+        .split('\n')
+        .filter((l) => l.includes('phase seconds'))
+        .map((l) => l.replace(/^.*phase seconds /, ''));
+      resolve({ sps: Number(m[1]), seconds: Number(m[2]), backend: b?.[1] ?? '?', phases });
     });
   });
 }
@@ -68,6 +74,7 @@ try {
   for (const v of variants) {
     const r = await run(v.args);
     console.log(`  ${v.name.padEnd(42)} ${r.backend.padEnd(15)} ${r.sps.toFixed(2).padStart(7)} samples/s  (${r.seconds.toFixed(1)} s of training)`);
+    for (const p of r.phases) console.log(`      ${p}`);
   }
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -52,6 +52,7 @@ function startRank(
   print: (line: string, out: NodeJS.WriteStream) => void,
 ): Rank {
   const child = spawn(process.execPath, [script, ...args, '--workers', '0', '--progress', 'none'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Ranks other than 0 show only warnings, errors and their end-of-run phase summary.
   const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, all: boolean) => {
     let buf = '';
     stream.on('data', (d: Buffer) => {
@@ -60,7 +61,7 @@ function startRank(
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (all || /error|WARN|abort/i.test(line)) print(rank === 0 ? line : `[rank ${rank}] ${line}`, out);
+        if (all || /error|WARN|abort|phase seconds/i.test(line)) print(rank === 0 ? line : `[rank ${rank}] ${line}`, out);
       }
     });
   };

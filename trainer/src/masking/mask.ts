@@ -122,9 +122,14 @@ export function countKept(mask: Uint8Array): number {
 /**
  * GMT masks for a list of named gradient tensors (s = |g|): per tensor or one global threshold,
  * k = ceil((1 − r)·n) per scope, the chosen tie rule. Throws NonFiniteGradientError on NaN/±Inf.
+ * The masks are written into `into` (one array per tensor, every entry overwritten) when given.
  */
-export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptions): MaskSet {
-  const masks = tensors.map((t) => new Uint8Array(t.values.length));
+export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptions, into?: readonly Uint8Array[]): MaskSet {
+  if (into !== undefined && (into.length !== tensors.length || into.some((m, i) => m.length !== tensors[i]!.values.length))) {
+    throw new RangeError(`computeMasks: ${into.length} output masks do not match the ${tensors.length} tensors' sizes`);
+  }
+  // `into` (e.g. subarrays of one flat keep-mask) saves allocating and zeroing a mask per tensor per step.
+  const masks = into ?? tensors.map((t) => new Uint8Array(t.values.length));
   const kept = tensors.map(() => 0);
   const thresholds = tensors.map(() => 0);
   const scopes: ScopeMaskStats[] = [];

@@ -61,17 +61,8 @@ export function optimizerStep(
     const decay = 1 - lr * hp.weightDecay;
     const stepSize = lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
-    for (let i = lo; i < hi; i++) {
-      if (keep !== undefined && keep[i] === 0) continue;
-      const gi = g[i]!,
-        j = i + so;
-      const mi = Math.fround(b1 * m[j]! + (1 - b1) * gi);
-      const vi = Math.fround(b2 * v[j]! + (1 - b2) * gi * gi);
-      m[j] = mi;
-      v[j] = vi;
-      const p = Math.fround(params[i]! * decay);
-      params[i] = p - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
-    }
+    if (keep === undefined) adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt);
+    else adamwKeep(params, g, m, v, keep, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt);
   } else {
     const mu = hp.momentum,
       wd = hp.weightDecay;
@@ -88,5 +79,69 @@ export function optimizerStep(
         params[i] = p - lr * gi;
       }
     }
+  }
+}
+
+// The AdamW loops, one per case so that V8 compiles each monomorphic and without the keep test
+// (a shared loop with `keep !== undefined && …` measured ~1.3× slower at 124M entries). The
+// arithmetic is the same expression in the same order in both (fp64, each moment rounded to fp32):
+//   m' = fround(b1·m + (1 − b1)·g), v' = fround(b2·v + (1 − b2)·g·g),
+//   p' = fround(p·decay) − stepSize·m' / (sqrt(v')/bc2Sqrt + eps), stored as fp32.
+
+function adamwDense(
+  params: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lo: number,
+  hi: number,
+  so: number,
+  b1: number,
+  b2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  bc2Sqrt: number,
+): void {
+  const c1 = 1 - b1,
+    c2 = 1 - b2;
+  for (let i = lo; i < hi; i++) {
+    const gi = g[i]!,
+      j = i + so;
+    const mi = Math.fround(b1 * m[j]! + c1 * gi);
+    const vi = Math.fround(b2 * v[j]! + c2 * gi * gi);
+    m[j] = mi;
+    v[j] = vi;
+    params[i] = Math.fround(params[i]! * decay) - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
+  }
+}
+
+function adamwKeep(
+  params: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  keep: Uint8Array,
+  lo: number,
+  hi: number,
+  so: number,
+  b1: number,
+  b2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  bc2Sqrt: number,
+): void {
+  const c1 = 1 - b1,
+    c2 = 1 - b2;
+  for (let i = lo; i < hi; i++) {
+    if (keep[i] === 0) continue;
+    const gi = g[i]!,
+      j = i + so;
+    const mi = Math.fround(b1 * m[j]! + c1 * gi);
+    const vi = Math.fround(b2 * v[j]! + c2 * gi * gi);
+    m[j] = mi;
+    v[j] = vi;
+    params[i] = Math.fround(params[i]! * decay) - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
   }
 }

@@ -16,11 +16,11 @@ import { CheckpointError, ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatNumber } from '../log.js';
 import { oneOffDrop } from '../masking/index.js';
-import { TrainerMetrics, startMetricsServer } from '../metrics/index.js';
+import { type Phase, TrainerMetrics, startMetricsServer } from '../metrics/index.js';
 import { MODEL_PRESETS, type ModelConfig, trainFlopsPerToken } from '../model/config.js';
 import { Gpt2Model } from '../model/gpt2.js';
 import { initParams } from '../model/init.js';
-import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
+import { type Collective, DenseCollective, LocalCollective, type PhaseTimer, ShardedCollective, type TimedPhase } from '../collective/collective.js';
 import type { Transport } from '../collective/transport.js';
 import { ProgressPublisher, connectNats } from '../collective/connect.js';
 import { optimizerParams, scheduleParams } from '../update/method.js';
@@ -151,14 +151,37 @@ async function findResume(c: TrainerConfig, run: RunInputs): Promise<{ path: str
 }
 
 /** One process (LocalCollective), or the configured protocol over this rank's transport. */
-function createCollective(c: TrainerConfig, run: RunInputs, transport: Transport | undefined, log: Logger): Collective {
+/** The collectives' timed phases as phase-metric labels (the dense collective's one exchange is its reduction). */
+const COLLECTIVE_PHASE: Record<TimedPhase, Phase> = {
+  reduce_scatter: 'reduce_scatter',
+  norm_threshold: 'threshold',
+  optimizer: 'optimizer',
+  all_gather: 'all_gather',
+  all_reduce: 'reduce_scatter',
+};
+
+/**
+ * Wall seconds per step phase of this rank: each observation goes to the phase metric and to a
+ * running total for the end-of-run "phase seconds" log line (where a data-parallel step's time
+ * goes; a rank waiting for a slower peer waits inside reduce_scatter).
+ */
+function phaseLedger(metrics: TrainerMetrics): { note: (phase: Phase, seconds: number) => void; timer: PhaseTimer; totals: Map<Phase, number> } {
+  const totals = new Map<Phase, number>();
+  const note = (phase: Phase, seconds: number): void => {
+    metrics.observePhase(phase, seconds);
+    totals.set(phase, (totals.get(phase) ?? 0) + seconds);
+  };
+  return { note, timer: (phase, seconds) => note(COLLECTIVE_PHASE[phase], seconds), totals };
+}
+
+function createCollective(c: TrainerConfig, run: RunInputs, transport: Transport | undefined, log: Logger, timer: PhaseTimer): Collective {
   const layout = run.model.layout;
   const collective: Collective =
     transport === undefined
       ? new LocalCollective(layout, c, optimizerParams(c), scheduleParams(c))
       : c.collective === 'dense'
-        ? new DenseCollective(transport, layout, c, optimizerParams(c), scheduleParams(c))
-        : new ShardedCollective(transport, layout, c, optimizerParams(c), scheduleParams(c));
+        ? new DenseCollective(transport, layout, c, optimizerParams(c), scheduleParams(c), timer)
+        : new ShardedCollective(transport, layout, c, optimizerParams(c), scheduleParams(c), timer);
   if (collective instanceof ShardedCollective)
     log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
   return collective;
@@ -235,6 +258,7 @@ function stepReporter(
   run: RunInputs,
   obs: Observers,
   lastCheckpoint: () => string | undefined,
+  notePhase: (phase: Phase, seconds: number) => void,
 ): ((r: StepReport, s: TrainState) => void) & { readonly rates: { sps: number; tps: number } } {
   const flopsPerToken = trainFlopsPerToken(run.base.modelConfig, c.seqLen);
   const peak = measureMatmulPeak();
@@ -258,8 +282,9 @@ function stepReporter(
       step: r.step,
       totalSteps: c.steps,
     });
-    obs.metrics.observePhase('compute', r.computeSeconds);
-    obs.metrics.observePhase('optimizer', r.updateSeconds);
+    notePhase('compute', r.computeSeconds);
+    // With ranks, the collective reports its own phases (optimizer included) through the ledger's timer.
+    if (c.worldSize <= 1) notePhase('optimizer', r.updateSeconds);
     if (!r.update.applied) {
       obs.metrics.observeSkip('non_finite_gradient');
       obs.note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`);
@@ -412,7 +437,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   });
   const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, resume?.ck.state.step ?? 0)))(c) : undefined;
   const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds, c.attempt) : undefined;
-  const collective = createCollective(c, run, transport, log);
+  const phases = phaseLedger(metrics);
+  const collective = createCollective(c, run, transport, log, phases.timer);
   const state = initialState(run, resume, collective, log);
 
   // ---- observability (fenced off from the step)
@@ -440,7 +466,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const runEval = (params: Float32Array, label: string, kind: 'before' | 'last' | 'after', step: number): EvalResult =>
     evaluateAndReport(c, run, obs, params, label, kind, step);
 
-  const onStep = stepReporter(c, run, obs, () => ckpt.last);
+  const onStep = stepReporter(c, run, obs, () => ckpt.last, phases.note);
   try {
     const before = opts.skipEvalBefore || resume !== undefined ? undefined : runEval(state.params, 'before', 'before', state.step);
     const t0 = performance.now();
@@ -462,6 +488,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     });
     progress.done();
     const trainSeconds = (performance.now() - t0) / 1000;
+    log.info('phase seconds', { rank: c.rank, train: round3(trainSeconds), ...Object.fromEntries([...phases.totals].map(([k, v]) => [k, round3(v)])) });
     const finalParams = finalParameters(c, run, state.params, log);
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after', 'after', state.step);
@@ -494,4 +521,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     await server?.close();
     await obs.tracing.shutdown();
   }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

@@ -15,6 +15,8 @@ import { canonicalNorm } from './norm.js';
 /** Reusable buffers and static masks for a run's updates. */
 export class Updater {
   private readonly keep: Uint8Array;
+  /** Per-tensor views of `keep`: computeMasks writes GMT's masks straight into the flat mask. */
+  private readonly keepViews: readonly Uint8Array[];
   private readonly staticKeep: Uint8Array | undefined;
 
   constructor(
@@ -24,6 +26,7 @@ export class Updater {
     private readonly schedule: ScheduleParams,
   ) {
     this.keep = new Uint8Array(layout.size);
+    this.keepViews = layout.slots.map((s) => this.keep.subarray(s.offset, s.offset + s.size));
     this.staticKeep = staticKeepMask(layout, cfg);
   }
 
@@ -31,15 +34,18 @@ export class Updater {
   update(step: number, params: Float32Array, grad: Float32Array, state: OptimizerState): UpdateResult {
     const { cfg, layout } = this;
     const lr = lrAt(step, this.schedule);
-    const bad = findNonFinite(grad);
-    if (bad >= 0) return nonFiniteOutcome(layout, cfg, step, bad, grad[bad]!, lr);
+    // The norm comes first: it is finite iff every entry is (a finite fp32 squared cannot overflow
+    // fp64, nor can 2^53 of them summed), so the scan for the bad entry runs only when there is one.
     const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
+    const bad = Number.isFinite(gradNorm) ? -1 : findNonFinite(grad);
+    if (bad >= 0) return nonFiniteOutcome(layout, cfg, step, bad, grad[bad]!, lr);
     const clipCoef = clipInPlace(grad, gradNorm, cfg.maxGradNorm);
 
     const masks = this.stepMasks(step, grad);
     let keep = this.staticKeep;
     if (masks !== undefined) {
-      layout.slots.forEach((s, i) => this.keep.set(masks.masks[i]!, s.offset));
+      // GMT's masks are views of this.keep already; random masks are copied in.
+      if (cfg.method !== 'gmt') layout.slots.forEach((s, i) => this.keep.set(masks.masks[i]!, s.offset));
       keep = this.keep;
     }
     if (keep !== undefined && masksGradient(cfg)) {
@@ -48,7 +54,7 @@ export class Updater {
     } else {
       optimizerStep(this.hp, state, params, grad, lr, keep);
     }
-    const kept = keep === undefined ? layout.size : keptIn(keep);
+    const kept = masks !== undefined ? masks.kept : keep === undefined ? layout.size : keptIn(keep);
     const threshold = cfg.method === 'gmt' && masks !== undefined ? median(masks.scopes.map((s) => s.threshold)) : NaN;
     return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks };
   }
@@ -58,7 +64,7 @@ export class Updater {
     const { cfg, layout } = this;
     if (cfg.method === 'gmt') {
       const tensors: NamedTensor[] = layout.slots.map((s) => ({ name: s.name, values: grad.subarray(s.offset, s.offset + s.size) }));
-      return computeMasks(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule });
+      return computeMasks(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, this.keepViews);
     }
     if (cfg.method === 'random')
       return computeRandomMasks(
