@@ -1,5 +1,5 @@
 // `npm run cluster:down`: stops the cluster started by `npm run cluster:up` (SIGTERM to its
-// daemon, which stops the node agent's pods and the control plane; SIGKILL after 60 s).
+// daemon, which stops the node and the control plane and undoes their changes; SIGKILL after 120 s).
 
 import { readFile, rm } from 'node:fs/promises';
 import { ClusterStateSchema, isAlive, statePath } from './cluster-state.js';
@@ -14,7 +14,7 @@ async function main(): Promise<number> {
   }
   if (isAlive(pid)) {
     process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     // The daemon leads its own process group (detached); take its components with it.
     if (isAlive(pid)) process.kill(-pid, 'SIGKILL');

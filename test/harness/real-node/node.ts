@@ -1,0 +1,348 @@
+// A real single-node Kubernetes cluster on this machine, kind-like: the harness's control plane
+// (bound to the node's host-local address), containerd + runc + CNI bridge, the kubelet and
+// kube-proxy from the same pinned Kubernetes module, and CoreDNS as a pod.
+//
+// Isolation and clean-up: containerd and the kubelet run inside a private mount namespace (bound
+// to a file in the work folder) with their own tmpfs over /run, /var/log and /var/lib/kubelet, so
+// every mount they and the pods make dies with the namespace; their root and state folders live in
+// the work folder. The pod egress guard (network.ts) is installed before the kubelet starts and
+// removed only after every pod process is gone. close() undoes the rest: sysctls back to the values
+// read at start, KUBE-*/CNI-* iptables chains, cgroups, links, the work folder.
+
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ensureBinaries, formatDuration } from '../binaries.js';
+import { ControlPlane } from '../control-plane.js';
+import { runKubectl, waitFor } from '../k8s-helpers.js';
+import { writeKubeconfig } from '../kubeconfig.js';
+import { ComponentProcess, freePort, waitHealthy } from '../processes.js';
+import { buildCorednsManifests } from './addons.js';
+import { buildCniConfig, buildContainerdConfig, buildKubeletConfig, buildKubeProxyConfig } from './config.js';
+import { run, tryRun } from './exec.js';
+import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from './images.js';
+import { NODE_CGROUPS, NODE_SYSCTLS, readSysctl } from './machine-state.js';
+import { addNodeAddress, installGuard, NODE_IP, NODE_LINK, NODE_NAME, nftTables, removeGuard, removeLinks, removeNewEmptyTables, sweepChains } from './network.js';
+import { requireNodePackages } from './packages.js';
+
+/** Raised when the node cannot start; the message names the component and carries its log tail. */
+export class RealNodeError extends Error {
+  override name = 'RealNodeError';
+}
+
+/** Options for RealCluster.start. */
+export interface RealClusterOptions {
+  /** Work folder; default a new temporary folder. Removed at close either way. */
+  readonly dir?: string;
+  /** Extra docker-archive tarballs to import into the node's containerd. */
+  readonly images?: readonly string[];
+  readonly log?: (line: string) => void;
+  /** Node Ready + CoreDNS ready timeout. Default 180 s. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** The iptables chain prefixes the node's components create (kubelet/kube-proxy: KUBE-, CNI plugins: CNI-). */
+const NODE_CHAIN_PREFIXES = ['KUBE-', 'CNI-'] as const;
+
+/** A running real cluster. */
+export class RealCluster {
+  readonly controlPlane: ControlPlane;
+  readonly dir: string;
+  readonly kc: KubeConfig;
+  /** Milliseconds from start() to a Ready node with DNS (binaries and images cached). */
+  readonly startMs: number;
+  readonly #procs: ComponentProcess[];
+  readonly #sysctls: ReadonlyMap<string, string>;
+  readonly #log: (line: string) => void;
+  readonly #tablesBefore: readonly string[];
+  #closing: Promise<void> | undefined;
+
+  private constructor(init: {
+    controlPlane: ControlPlane;
+    dir: string;
+    startMs: number;
+    procs: ComponentProcess[];
+    sysctls: ReadonlyMap<string, string>;
+    tablesBefore: readonly string[];
+    log: (line: string) => void;
+  }) {
+    this.#tablesBefore = init.tablesBefore;
+    this.controlPlane = init.controlPlane;
+    this.dir = init.dir;
+    this.startMs = init.startMs;
+    this.#procs = init.procs;
+    this.#sysctls = init.sysctls;
+    this.#log = init.log;
+    this.kc = new KubeConfig();
+    this.kc.loadFromString(init.controlPlane.kubeconfig);
+  }
+
+  /** Path of the node's containerd socket (for `ctr -a`; run ctr inside the mount namespace: see ctr()). */
+  get containerdSocket(): string {
+    return join(this.dir, 'containerd', 'containerd.sock');
+  }
+
+  /** Runs `ctr -n k8s.io ARGS` against the node's containerd, inside its mount namespace. */
+  ctr(args: readonly string[]): Promise<string> {
+    return run('nsenter', [`--mount=${mountNsFile(this.dir)}`, '--', 'ctr', '-a', this.containerdSocket, '-n', 'k8s.io', ...args], { timeoutMs: 10 * 60_000 });
+  }
+
+  /** Imports docker-archive tarballs into the node's containerd (k8s.io namespace). */
+  async importImages(archives: readonly string[]): Promise<void> {
+    for (const a of archives) await this.ctr(['images', 'import', '--no-unpack=false', a]);
+  }
+
+  /** Starts the whole cluster; on failure undoes what it did and rethrows. */
+  static async start(opts: RealClusterOptions = {}): Promise<RealCluster> {
+    const log = opts.log ?? (() => {});
+    if (process.getuid?.() !== 0) throw new RealNodeError('the real test node needs root (containerd, kubelet, iptables, mounts)');
+    await requireNodePackages();
+    if ((await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined) {
+      throw new RealNodeError(`another real test node is running on this machine (link ${NODE_LINK} exists); stop it first (npm run cluster:down)`);
+    }
+    const bins = await ensureBinaries(['kubelet', 'kube-proxy', 'kubectl'], { log });
+    const images = [await ensurePauseImage(), await ensureCorednsImage(log), await ensureDebianImage(log), ...(opts.images ?? [])];
+    const started = Date.now();
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gmt-node-')));
+    const tablesBefore = await nftTables();
+    const sysctls = new Map<string, string>();
+    for (const k of NODE_SYSCTLS) {
+      const v = await readSysctl(k);
+      if (v !== undefined) sysctls.set(k, v);
+    }
+    const procs: ComponentProcess[] = [];
+    let cp: ControlPlane | undefined;
+    const undo = async (): Promise<void> => {
+      await teardown({ dir, procs, sysctls, tablesBefore, log });
+      await cp?.close();
+      await rm(dir, { recursive: true, force: true });
+    };
+    try {
+      await addNodeAddress();
+      cp = await ControlPlane.start({ dir: join(dir, 'control-plane'), keepDir: true, address: NODE_IP, log });
+      const apiPort = Number(new URL(cp.server).port);
+      // Before anything can start a pod.
+      await installGuard(apiPort);
+      log(`pod egress guard installed (pods reach pods, and ${NODE_IP}:${apiPort} only)`);
+
+      for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs']) await mkdir(join(dir, d), { recursive: true });
+      await writeFile(join(dir, 'containerd', 'config.toml'), buildContainerdConfig(dir));
+      await writeFile(join(dir, 'cni', 'net.d', '10-gmt-pods.conflist'), buildCniConfig(dir));
+      await createMountNamespace(dir);
+      const ns = (bin: string, args: readonly string[]): [string, string[]] => ['nsenter', [`--mount=${mountNsFile(dir)}`, '--', bin, ...args]];
+
+      // Registry pulls must fail on this machine, not leave it: containerd gets a dead local proxy.
+      const containerd = await ComponentProcess.start('containerd', ...ns('containerd', ['--config', join(dir, 'containerd', 'config.toml')]), join(dir, 'logs', 'containerd.log'), {
+        HTTP_PROXY: 'http://127.0.0.1:9',
+        HTTPS_PROXY: 'http://127.0.0.1:9',
+        NO_PROXY: '',
+      });
+      procs.push(containerd);
+      await waitFor('containerd socket', async () => {
+        if (containerd.exited) throw new RealNodeError(`containerd exited: ${await containerd.logTail()}`);
+        return (await tryRun('nsenter', [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), 'version'])) !== undefined ? true : undefined;
+      }, { timeoutMs: 30_000 });
+      for (const a of images) await run('nsenter', [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a], { timeoutMs: 10 * 60_000 });
+      log(`containerd ready, ${images.length} images imported`);
+
+      const kubeletKubeconfig = join(dir, 'kubelet', 'kubeconfig');
+      await writeKubeconfig(kubeletKubeconfig, await cp.kubeconfigFor(`system:node:${NODE_NAME}`, ['system:nodes', 'system:masters']));
+      const [kubeletPort, kubeletHealthz] = [await freePort(), await freePort()];
+      await writeFile(join(dir, 'kubelet', 'config.yaml'), buildKubeletConfig({ dir, caPath: cp.caPath, port: kubeletPort, healthzPort: kubeletHealthz }));
+      const kubelet = await ComponentProcess.start(
+        'kubelet',
+        ...ns(bins.kubelet, [
+          `--config=${join(dir, 'kubelet', 'config.yaml')}`,
+          `--kubeconfig=${kubeletKubeconfig}`,
+          `--root-dir=${join(dir, 'kubelet', 'root')}`,
+          `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
+          `--hostname-override=${NODE_NAME}`,
+          `--node-ip=${NODE_IP}`,
+          '--v=1',
+        ]),
+        join(dir, 'logs', 'kubelet.log'),
+      );
+      procs.push(kubelet);
+      await waitHealthy(kubelet, `http://127.0.0.1:${kubeletHealthz}/healthz`, { timeoutMs: 60_000 });
+
+      const proxyKubeconfig = join(dir, 'kube-proxy', 'kubeconfig');
+      await writeKubeconfig(proxyKubeconfig, await cp.kubeconfigFor('system:kube-proxy', ['system:masters']));
+      const [proxyHealthz, proxyMetrics] = [await freePort(), await freePort()];
+      await writeFile(join(dir, 'kube-proxy', 'config.yaml'), buildKubeProxyConfig({ kubeconfig: proxyKubeconfig, healthzPort: proxyHealthz, metricsPort: proxyMetrics }));
+      const proxy = await ComponentProcess.start('kube-proxy', bins['kube-proxy'], [`--config=${join(dir, 'kube-proxy', 'config.yaml')}`, '--v=1'], join(dir, 'logs', 'kube-proxy.log'));
+      procs.push(proxy);
+      await waitHealthy(proxy, `http://127.0.0.1:${proxyHealthz}/healthz`, { timeoutMs: 60_000 });
+
+      const kc = new KubeConfig();
+      kc.loadFromString(cp.kubeconfig);
+      const core = kc.makeApiClient(CoreV1Api);
+      const timeoutMs = opts.readyTimeoutMs ?? 180_000;
+      await waitFor(`node ${NODE_NAME} Ready`, async () => {
+        if (kubelet.exited) throw new RealNodeError(`kubelet exited: ${await kubelet.logTail()}`);
+        const node = await core.readNode({ name: NODE_NAME });
+        return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true ? true : undefined;
+      }, { timeoutMs });
+      log(`node ${NODE_NAME} Ready`);
+
+      const applied = await runKubectl(bins.kubectl, cp.kubeconfigPath, ['apply', '-f', '-'], buildCorednsManifests());
+      if (applied.code !== 0) throw new RealNodeError(`applying CoreDNS failed: ${applied.stderr}`);
+      await waitFor('CoreDNS ready', async () => {
+        const pods = await core.listNamespacedPod({ namespace: 'kube-system', labelSelector: 'k8s-app=kube-dns' });
+        return pods.items.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) ? true : undefined;
+      }, { timeoutMs, describe: async () => (await runKubectl(bins.kubectl, cp?.kubeconfigPath ?? '', ['-n', 'kube-system', 'describe', 'pods'])).stdout.slice(-3000) });
+      const startMs = Date.now() - started;
+      log(`real node ready in ${formatDuration(startMs)} (dir ${dir})`);
+      return new RealCluster({ controlPlane: cp, dir, startMs, procs, sysctls, tablesBefore, log });
+    } catch (err) {
+      await undo().catch((e: unknown) => log(`clean-up after failed start: ${String(e)}`));
+      throw err;
+    }
+  }
+
+  /** Crashed node components (for diagnostics). */
+  get crashed(): string[] {
+    return [...this.#procs.filter((p) => p.exited).map((p) => p.name), ...this.controlPlane.crashed];
+  }
+
+  /** Stops everything and undoes every change to the machine. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await teardown({ dir: this.dir, procs: this.#procs, sysctls: this.#sysctls, tablesBefore: this.#tablesBefore, log: this.#log });
+      await this.controlPlane.close();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#closing;
+  }
+}
+
+function mountNsFile(dir: string): string {
+  return join(dir, 'mntns');
+}
+
+/** A private mount namespace bound to <dir>/mntns, with tmpfs over the paths the node writes outside its dirs. */
+async function createMountNamespace(dir: string): Promise<void> {
+  const file = mountNsFile(dir);
+  await writeFile(file, '');
+  await run('unshare', [`--mount=${file}`, '--propagation', 'private', 'true']);
+  const inNs = (args: readonly string[]): Promise<string> => run('nsenter', [`--mount=${file}`, '--', ...args]);
+  // Shared inside the namespace: kubelet volume mounts must propagate to containerd's view (same
+  // namespace) and into containers with mountPropagation.
+  await inNs(['mount', '--make-rshared', '/']);
+  for (const [path, name] of [
+    ['/run', 'gmt-node-run'],
+    ['/var/log', 'gmt-node-varlog'],
+    ['/var/lib/kubelet', 'gmt-node-kubelet'],
+  ] as const) {
+    await inNs(['mkdir', '-p', path]);
+    await inNs(['mount', '-t', 'tmpfs', '-o', 'mode=0755', name, path]);
+  }
+}
+
+async function mountNsInode(dir: string): Promise<number | undefined> {
+  try {
+    return (await stat(mountNsFile(dir))).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose mount namespace is the node's (containerd, kubelet, shims). */
+async function pidsInMountNs(ino: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const link = await readlink(`/proc/${e}/ns/mnt`).catch(() => '');
+    if (link === `mnt:[${ino}]`) out.push(Number(e));
+  }
+  return out;
+}
+
+/** Every cgroup folder (deepest first) under the node's cgroups in every hierarchy. */
+async function nodeCgroupDirs(): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isDirectory()) await walk(join(d, e.name));
+    out.push(d);
+  };
+  for (const h of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+    for (const name of NODE_CGROUPS) {
+      const root = join('/sys/fs/cgroup', h, name);
+      if (await stat(root).then(() => true, () => false)) await walk(root);
+    }
+  }
+  return out;
+}
+
+async function killCgroupProcs(dirs: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const d of dirs) {
+    const procs = await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const pid of procs.split('\n').filter((l) => l !== '')) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        n++;
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return n;
+}
+
+/** Stops the node's processes and undoes its changes to the machine (not the control plane). */
+async function teardown(s: {
+  dir: string;
+  procs: readonly ComponentProcess[];
+  sysctls: ReadonlyMap<string, string>;
+  tablesBefore: readonly string[];
+  log: (line: string) => void;
+}): Promise<void> {
+  const problems: string[] = [];
+  // 1. The kubelet first (it would restart containers), then kube-proxy.
+  for (const p of [...s.procs].reverse()) if (p.name !== 'containerd') await p.stop(10_000);
+  // 2. Every container process: they live in the kubelet's cgroups.
+  for (let i = 0; i < 50; i++) {
+    if ((await killCgroupProcs(await nodeCgroupDirs())) === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // 3. containerd, then anything left in the mount namespace (shims), then the namespace itself.
+  for (const p of s.procs) if (p.name === 'containerd') await p.stop(10_000);
+  const ino = await mountNsInode(s.dir);
+  if (ino !== undefined) {
+    for (let i = 0; i < 50; i++) {
+      const pids = await pidsInMountNs(ino);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await tryRun('umount', [mountNsFile(s.dir)]);
+  }
+  // 4. Cgroups (deepest first; a folder empties once its processes have been reaped).
+  for (let i = 0; i < 50; i++) {
+    const dirs = await nodeCgroupDirs();
+    if (dirs.length === 0) break;
+    await killCgroupProcs(dirs);
+    for (const d of dirs) await rmdir(d).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const left = await nodeCgroupDirs();
+  if (left.length > 0) problems.push(`cgroups left: ${left.join(', ')}`);
+  // 5. Netfilter: kube-proxy's and the kubelet's chains, then the guard (no pod process is left).
+  await sweepChains(NODE_CHAIN_PREFIXES);
+  await removeGuard();
+  await removeNewEmptyTables(s.tablesBefore);
+  // 6. Links, sysctls.
+  await removeLinks();
+  for (const [k, v] of s.sysctls) {
+    if ((await readSysctl(k)) !== v) await writeFile(join('/proc/sys', k), v).catch((e: unknown) => problems.push(`sysctl ${k}: ${String(e)}`));
+  }
+  if (problems.length > 0) s.log(`teardown: ${problems.join('; ')}`);
+}
