@@ -70,13 +70,32 @@ export async function readSysctl(key: string): Promise<string | undefined> {
   }
 }
 
-function normaliseSave(dump: string): string {
-  return dump
+/**
+ * iptables-save output without counters and comments, and without tables that hold no rule, no
+ * chain of their own and only ACCEPT policies: such a table filters nothing, and iptables-nft
+ * instantiates them on first use (and lists them inconsistently), so present or absent is the same.
+ */
+export function normaliseSave(dump: string): string {
+  const lines = dump
     .split('\n')
     .filter((l) => !l.startsWith('#') && l.trim() !== '')
-    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
-    .join('\n');
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''));
+  const out: string[] = [];
+  let block: string[] = [];
+  for (const l of lines) {
+    block.push(l);
+    if (l === 'COMMIT') {
+      const trivial = block.every((b) => b.startsWith('*') || b === 'COMMIT' || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/.test(b));
+      if (!trivial) out.push(...block);
+      block = [];
+    }
+  }
+  out.push(...block);
+  return out.join('\n');
 }
+
+/** The tables iptables-nft manages; their content is compared through iptables-save instead. */
+const IPTABLES_TABLES = /^table ip6? (filter|nat|mangle|raw|security)$/;
 
 /** Takes a snapshot. */
 export async function snapshotMachine(): Promise<MachineState> {
@@ -97,7 +116,11 @@ export async function snapshotMachine(): Promise<MachineState> {
     sysctls,
     iptables: normaliseSave((await tryRun('iptables-save', [])) ?? ''),
     ip6tables: normaliseSave((await tryRun('ip6tables-save', [])) ?? ''),
-    nftTables: ((await tryRun('nft', ['list', 'tables'])) ?? '').trim(),
+    nftTables: ((await tryRun('nft', ['list', 'tables'])) ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !IPTABLES_TABLES.test(l))
+      .join('\n'),
     links: ((await tryRun('ip', ['-o', 'link', 'show'])) ?? '')
       .split('\n')
       .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '')

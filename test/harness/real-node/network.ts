@@ -86,14 +86,21 @@ export async function installGuard(apiPort: number): Promise<void> {
   await add('ip6tables', GUARD_CHAINS.input, 'INPUT', rules.v6);
 }
 
-/** True when both IPv4 guard chains exist and are the first rule of FORWARD and INPUT. */
+/**
+ * True when both IPv4 guard chains are hooked into FORWARD and INPUT with nothing before them but
+ * kube-proxy's and the kubelet's own jumps (they prepend theirs once they start). Those come first
+ * by design: they only DNAT, drop, or accept replies and packets kube-proxy marked after DNAT to a
+ * Service endpoint (pods or this node), so every new connection from a pod still meets the guard.
+ */
 export async function guardInstalled(): Promise<boolean> {
   for (const [hook, chain] of [
     ['FORWARD', GUARD_CHAINS.forward],
     ['INPUT', GUARD_CHAINS.input],
   ] as const) {
-    const first = (await run('iptables', ['-w', '-t', 'filter', '-S', hook])).split('\n').find((l) => l.startsWith('-A '));
-    if (first !== `-A ${hook} -j ${chain}`) return false;
+    const rules = (await run('iptables', ['-w', '-t', 'filter', '-S', hook])).split('\n').filter((l) => l.startsWith('-A '));
+    const at = rules.indexOf(`-A ${hook} -j ${chain}`);
+    if (at < 0) return false;
+    if (!rules.slice(0, at).every((r) => / -j KUBE-[A-Z-]+$/.test(r))) return false;
   }
   return true;
 }

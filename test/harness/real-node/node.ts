@@ -56,6 +56,7 @@ export class RealCluster {
   readonly #sysctls: ReadonlyMap<string, string>;
   readonly #log: (line: string) => void;
   readonly #tablesBefore: readonly string[];
+  readonly #createdPaths: readonly string[];
   #closing: Promise<void> | undefined;
 
   private constructor(init: {
@@ -65,9 +66,11 @@ export class RealCluster {
     procs: ComponentProcess[];
     sysctls: ReadonlyMap<string, string>;
     tablesBefore: readonly string[];
+    createdPaths: readonly string[];
     log: (line: string) => void;
   }) {
     this.#tablesBefore = init.tablesBefore;
+    this.#createdPaths = init.createdPaths;
     this.controlPlane = init.controlPlane;
     this.dir = init.dir;
     this.startMs = init.startMs;
@@ -106,6 +109,7 @@ export class RealCluster {
     const started = Date.now();
     const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gmt-node-')));
     const tablesBefore = await nftTables();
+    const createdPaths: string[] = [];
     const sysctls = new Map<string, string>();
     for (const k of NODE_SYSCTLS) {
       const v = await readSysctl(k);
@@ -114,7 +118,7 @@ export class RealCluster {
     const procs: ComponentProcess[] = [];
     let cp: ControlPlane | undefined;
     const undo = async (): Promise<void> => {
-      await teardown({ dir, procs, sysctls, tablesBefore, log });
+      await teardown({ dir, procs, sysctls, tablesBefore, createdPaths, log });
       await cp?.close();
       await rm(dir, { recursive: true, force: true });
     };
@@ -129,7 +133,7 @@ export class RealCluster {
       for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs']) await mkdir(join(dir, d), { recursive: true });
       await writeFile(join(dir, 'containerd', 'config.toml'), buildContainerdConfig(dir));
       await writeFile(join(dir, 'cni', 'net.d', '10-gmt-pods.conflist'), buildCniConfig(dir));
-      await createMountNamespace(dir);
+      await createMountNamespace(dir, createdPaths);
       const ns = (bin: string, args: readonly string[]): [string, string[]] => ['nsenter', [`--mount=${mountNsFile(dir)}`, '--', bin, ...args]];
 
       // Registry pulls must fail on this machine, not leave it: containerd gets a dead local proxy.
@@ -193,7 +197,7 @@ export class RealCluster {
       }, { timeoutMs, describe: async () => (await runKubectl(bins.kubectl, cp?.kubeconfigPath ?? '', ['-n', 'kube-system', 'describe', 'pods'])).stdout.slice(-3000) });
       const startMs = Date.now() - started;
       log(`real node ready in ${formatDuration(startMs)} (dir ${dir})`);
-      return new RealCluster({ controlPlane: cp, dir, startMs, procs, sysctls, tablesBefore, log });
+      return new RealCluster({ controlPlane: cp, dir, startMs, procs, sysctls, tablesBefore, createdPaths, log });
     } catch (err) {
       await undo().catch((e: unknown) => log(`clean-up after failed start: ${String(e)}`));
       throw err;
@@ -208,7 +212,7 @@ export class RealCluster {
   /** Stops everything and undoes every change to the machine. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await teardown({ dir: this.dir, procs: this.#procs, sysctls: this.#sysctls, tablesBefore: this.#tablesBefore, log: this.#log });
+      await teardown({ dir: this.dir, procs: this.#procs, sysctls: this.#sysctls, tablesBefore: this.#tablesBefore, createdPaths: this.#createdPaths, log: this.#log });
       await this.controlPlane.close();
       await rm(this.dir, { recursive: true, force: true });
     })();
@@ -221,7 +225,7 @@ function mountNsFile(dir: string): string {
 }
 
 /** A private mount namespace bound to <dir>/mntns, with tmpfs over the paths the node writes outside its dirs. */
-async function createMountNamespace(dir: string): Promise<void> {
+async function createMountNamespace(dir: string, created: string[]): Promise<void> {
   const file = mountNsFile(dir);
   await writeFile(file, '');
   await run('unshare', [`--mount=${file}`, '--propagation', 'private', 'true']);
@@ -234,7 +238,12 @@ async function createMountNamespace(dir: string): Promise<void> {
     ['/var/log', 'gmt-node-varlog'],
     ['/var/lib/kubelet', 'gmt-node-kubelet'],
   ] as const) {
-    await inNs(['mkdir', '-p', path]);
+    // A mount point missing on the host is created there (the namespace shares the host's
+    // filesystems); remember it so that teardown removes it again.
+    if (!(await stat(path).then(() => true, () => false))) {
+      await mkdir(path, { recursive: true });
+      created.push(path);
+    }
     await inNs(['mount', '-t', 'tmpfs', '-o', 'mode=0755', name, path]);
   }
 }
@@ -297,6 +306,7 @@ async function teardown(s: {
   procs: readonly ComponentProcess[];
   sysctls: ReadonlyMap<string, string>;
   tablesBefore: readonly string[];
+  createdPaths: readonly string[];
   log: (line: string) => void;
 }): Promise<void> {
   const problems: string[] = [];
@@ -344,5 +354,9 @@ async function teardown(s: {
   for (const [k, v] of s.sysctls) {
     if ((await readSysctl(k)) !== v) await writeFile(join('/proc/sys', k), v).catch((e: unknown) => problems.push(`sysctl ${k}: ${String(e)}`));
   }
+  // 7. Mount points created on the host for the namespace's tmpfs (empty: the tmpfs died with it).
+  for (const p of s.createdPaths) await rmdir(p).catch((e: unknown) => problems.push(`${p}: ${String(e)}`));
+  // iptables commands above may have instantiated (empty) tables again.
+  await removeNewEmptyTables(s.tablesBefore);
   if (problems.length > 0) s.log(`teardown: ${problems.join('; ')}`);
 }
