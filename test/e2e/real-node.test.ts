@@ -12,7 +12,7 @@ import { run, tryRun } from '../harness/real-node/exec.js';
 import { NODE_IMAGES } from '../harness/real-node/images.js';
 import { diffMachine, snapshotMachine, type MachineState } from '../harness/real-node/machine-state.js';
 import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/network.js';
-import { RealCluster } from '../harness/real-node/node.js';
+import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
 
 let cluster: RealCluster | undefined;
 let before: MachineState | undefined;
@@ -132,6 +132,40 @@ test.serial('network - Services through kube-proxy, names through CoreDNS, the A
   t.regex(logs, /^10\.96\.0\.10\s+kube-dns\.kube-system\.svc\.cluster\.local/m);
   t.regex(logs, /apiserver-connected/);
   t.regex(logs, /outside-name-refused/);
+  await k(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test.serial('pvc - a claim gets a local-path volume whose data outlives the pod', async (t) => {
+  const ns = await createTestNamespace(c().kc, 'rn-pvc');
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }));
+  const withClaim = (name: string, script: string): V1Pod => {
+    const p = pod(name, script);
+    if (p.spec === undefined) throw new Error('no spec');
+    p.spec.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
+    const main = p.spec.containers[0];
+    if (main !== undefined) main.volumeMounts = [{ name: 'data', mountPath: '/data' }];
+    return p;
+  };
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(withClaim('writer', 'echo kept-$(hostname) > /data/f')));
+  t.is((await waitForPodPhase(c().kc, ns, 'writer', ['Succeeded', 'Failed'], 120_000)).status?.phase, 'Succeeded');
+  await k(['-n', ns, 'delete', 'pod', 'writer']);
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(withClaim('reader', 'cat /data/f')));
+  t.is((await waitForPodPhase(c().kc, ns, 'reader', ['Succeeded', 'Failed'], 120_000)).status?.phase, 'Succeeded');
+  t.is((await k(['-n', ns, 'logs', 'reader'])).trim(), 'kept-writer');
+  await k(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test.serial('gpu - a pod with an nvidia.com/gpu limit schedules and is given device IDs', async (t) => {
+  const ns = await createTestNamespace(c().kc, 'rn-gpu');
+  const p = pod('gpu', 'echo visible=$NVIDIA_VISIBLE_DEVICES');
+  const main = p.spec?.containers[0];
+  if (main === undefined) throw new Error('no container');
+  main.resources = { limits: { [GPU_RESOURCE]: '2' } };
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(p));
+  const done = await waitForPodPhase(c().kc, ns, 'gpu', ['Succeeded', 'Failed'], 120_000);
+  t.is(done.status?.phase, 'Succeeded');
+  const logs = await k(['-n', ns, 'logs', 'gpu']);
+  t.regex(logs, /^visible=fake-gpu-\d+,fake-gpu-\d+$/m);
   await k(['delete', 'namespace', ns, '--wait=false']);
 });
 

@@ -27,6 +27,7 @@ export const BINARY_NAMES = [
   'kubelet',
   'kube-proxy',
   'coredns',
+  'gpu-device-plugin',
   'helm',
   'nats-server',
 ] as const;
@@ -55,6 +56,8 @@ const SPECS: Readonly<Record<BinaryName, BinarySpec>> = {
   kubectl: { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kubectl', versionOf: 'k8s.io/kubernetes' },
   kubelet: { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kubelet', versionOf: 'k8s.io/kubernetes' },
   'kube-proxy': { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kube-proxy', versionOf: 'k8s.io/kubernetes' },
+  // Test infrastructure in the k8s tools module (the kubelet's device-plugin API at the pinned version).
+  'gpu-device-plugin': { module: 'k8s', pkg: 'gmt-operator.test/tools/k8s/gpu-device-plugin', versionOf: 'k8s.io/kubernetes' },
   // The tools module's own main package: upstream CoreDNS with the plugins the test cluster uses.
   coredns: { module: 'coredns', pkg: 'gmt-operator.test/tools/coredns', versionOf: 'github.com/coredns/coredns' },
   helm: { module: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm', versionOf: 'helm.sh/helm/v3' },

@@ -19,6 +19,7 @@ import { runKubectl, waitFor } from '../k8s-helpers.js';
 import { writeKubeconfig } from '../kubeconfig.js';
 import { ComponentProcess, freePort, waitHealthy } from '../processes.js';
 import { buildCorednsManifests } from './addons.js';
+import { LocalPathProvisioner } from './local-path.js';
 import { buildCniConfig, buildContainerdConfig, buildKubeletConfig, buildKubeProxyConfig } from './config.js';
 import { run, tryRun } from './exec.js';
 import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from './images.js';
@@ -42,6 +43,10 @@ export interface RealClusterOptions {
   readonly readyTimeoutMs?: number;
 }
 
+/** The extended resource the fake device plugin advertises, and how many. */
+export const GPU_RESOURCE = 'nvidia.com/gpu';
+export const GPU_COUNT = 8;
+
 /** The iptables chain prefixes the node's components create (kubelet/kube-proxy: KUBE-, CNI plugins: CNI-). */
 const NODE_CHAIN_PREFIXES = ['KUBE-', 'CNI-'] as const;
 
@@ -57,6 +62,7 @@ export class RealCluster {
   readonly #log: (line: string) => void;
   readonly #tablesBefore: readonly string[];
   readonly #createdPaths: readonly string[];
+  readonly #provisioner: LocalPathProvisioner;
   #closing: Promise<void> | undefined;
 
   private constructor(init: {
@@ -67,8 +73,10 @@ export class RealCluster {
     sysctls: ReadonlyMap<string, string>;
     tablesBefore: readonly string[];
     createdPaths: readonly string[];
+    provisioner: LocalPathProvisioner;
     log: (line: string) => void;
   }) {
+    this.#provisioner = init.provisioner;
     this.#tablesBefore = init.tablesBefore;
     this.#createdPaths = init.createdPaths;
     this.controlPlane = init.controlPlane;
@@ -104,7 +112,7 @@ export class RealCluster {
     if ((await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined) {
       throw new RealNodeError(`another real test node is running on this machine (link ${NODE_LINK} exists); stop it first (npm run cluster:down)`);
     }
-    const bins = await ensureBinaries(['kubelet', 'kube-proxy', 'kubectl'], { log });
+    const bins = await ensureBinaries(['kubelet', 'kube-proxy', 'kubectl', 'gpu-device-plugin'], { log });
     const images = [await ensurePauseImage(), await ensureCorednsImage(log), await ensureDebianImage(log), ...(opts.images ?? [])];
     const started = Date.now();
     const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gmt-node-')));
@@ -117,7 +125,9 @@ export class RealCluster {
     }
     const procs: ComponentProcess[] = [];
     let cp: ControlPlane | undefined;
+    let provisioner: LocalPathProvisioner | undefined;
     const undo = async (): Promise<void> => {
+      await provisioner?.close();
       await teardown({ dir, procs, sysctls, tablesBefore, createdPaths, log });
       await cp?.close();
       await rm(dir, { recursive: true, force: true });
@@ -169,6 +179,14 @@ export class RealCluster {
       );
       procs.push(kubelet);
       await waitHealthy(kubelet, `http://127.0.0.1:${kubeletHealthz}/healthz`, { timeoutMs: 60_000 });
+      // Fake GPUs through the device-plugin API, so that GPU pod specs schedule (no device attached).
+      procs.push(
+        await ComponentProcess.start(
+          'gpu-device-plugin',
+          ...ns(bins['gpu-device-plugin'], ['-resource', GPU_RESOURCE, '-count', String(GPU_COUNT)]),
+          join(dir, 'logs', 'gpu-device-plugin.log'),
+        ),
+      );
 
       const proxyKubeconfig = join(dir, 'kube-proxy', 'kubeconfig');
       await writeKubeconfig(proxyKubeconfig, await cp.kubeconfigFor('system:kube-proxy', ['system:masters']));
@@ -185,9 +203,10 @@ export class RealCluster {
       await waitFor(`node ${NODE_NAME} Ready`, async () => {
         if (kubelet.exited) throw new RealNodeError(`kubelet exited: ${await kubelet.logTail()}`);
         const node = await core.readNode({ name: NODE_NAME });
-        return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true ? true : undefined;
+        const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+        return ready && node.status?.allocatable?.[GPU_RESOURCE] === String(GPU_COUNT) ? true : undefined;
       }, { timeoutMs });
-      log(`node ${NODE_NAME} Ready`);
+      log(`node ${NODE_NAME} Ready with ${GPU_COUNT} ${GPU_RESOURCE}`);
 
       const applied = await runKubectl(bins.kubectl, cp.kubeconfigPath, ['apply', '-f', '-'], buildCorednsManifests());
       if (applied.code !== 0) throw new RealNodeError(`applying CoreDNS failed: ${applied.stderr}`);
@@ -195,9 +214,11 @@ export class RealCluster {
         const pods = await core.listNamespacedPod({ namespace: 'kube-system', labelSelector: 'k8s-app=kube-dns' });
         return pods.items.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) ? true : undefined;
       }, { timeoutMs, describe: async () => (await runKubectl(bins.kubectl, cp?.kubeconfigPath ?? '', ['-n', 'kube-system', 'describe', 'pods'])).stdout.slice(-3000) });
+      provisioner = new LocalPathProvisioner(kc, join(dir, 'volumes'), log);
+      await provisioner.start();
       const startMs = Date.now() - started;
       log(`real node ready in ${formatDuration(startMs)} (dir ${dir})`);
-      return new RealCluster({ controlPlane: cp, dir, startMs, procs, sysctls, tablesBefore, createdPaths, log });
+      return new RealCluster({ controlPlane: cp, dir, startMs, procs, sysctls, tablesBefore, createdPaths, provisioner, log });
     } catch (err) {
       await undo().catch((e: unknown) => log(`clean-up after failed start: ${String(e)}`));
       throw err;
@@ -212,6 +233,7 @@ export class RealCluster {
   /** Stops everything and undoes every change to the machine. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#provisioner.close();
       await teardown({ dir: this.dir, procs: this.#procs, sysctls: this.#sysctls, tablesBefore: this.#tablesBefore, createdPaths: this.#createdPaths, log: this.#log });
       await this.controlPlane.close();
       await rm(this.dir, { recursive: true, force: true });
