@@ -4,12 +4,17 @@
 // after teardown the machine is exactly as before. Tests are serial: the last one tears down.
 
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { binaryVersion, ensureBinary } from '../harness/binaries.js';
 import { createTestNamespace, runKubectl, waitForPodPhase } from '../harness/k8s-helpers.js';
 import { run, tryRun } from '../harness/real-node/exec.js';
-import { NODE_IMAGES } from '../harness/real-node/images.js';
+import { buildDockerfile, buildNatsImage, ImageBuildError, PROJECT_IMAGES } from '../harness/real-node/build-images.js';
+import { imagesDir, NODE_IMAGES } from '../harness/real-node/images.js';
+import { repoPath } from '../helpers/repo.js';
 import { diffMachine, snapshotMachine, type MachineState } from '../harness/real-node/machine-state.js';
 import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/network.js';
 import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
@@ -167,6 +172,52 @@ test.serial('gpu - a pod with an nvidia.com/gpu limit schedules and is given dev
   const logs = await k(['-n', ns, 'logs', 'gpu']);
   t.regex(logs, /^visible=fake-gpu-\d+,fake-gpu-\d+$/m);
   await k(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test.serial('images - a broken Dockerfile fails the build', async (t) => {
+  const ctx = await mkdtemp(join(tmpdir(), 'gmt-broken-image-'));
+  try {
+    await writeFile(join(ctx, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nRUN echo about to fail && exit 3\n');
+    const err = await t.throwsAsync(buildDockerfile('Dockerfile', 'localhost/gmt-broken:test', join(ctx, 'out.tar'), log, ctx));
+    t.true(err instanceof ImageBuildError);
+    t.regex(err?.message ?? '', /exit status 3|exit code 3|exited with 3|status 3/);
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+});
+
+async function helm(args: readonly string[]): Promise<string> {
+  const home = join(c().dir, 'helm');
+  return run(await ensureBinary('helm', { log }), args, {
+    timeoutMs: 400_000,
+    env: { ...process.env, KUBECONFIG: c().controlPlane.kubeconfigPath, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') },
+  });
+}
+
+test.serial('chart - helm install with the images built from images/ runs the operator in its container and the in-cluster NATS', async (t) => {
+  const operatorArchive = join(imagesDir(), 'operator.image.tar');
+  await buildDockerfile(PROJECT_IMAGES.operator.dockerfile, PROJECT_IMAGES.operator.ref, operatorArchive, log);
+  const natsArchive = join(imagesDir(), 'nats.image.tar');
+  await buildNatsImage(await ensureBinary('nats-server', { log }), 'localhost/nats:local', natsArchive);
+  await c().importImages([operatorArchive, natsArchive]);
+  const [repo, tag] = PROJECT_IMAGES.operator.ref.split(/:(?=[^:]+$)/);
+  const out = await helm([
+    'install', 'gmt', repoPath('charts/gmt-operator'), '-n', 'gmt-system', '--create-namespace',
+    '--set', `image.repository=${repo ?? ''},image.tag=${tag ?? ''},image.pullPolicy=Never`,
+    '--set', 'nats.inCluster.image.repository=localhost/nats,nats.inCluster.image.tag=local,nats.inCluster.image.pullPolicy=Never',
+    // The node has 2 CPUs shared with the tests; the chart's NATS requests 500m/512Mi by default.
+    '--set', 'nats.inCluster.resources.requests.cpu=100m,nats.inCluster.resources.requests.memory=64Mi',
+    '--wait', '--timeout', '300s',
+  ]);
+  t.regex(out, /STATUS: deployed/);
+  const pods = await k(['-n', 'gmt-system', 'get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.containerStatuses[0].ready}{"\\n"}{end}']);
+  const lines = pods.trim().split('\n');
+  t.true(lines.some((l) => /operator.* Running true$/.test(l)), pods);
+  t.true(lines.some((l) => /nats.* Running true$/.test(l)), pods);
+  // The operator runs in its container with the chart's RBAC: it took the leader Lease in-cluster.
+  const lease = await k(['-n', 'gmt-system', 'get', 'lease', '-o', 'jsonpath={.items[*].spec.holderIdentity}']);
+  t.regex(lease, /operator/);
+  await helm(['uninstall', 'gmt', '-n', 'gmt-system', '--wait', '--timeout', '120s']);
 });
 
 /** Packets the guard's catch-all REJECT rule for the pod bridge has matched. */

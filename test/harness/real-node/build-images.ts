@@ -33,9 +33,12 @@ function buildahArgs(): string[] {
   return ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'overlay'];
 }
 
-/** Runs buildah with the harness's storage. */
+/**
+ * Runs buildah with the harness's storage, in a mount namespace of its own: the overlay mounts of
+ * its storage and build containers end with the command instead of staying on the host.
+ */
 export function buildah(args: readonly string[]): Promise<string> {
-  return run('buildah', [...buildahArgs(), ...args], { timeoutMs: 20 * 60_000 });
+  return run('unshare', ['--mount', '--propagation', 'private', 'buildah', ...buildahArgs(), ...args], { timeoutMs: 20 * 60_000 });
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -98,6 +101,8 @@ export async function buildDockerfile(dockerfile: string, ref: string, out: stri
     await buildah([
       'bud',
       '--pull-never',
+      // Remove intermediate containers even when a step fails.
+      '--force-rm',
       '--network',
       'host',
       '--layers',
