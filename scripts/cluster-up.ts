@@ -50,7 +50,7 @@ async function main(): Promise<number> {
   for (;;) {
     const state = await readLiveState();
     if (state !== undefined) {
-      announce(state, `started in ${formatDuration(Date.now() - started)} (control plane ${formatDuration(state.startMs)})`);
+      announce(state, `started in ${formatDuration(Date.now() - started)} (node Ready with DNS in ${formatDuration(state.startMs)})`);
       return 0;
     }
     if (!isAlive(pid) || Date.now() - started > 300_000) {
