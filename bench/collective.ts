@@ -51,20 +51,20 @@ const SIZES: Record<string, { config: ModelConfig; warmup: number; reps: number 
 // Child roles
 
 /** Messages from a child to the parent. */
-type ChildMsg =
-  | { kind: 'ready' }
-  | { kind: 'flow'; bytes: number; first: number; last: number }
-  | { kind: 'rank'; results: VariantResult[] };
+type ChildMsg = { kind: 'ready' } | { kind: 'flow'; bytes: number; first: number; last: number } | { kind: 'rank'; results: VariantResult[] };
 
 /** Parent → child: start the timed part (wall clock shared through Date.now()). */
-interface GoMsg { kind: 'go' }
 
 function send(m: ChildMsg): void {
   process.send!(m);
 }
 
 function waitGo(): Promise<void> {
-  return new Promise((resolve) => process.once('message', (m: GoMsg) => { if (m.kind === 'go') resolve(); }));
+  return new Promise((resolve) =>
+    process.once('message', (m: { kind?: unknown }) => {
+      if (m.kind === 'go') resolve();
+    }),
+  );
 }
 
 /**
@@ -73,28 +73,39 @@ function waitGo(): Promise<void> {
  */
 async function flowRole(): Promise<void> {
   const env = process.env;
-  const rank = Number(env['RANK']), n = Number(env['N']);
-  const pub = env['PUB'] === '1', sub = env['SUB'] === '1';
+  const rank = Number(env['RANK']),
+    n = Number(env['N']);
+  const pub = env['PUB'] === '1',
+    sub = env['SUB'] === '1';
   const nc: NatsConnection = await connect({ servers: env['URL']!, noEcho: true });
-  const next = (rank + 1) % n, prev = (rank + n - 1) % n;
-  let bytes = 0, first = 0, last = 0, got = 0;
+  const next = (rank + 1) % n,
+    prev = (rank + n - 1) % n;
+  let bytes = 0,
+    first = 0,
+    last = 0,
+    got = 0;
   if (sub) {
-    nc.subscribe(`raw.${rank}`, { callback: (_e, m) => {
-      const now = Date.now();
-      if (got === 0) first = now;
-      got++;
-      bytes += m.data.length;
-      last = now;
-      if (got % 4 === 0) nc.publish(`raw.ack.${prev}`, new TextEncoder().encode(String(got)));
-    } });
+    nc.subscribe(`raw.${rank}`, {
+      callback: (_e, m) => {
+        const now = Date.now();
+        if (got === 0) first = now;
+        got++;
+        bytes += m.data.length;
+        last = now;
+        if (got % 4 === 0) nc.publish(`raw.ack.${prev}`, new TextEncoder().encode(String(got)));
+      },
+    });
   }
-  let acked = 0, sent = 0;
+  let acked = 0,
+    sent = 0;
   let wake: (() => void) | undefined;
   if (pub) {
-    nc.subscribe(`raw.ack.${rank}`, { callback: (_e, m) => {
-      acked = Math.max(acked, Number(new TextDecoder().decode(m.data)));
-      wake?.();
-    } });
+    nc.subscribe(`raw.ack.${rank}`, {
+      callback: (_e, m) => {
+        acked = Math.max(acked, Number(new TextDecoder().decode(m.data)));
+        wake?.();
+      },
+    });
   }
   await nc.flush();
   send({ kind: 'ready' });
@@ -104,7 +115,10 @@ async function flowRole(): Promise<void> {
     const end = Date.now() + RAW_SECONDS * 1000;
     while (Date.now() < end) {
       if (sent - acked >= RAW_WINDOW) {
-        await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
         wake = undefined;
         continue;
       }
@@ -137,7 +151,11 @@ interface VariantResult {
 function fillRandom(a: Float32Array, seed: number): void {
   let x = (seed * 2654435761 + 1) >>> 0 || 1;
   for (let i = 0; i < a.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     a[i] = x / 2147483648 - 1;
   }
 }
@@ -145,19 +163,30 @@ function fillRandom(a: Float32Array, seed: number): void {
 /** A collective rank: dense, then the masked pipeline at each r, warm-up + reps steps each. */
 async function rankRole(): Promise<void> {
   const env = process.env;
-  const rank = Number(env['RANK']), n = Number(env['N']);
+  const rank = Number(env['RANK']),
+    n = Number(env['N']);
   const size = SIZES[env['SIZE']!]!;
   const layout = new ParamLayout(size.config);
-  let sent = 0, received = 0;
+  let sent = 0,
+    received = 0;
   let byPhase: Partial<Record<CollectivePhase, number>> = {};
   const transport = await NatsTransport.connect({
-    servers: env['URL']!, jobId: `bench-${env['SIZE']!.toLowerCase()}-${n}`, attempt: 0, rank, worldSize: n,
-    peerTimeoutMs: 120_000, stepDeadlineMs: 900_000, rendezvousTimeoutMs: 120_000,
+    servers: env['URL']!,
+    jobId: `bench-${env['SIZE']!.toLowerCase()}-${n}`,
+    attempt: 0,
+    rank,
+    worldSize: n,
+    peerTimeoutMs: 120_000,
+    stepDeadlineMs: 900_000,
+    rendezvousTimeoutMs: 120_000,
     observer: {
       onBytes: (phase, direction, b) => {
         if (phase === 'rendezvous') return; // the benchmark's own barrier
         if (direction === 'sent') sent += b;
-        else { received += b; byPhase[phase] = (byPhase[phase] ?? 0) + b; }
+        else {
+          received += b;
+          byPhase[phase] = (byPhase[phase] ?? 0) + b;
+        }
       },
     },
   });
@@ -176,21 +205,49 @@ async function rankRole(): Promise<void> {
   };
   const results: VariantResult[] = [];
   const variants: Array<{ name: string; cfg: CollectiveConfig; dense: boolean }> = [
-    { name: 'dense', dense: true, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
+    {
+      name: 'dense',
+      dense: true,
+      cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 },
+    },
     // The protocol's own dense path: SFT through the sharded collective = reduce-scatter + dense all-gather.
-    { name: 'rs+ag', dense: false, cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } },
-    ...RATIOS.map((r) => ({ name: `r=${r}`, dense: false, cfg: { method: 'gmt', maskRatio: r, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 } as CollectiveConfig })),
+    {
+      name: 'rs+ag',
+      dense: false,
+      cfg: { method: 'sft', maskRatio: 0, maskScope: 'tensor', maskMode: 'update', tieRule: 'all', seed: 1, nonFinite: 'skip', maxGradNorm: 1 },
+    },
+    ...RATIOS.map((r) => ({
+      name: `r=${r}`,
+      dense: false,
+      cfg: {
+        method: 'gmt',
+        maskRatio: r,
+        maskScope: 'tensor',
+        maskMode: 'update',
+        tieRule: 'all',
+        seed: 1,
+        nonFinite: 'skip',
+        maxGradNorm: 1,
+      } satisfies CollectiveConfig,
+    })),
   ];
   await waitGo();
   for (const v of variants) {
     let phases: Partial<Record<TimedPhase, number>> = {};
-    const timer: PhaseTimer = (p, s) => { phases[p] = (phases[p] ?? 0) + s; };
-    const collective = v.dense ? new DenseCollective(transport, layout, v.cfg, hp, schedule, timer) : new ShardedCollective(transport, layout, v.cfg, hp, schedule, timer);
+    const timer: PhaseTimer = (p, s) => {
+      phases[p] = (phases[p] ?? 0) + s;
+    };
+    const collective = v.dense
+      ? new DenseCollective(transport, layout, v.cfg, hp, schedule, timer)
+      : new ShardedCollective(transport, layout, v.cfg, hp, schedule, timer);
     const samples: StepSample[] = [];
     for (let i = 0; i < size.warmup + size.reps; i++) {
       fillRandom(localSum, 1000 * rank + step + 1);
       await barrier();
-      sent = 0; received = 0; byPhase = {}; phases = {};
+      sent = 0;
+      received = 0;
+      byPhase = {};
+      phases = {};
       const t0 = performance.now();
       const u = await collective.step({ step, params, localSum, microBatches: n });
       const seconds = (performance.now() - t0) / 1000;
@@ -211,15 +268,22 @@ function start(role: string, env: Record<string, string>): { child: ChildProcess
   const child = fork(SELF, [], { env: { ...process.env, GMT_BENCH_ROLE: role, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const msgs: ChildMsg[] = [];
   let onReady: () => void = () => undefined;
-  const ready = new Promise<void>((r) => { onReady = r; });
-  child.on('message', (m: ChildMsg) => { msgs.push(m); if (m.kind === 'ready') onReady(); });
+  const ready = new Promise<void>((r) => {
+    onReady = r;
+  });
+  child.on('message', (m: ChildMsg) => {
+    msgs.push(m);
+    if (m.kind === 'ready') onReady();
+  });
   const done = new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${role} child exited ${code}`)))));
   return { child, msgs, ready, done };
 }
 
 /** Aggregate delivered rate (B/s) of flows: Σ bytes / (max last − min first). */
 async function flows(url: string, n: number, pubs: boolean[], subs: boolean[]): Promise<number> {
-  const kids = Array.from({ length: n }, (_, r) => start('flow', { URL: url, RANK: String(r), N: String(n), PUB: pubs[r] ? '1' : '0', SUB: subs[r] ? '1' : '0' }));
+  const kids = Array.from({ length: n }, (_, r) =>
+    start('flow', { URL: url, RANK: String(r), N: String(n), PUB: pubs[r] ? '1' : '0', SUB: subs[r] ? '1' : '0' }),
+  );
   await Promise.all(kids.map((k) => k.ready));
   for (const k of kids) k.child.send({ kind: 'go' });
   await Promise.all(kids.map((k) => k.done));
@@ -246,13 +310,18 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const server = await startNatsServer({ binary: await ensureBinary('nats-server') });
   try {
-    console.log(`collective benchmark: nats-server ${server.url}, ${MSG_BYTES / 1024} KiB messages/chunks, Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs`);
+    console.log(
+      `collective benchmark: nats-server ${server.url}, ${MSG_BYTES / 1024} KiB messages/chunks, Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs`,
+    );
     const L = await flows(server.url, 2, [true, false], [false, true]);
     const E: Record<number, number> = {};
-    for (const n of worlds) E[n] = await flows(server.url, n, Array(n).fill(true), Array(n).fill(true));
+    for (const n of worlds) E[n] = await flows(server.url, n, new Array<boolean>(n).fill(true), new Array<boolean>(n).fill(true));
     console.log('\n(a) raw NATS (MB = 1e6 B)');
     console.log(`  L        1 pub → 1 sub              ${f(L / MB, 0)} MB/s`);
-    for (const n of worlds) console.log(`  E_hub(${n}) ${n} concurrent flows (ring)   ${f(E[n]! / MB, 0)} MB/s aggregate; E_hub/N = ${f(E[n]! / n / MB, 0)} MB/s; bound min(L, E_hub/N) = ${f(Math.min(L, E[n]! / n) / MB, 0)} MB/s`);
+    for (const n of worlds)
+      console.log(
+        `  E_hub(${n}) ${n} concurrent flows (ring)   ${f(E[n]! / MB, 0)} MB/s aggregate; E_hub/N = ${f(E[n]! / n / MB, 0)} MB/s; bound min(L, E_hub/N) = ${f(Math.min(L, E[n]! / n) / MB, 0)} MB/s`,
+      );
 
     const denseRows: string[] = [];
     const rsagRows: string[] = [];
@@ -273,14 +342,20 @@ async function main(): Promise<void> {
         };
         const dense = stat(variants.indexOf('dense'));
         const tAr = dense.phase('all_reduce');
-        const algbw = (4 * P) / tAr, busbw = (algbw * 2 * (n - 1)) / n;
+        const algbw = (4 * P) / tAr,
+          busbw = (algbw * 2 * (n - 1)) / n;
         const bound = Math.min(L, (E[n] ?? NaN) / n);
-        denseRows.push(`${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(dense.stepT, 3), 8)} ${pad(f(tAr, 3), 8)} ${pad(f(dense.phase('optimizer'), 3), 7)} ${pad(f(dense.recv / MB, 1), 9)} ${pad(f((2 * (n - 1) / n) * 4 * P / MB, 1), 9)} ${pad(f(algbw / MB, 0), 7)} ${pad(f(busbw / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(busbw / bound, 2), 6)}`);
+        denseRows.push(
+          `${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(dense.stepT, 3), 8)} ${pad(f(tAr, 3), 8)} ${pad(f(dense.phase('optimizer'), 3), 7)} ${pad(f(dense.recv / MB, 1), 9)} ${pad(f((((2 * (n - 1)) / n) * 4 * P) / MB, 1), 9)} ${pad(f(algbw / MB, 0), 7)} ${pad(f(busbw / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(busbw / bound, 2), 6)}`,
+        );
         {
           const x = stat(variants.indexOf('rs+ag'));
           const tComm = x.phase('reduce_scatter') + x.phase('norm_threshold') + x.phase('all_gather');
-          const ab = (4 * P) / tComm, bb = (ab * 2 * (n - 1)) / n;
-          rsagRows.push(`${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(x.stepT, 3), 8)} ${pad(f(tComm, 3), 8)} ${pad(f(x.phase('optimizer'), 3), 7)} ${pad(f(x.recv / MB, 1), 9)} ${pad(f((2 * (n - 1) / n) * 4 * P / MB, 1), 9)} ${pad(f(ab / MB, 0), 7)} ${pad(f(bb / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(bb / bound, 2), 6)}`);
+          const ab = (4 * P) / tComm,
+            bb = (ab * 2 * (n - 1)) / n;
+          rsagRows.push(
+            `${pad(size, 4)} ${pad(String(P), 10)} ${pad(String(n), 2)} ${pad(f(x.stepT, 3), 8)} ${pad(f(tComm, 3), 8)} ${pad(f(x.phase('optimizer'), 3), 7)} ${pad(f(x.recv / MB, 1), 9)} ${pad(f((((2 * (n - 1)) / n) * 4 * P) / MB, 1), 9)} ${pad(f(ab / MB, 0), 7)} ${pad(f(bb / MB, 0), 7)} ${pad(f(bound / MB, 0), 7)} ${pad(f(bb / bound, 2), 6)}`,
+          );
         }
         for (const r of RATIOS) {
           const s = stat(variants.indexOf(`r=${r}`));
@@ -288,7 +363,9 @@ async function main(): Promise<void> {
           const a = Math.min(0.125 + 4 * d, 8 * d);
           const model = ((n - 1) / n) * (4 + a) * P + (n - 1) * H;
           const dev = s.recv / model - 1;
-          maskedRows.push(`${pad(size, 4)} ${pad(String(n), 2)} ${pad(String(r), 5)} ${pad(f(100 * s.kept, 1), 6)} ${pad(f(s.stepT, 3), 8)} ${pad(f(s.stepT / dense.stepT, 2), 6)} ${pad(f(s.phase('reduce_scatter'), 3), 7)} ${pad(f(s.phase('norm_threshold'), 3), 8)} ${pad(f(s.phase('all_gather'), 3), 7)} ${pad(f(s.phase('optimizer'), 3), 7)} ${pad(f(s.recv / MB, 2), 9)} ${pad(f(model / MB, 2), 9)} ${pad(`${dev >= 0 ? '+' : ''}${f(100 * dev, 1)}%`, 7)} ${pad(Math.abs(dev) <= 0.05 ? 'yes' : 'NO', 4)} ${pad(f(s.recv / dense.recv, 3), 7)} ${pad(f(s.recv / ((2 * (n - 1) / n) * 4 * P), 3), 6)} ${pad(f((4 + a) / 8, 3), 7)}`);
+          maskedRows.push(
+            `${pad(size, 4)} ${pad(String(n), 2)} ${pad(String(r), 5)} ${pad(f(100 * s.kept, 1), 6)} ${pad(f(s.stepT, 3), 8)} ${pad(f(s.stepT / dense.stepT, 2), 6)} ${pad(f(s.phase('reduce_scatter'), 3), 7)} ${pad(f(s.phase('norm_threshold'), 3), 8)} ${pad(f(s.phase('all_gather'), 3), 7)} ${pad(f(s.phase('optimizer'), 3), 7)} ${pad(f(s.recv / MB, 2), 9)} ${pad(f(model / MB, 2), 9)} ${pad(`${dev >= 0 ? '+' : ''}${f(100 * dev, 1)}%`, 7)} ${pad(Math.abs(dev) <= 0.05 ? 'yes' : 'NO', 4)} ${pad(f(s.recv / dense.recv, 3), 7)} ${pad(f(s.recv / (((2 * (n - 1)) / n) * 4 * P), 3), 6)} ${pad(f((4 + a) / 8, 3), 7)}`,
+          );
         }
         process.stderr.write(`[bench] P=${size} N=${n}: ${((performance.now() - ts) / 1000).toFixed(1)} s\n`);
       }
@@ -298,7 +375,7 @@ async function main(): Promise<void> {
     for (const row of denseRows) console.log(row);
     console.log('   recv MB: measured per-rank payload received (DenseCollective broadcasts: (N−1)·4P); ring MB: 2(N−1)/N·4P, the busbw convention');
     console.log('   algbw = 4P / t_allreduce, busbw = algbw·2(N−1)/N (MB/s); bound = min(L, E_hub(N)/N); ratio = busbw / bound');
-    console.log('\n(b2) dense reduce-scatter + all-gather (ShardedCollective, sft: the protocol\'s own dense path; comm = RS + norm + AG)');
+    console.log("\n(b2) dense reduce-scatter + all-gather (ShardedCollective, sft: the protocol's own dense path; comm = RS + norm + AG)");
     console.log('   P      params  N   step s   comm s   opt s  recv MB  ring MB   algbw   busbw   bound  ratio');
     for (const row of rsagRows) console.log(row);
     console.log('\n(c) masked pipeline (ShardedCollective, gmt, tensor scope, update mode; per-rank payload bytes received per step)');
@@ -315,6 +392,11 @@ async function main(): Promise<void> {
 const role = process.env['GMT_BENCH_ROLE'];
 const run = role === 'flow' ? flowRole : role === 'rank' ? rankRole : main;
 run().then(
-  () => { if (role !== undefined) process.exit(0); },
-  (err: unknown) => { console.error(err); process.exit(1); },
+  () => {
+    if (role !== undefined) process.exit(0);
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
 );

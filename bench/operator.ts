@@ -64,7 +64,12 @@ async function main(): Promise<void> {
     if (applied.code !== 0) throw new Error(`kubectl apply ${CRD_PATH}: ${applied.stderr}`);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const core = kc.makeApiClient(CoreV1Api);
-    await waitFor('CRD served', async () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }).then(() => true, () => undefined));
+    await waitFor('CRD served', async () =>
+      custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }).then(
+        () => true,
+        () => undefined,
+      ),
+    );
     const ns = await createTestNamespace(kc, 'bench-op');
     log(`control plane up; ${N} suspended GmtFineTunes into ${ns}`);
 
@@ -74,14 +79,24 @@ async function main(): Promise<void> {
     const afterStart = mem();
 
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: N }, (_, i) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body: job(`job-${String(i).padStart(3, '0')}`) })));
+    await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body: job(`job-${String(i).padStart(3, '0')}`) }),
+      ),
+    );
     const created = performance.now();
     let suspended = 0;
-    await waitFor(`${N} Suspended`, async () => {
-      const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as { items: { status?: { phase?: string } }[] };
-      suspended = list.items.filter((j) => j.status?.phase === 'Suspended').length;
-      return suspended === N ? true : undefined;
-    }, { timeoutMs: 150_000, intervalMs: 100 });
+    await waitFor(
+      `${N} Suspended`,
+      async () => {
+        const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as {
+          items: { status?: { phase?: string } }[];
+        };
+        suspended = list.items.filter((j) => j.status?.phase === 'Suspended').length;
+        return suspended === N ? true : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 100 },
+    );
     const allSuspended = performance.now();
     const reconciles = await reconcileTotal(op);
     const writes = op.reconciler.stats.statusWrites;
@@ -101,7 +116,10 @@ async function main(): Promise<void> {
     await op.waitForSync();
     const synced = performance.now();
     const restarted = op;
-    await waitFor(`restarted operator reconciles ${N}`, async () => ((await reconcileTotal(restarted)) >= N ? true : undefined), { timeoutMs: 60_000, intervalMs: 20 });
+    await waitFor(`restarted operator reconciles ${N}`, async () => ((await reconcileTotal(restarted)) >= N ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 20,
+    });
     const resync = performance.now();
     const restartWrites = op.reconciler.stats.statusWrites;
     const afterRestart = mem();

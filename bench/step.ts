@@ -4,7 +4,7 @@
  * Goal: GMT overhead ≤ 3% (the paper measured GMT 6-14% slower than SFT).
  */
 import { initBackend } from '../trainer/src/backend.js';
-import { TrainerConfigSchema } from '../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../contract/config.js';
 import { MODEL_PRESETS, type ModelPreset } from '../trainer/src/model/config.js';
 import { Gpt2Model } from '../trainer/src/model/gpt2.js';
 import { initParams } from '../trainer/src/model/init.js';
@@ -17,7 +17,8 @@ const rounds = Number(process.env['BENCH_ROUNDS'] ?? 8);
 const backend = await initBackend((process.env['BENCH_BACKEND'] ?? 'auto') as 'auto');
 const cfg = MODEL_PRESETS[preset];
 const model = new Gpt2Model(cfg);
-const B = Number(process.env['BENCH_BATCH'] ?? 16), T = Math.min(64, cfg.nPositions);
+const B = Number(process.env['BENCH_BATCH'] ?? 16),
+  T = Math.min(64, cfg.nPositions);
 const batch = randomBatch(cfg.vocabSize, B, T);
 const variants = [
   { name: 'sft', over: { method: 'sft' } },
@@ -25,7 +26,14 @@ const variants = [
   { name: 'gmt r=0.9', over: { method: 'gmt', maskRatio: 0.9 } },
 ].map((v) => {
   const c = TrainerConfigSchema.parse({ ...v.over, steps: 1000 });
-  return { ...v, updater: new Updater(model.layout, c, optimizerParams(c), scheduleParams(c)), params: initParams(model.layout, 1), state: createOptimizerState('adamw', model.layout.size), times: [] as number[], updateTimes: [] as number[] };
+  return {
+    ...v,
+    updater: new Updater(model.layout, c, optimizerParams(c), scheduleParams(c)),
+    params: initParams(model.layout, 1),
+    state: createOptimizerState('adamw', model.layout.size),
+    times: [] as number[],
+    updateTimes: [] as number[],
+  };
 });
 console.log(`bench:step  model=${preset} (${model.layout.size.toLocaleString('en-US')} params)  batch=${B}x${T}  backend=${backend.name}  rounds=${rounds}`);
 for (let r = -1; r < rounds; r++) {
@@ -35,11 +43,16 @@ for (let r = -1; r < rounds; r++) {
     const t1 = performance.now();
     v.updater.update(Math.max(0, r), v.params, grads, v.state);
     const t2 = performance.now();
-    if (r >= 0) { v.times.push(t2 - t0); v.updateTimes.push(t2 - t1); }
+    if (r >= 0) {
+      v.times.push(t2 - t0);
+      v.updateTimes.push(t2 - t1);
+    }
   }
 }
 const sft = median(variants[0]!.times);
 for (const v of variants) {
   const m = median(v.times);
-  console.log(`  ${v.name.padEnd(10)} step ${m.toFixed(1).padStart(8)} ms   update ${median(v.updateTimes).toFixed(2).padStart(7)} ms   ratio vs sft ${(m / sft).toFixed(3)}   overhead ${(100 * (m / sft - 1)).toFixed(1)}%`);
+  console.log(
+    `  ${v.name.padEnd(10)} step ${m.toFixed(1).padStart(8)} ms   update ${median(v.updateTimes).toFixed(2).padStart(7)} ms   ratio vs sft ${(m / sft).toFixed(3)}   overhead ${(100 * (m / sft - 1)).toFixed(1)}%`,
+  );
 }

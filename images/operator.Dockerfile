@@ -17,8 +17,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
+# The operator imports only contract/ (the trainer↔operator contract), never trainer/.
+COPY dist/contract ./dist/contract
 COPY dist/operator ./dist/operator
-COPY dist/trainer ./dist/trainer
 # The `node` user of the base image (uid 1000); the chart also sets runAsNonRoot and a read-only root.
 USER 1000:1000
 EXPOSE 8080

@@ -19,7 +19,10 @@ COPY package.json package-lock.json ./
 # 2.9.1 and builds the binding), then drops the build toolchain.
 RUN npm ci --omit=dev && npm cache clean --force \
  && apt-get purge -y --auto-remove make g++ && rm -rf /var/lib/apt/lists/*
+COPY dist/contract ./dist/contract
 COPY dist/trainer ./dist/trainer
+# The bundled base model (baseModel "bundled", the default).
+COPY trainer/assets ./trainer/assets
 
 RUN groupadd --gid 1000 gmt && useradd --uid 1000 --gid 1000 --no-create-home --shell /usr/sbin/nologin gmt
 USER 1000:1000

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { cacheDir } from '../test/harness/binaries.js';
+import { cacheDir } from '../trainer/src/collective/nats/find-server.js';
 
 /** State written by the daemon once the cluster is ready. */
 export const ClusterStateSchema = z.object({

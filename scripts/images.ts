@@ -34,7 +34,11 @@ async function main(): Promise<void> {
   if (state !== undefined) {
     const node = join(clusterDir(), 'node');
     for (const a of archives) {
-      await run('nsenter', [`--mount=${join(node, 'mntns')}`, '--', 'ctr', '-a', join(node, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a], { timeoutMs: 600_000 });
+      await run(
+        'nsenter',
+        [`--mount=${join(node, 'mntns')}`, '--', 'ctr', '-a', join(node, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a],
+        { timeoutMs: 600_000 },
+      );
     }
     log(`gmt: loaded ${archives.length} images into the local cluster`);
   } else {

@@ -2,7 +2,8 @@
 // default) and prints where they are. Run before the integration/e2e tiers so ava's timeouts never
 // include a cold Go build.
 
-import { BINARY_NAMES, binaryVersion, cacheDir, ensureBinaries, formatDuration, type BinaryName } from '../test/harness/binaries.js';
+import { cacheDir } from '../trainer/src/collective/nats/find-server.js';
+import { BINARY_NAMES, binaryVersion, ensureBinaries, formatDuration, type BinaryName } from '../test/harness/binaries.js';
 
 function isBinaryName(s: string): s is BinaryName {
   return (BINARY_NAMES as readonly string[]).includes(s);

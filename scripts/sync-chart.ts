@@ -36,7 +36,8 @@ async function jsonFiles(dir: string): Promise<string[]> {
 export async function chartDrift(root: string): Promise<ChartDrift[]> {
   const want = new Map<string, string | null>([[CHART_CRD_FILE, renderCrdYaml()]]);
   for (const f of await jsonFiles(join(root, DASHBOARDS_DIR))) want.set(`${CHART_DASHBOARDS_DIR}/${f}`, await readFile(join(root, DASHBOARDS_DIR, f), 'utf8'));
-  for (const f of await jsonFiles(join(root, CHART_DASHBOARDS_DIR))) if (!want.has(`${CHART_DASHBOARDS_DIR}/${f}`)) want.set(`${CHART_DASHBOARDS_DIR}/${f}`, null);
+  for (const f of await jsonFiles(join(root, CHART_DASHBOARDS_DIR)))
+    if (!want.has(`${CHART_DASHBOARDS_DIR}/${f}`)) want.set(`${CHART_DASHBOARDS_DIR}/${f}`, null);
   const out: ChartDrift[] = [];
   for (const [path, content] of want) {
     const have = await readFile(join(root, path), 'utf8').catch(() => null);

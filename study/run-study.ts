@@ -15,8 +15,16 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TrainerConfigSchema, type TrainerConfig } from '../trainer/src/config/schema.js';
-import { createTokenizer, generateCorpus, parseSyntheticTask, splitTrainEval, writeJsonl, type SyntheticProblem, type SyntheticTask } from '../trainer/src/data/index.js';
+import { TrainerConfigSchema, type TrainerConfig } from '../contract/config.js';
+import {
+  createTokenizer,
+  generateCorpus,
+  parseSyntheticTask,
+  splitTrainEval,
+  writeJsonl,
+  type SyntheticProblem,
+  type SyntheticTask,
+} from '../trainer/src/data/index.js';
 import { loadModelWeights } from '../trainer/src/checkpoint/index.js';
 import { createLogger } from '../trainer/src/log.js';
 import { trainFlopsPerToken } from '../trainer/src/model/config.js';
@@ -36,7 +44,9 @@ const RESULTS = join(OUT_DIR, 'results.json');
 
 // ---- the protocol (fixed before any result was seen; see docs/study.md "Protocol") --------------
 const FULL = process.argv.includes('--full');
-const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined);
+const onlyArg =
+  process.argv.find((a) => a.startsWith('--only='))?.slice(7) ??
+  (process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined);
 const ONLY = new Set((onlyArg ?? 'main,ablation,sweep,drop,ranks').split(','));
 
 export const PROTOCOL = {
@@ -65,8 +75,13 @@ export const PROTOCOL = {
 type Json = Record<string, unknown>;
 const silent = createLogger('text', {}, () => {});
 const t0 = Date.now();
-const elapsed = (): string => { const s = Math.round((Date.now() - t0) / 1000); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`; };
-const say = (line: string): void => { process.stdout.write(`[study ${elapsed()}] ${line}\n`); };
+const elapsed = (): string => {
+  const s = Math.round((Date.now() - t0) / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+const say = (line: string): void => {
+  process.stdout.write(`[study ${elapsed()}] ${line}\n`);
+};
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
 /** The pretraining corpus lines exactly as `npm run pretrain` builds them (to keep them out of eval). */
@@ -74,7 +89,15 @@ function pretrainLines(): Set<string> {
   const fineTune = parseSyntheticSpec('synthetic:arithmetic', 'trainData')!;
   const heldOut = splitTrainEval(42, fineTune, { trainCount: 0, evalCount: 200 }).eval.map((p) => p.prompt);
   const tasks = [parseSyntheticTask({ kind: 'arithmetic', options: { minSteps: 1, maxSteps: 1 } }), parseSyntheticTask({ kind: 'symbolic', options: {} })];
-  return new Set(generateCorpus(PRETRAIN_DEFAULTS.seed, { documents: PRETRAIN_DEFAULTS.documents, linesPerDocument: 1, tasks, exclude: new Set(heldOut), freeTextRate: 0.4 }));
+  return new Set(
+    generateCorpus(PRETRAIN_DEFAULTS.seed, {
+      documents: PRETRAIN_DEFAULTS.documents,
+      linesPerDocument: 1,
+      tasks,
+      exclude: new Set(heldOut),
+      freeTextRate: 0.4,
+    }),
+  );
 }
 
 /** Fixed train / held-out JSONL files of a task; held-out problems seen in pretraining are removed. */
@@ -85,33 +108,82 @@ async function taskFiles(dir: string, name: string, task: SyntheticTask, corpus:
   const leaked = split.eval.slice(0, PROTOCOL.evalSize).filter((p) => corpus.has(p.prompt + p.completion)).length;
   if (clean.length < PROTOCOL.evalSize) throw new Error(`${name}: only ${clean.length} held-out problems unseen in pretraining`);
   const rec = (ps: readonly SyntheticProblem[]) => ps.map((p) => ({ prompt: p.prompt, completion: p.completion }));
-  const train = join(dir, `${name}-train.jsonl`), evalPath = join(dir, `${name}-eval.jsonl`);
+  const train = join(dir, `${name}-train.jsonl`),
+    evalPath = join(dir, `${name}-eval.jsonl`);
   await writeJsonl(train, rec(split.train));
   await writeJsonl(evalPath, rec(clean.slice(0, PROTOCOL.evalSize)));
   return { train, eval: evalPath, leaked };
 }
 
 function config(work: string, files: { train: string; eval: string }, over: Partial<TrainerConfig>): TrainerConfig {
-  return Object.freeze(TrainerConfigSchema.parse({
-    runName: 'study', backend: 'wasm', baseModel: 'bundled', tokenizer: 'byte', trainData: files.train, evalData: files.eval,
-    seqLen: PROTOCOL.seqLen, microBatchSize: PROTOCOL.microBatchSize, steps: PROTOCOL.steps, lr: PROTOCOL.lr, maskRatio: PROTOCOL.maskRatio,
-    evalExamples: PROTOCOL.evalSize, maxNewTokens: PROTOCOL.maxNewTokens, progress: 'none', resume: 'never', keepCheckpoints: 1,
-    checkpointDir: join(work, 'ckpt', `run-${Math.random().toString(36).slice(2)}`), ...over,
-  }));
+  return Object.freeze(
+    TrainerConfigSchema.parse({
+      runName: 'study',
+      backend: 'wasm',
+      baseModel: 'bundled',
+      tokenizer: 'byte',
+      trainData: files.train,
+      evalData: files.eval,
+      seqLen: PROTOCOL.seqLen,
+      microBatchSize: PROTOCOL.microBatchSize,
+      steps: PROTOCOL.steps,
+      lr: PROTOCOL.lr,
+      maskRatio: PROTOCOL.maskRatio,
+      evalExamples: PROTOCOL.evalSize,
+      maxNewTokens: PROTOCOL.maxNewTokens,
+      progress: 'none',
+      resume: 'never',
+      keepCheckpoints: 1,
+      checkpointDir: join(work, 'ckpt', `run-${Math.random().toString(36).slice(2)}`),
+      ...over,
+    }),
+  );
 }
 
-interface RunRecord extends Json { task: string; method: string; seed: number; maskRatio: number; maskScope: string; maskMode: string; exactMatch: number; loss: number; trainSeconds: number; stepSeconds: number; tokensPerStep: number; flopsPerStep: number; keptRatio: number; finalTrainLoss: number }
+interface RunRecord extends Json {
+  task: string;
+  method: string;
+  seed: number;
+  maskRatio: number;
+  maskScope: string;
+  maskMode: string;
+  exactMatch: number;
+  loss: number;
+  trainSeconds: number;
+  stepSeconds: number;
+  tokensPerStep: number;
+  flopsPerStep: number;
+  keptRatio: number;
+  finalTrainLoss: number;
+}
 
 let runCounter = 0;
-async function fineTune(work: string, files: { train: string; eval: string }, task: string, over: Partial<TrainerConfig>, label: string): Promise<{ rec: RunRecord; params: Float32Array }> {
+async function fineTune(
+  work: string,
+  files: { train: string; eval: string },
+  task: string,
+  over: Partial<TrainerConfig>,
+  label: string,
+): Promise<{ rec: RunRecord; params: Float32Array }> {
   const c = config(work, files, over);
   const s = await runTraining(c, { log: silent, skipEvalBefore: true });
   await rm(c.checkpointDir, { recursive: true, force: true });
   const tokensPerStep = (s.tokensPerSecond * s.trainSeconds) / s.steps;
   const rec: RunRecord = {
-    task, method: c.method, seed: c.seed, maskRatio: c.maskRatio, maskScope: c.maskScope, maskMode: c.maskMode,
-    exactMatch: s.after.exactMatch, loss: s.after.loss, trainSeconds: s.trainSeconds, stepSeconds: s.trainSeconds / s.steps,
-    tokensPerStep, flopsPerStep: tokensPerStep * trainFlopsPerToken(s.modelConfig, c.seqLen), keptRatio: s.keptRatio, finalTrainLoss: s.finalLoss,
+    task,
+    method: c.method,
+    seed: c.seed,
+    maskRatio: c.maskRatio,
+    maskScope: c.maskScope,
+    maskMode: c.maskMode,
+    exactMatch: s.after.exactMatch,
+    loss: s.after.loss,
+    trainSeconds: s.trainSeconds,
+    stepSeconds: s.trainSeconds / s.steps,
+    tokensPerStep,
+    flopsPerStep: tokensPerStep * trainFlopsPerToken(s.modelConfig, c.seqLen),
+    keptRatio: s.keptRatio,
+    finalTrainLoss: s.finalLoss,
   };
   runCounter++;
   say(`run ${runCounter} ${label}: EM ${pct(rec.exactMatch)} · held-out loss ${rec.loss.toFixed(4)} · ${rec.stepSeconds.toFixed(3)} s/step`);
@@ -119,10 +191,18 @@ async function fineTune(work: string, files: { train: string; eval: string }, ta
 }
 
 /** Reset a fraction of delta parameters per tensor: the smallest |δ| (trivial), largest (salient) or random ones. */
-function dropDeltas(layout: Gpt2Model['layout'], base: Float32Array, tuned: Float32Array, ratio: number, kind: 'trivial' | 'salient' | 'random', seed: number): Float32Array {
+function dropDeltas(
+  layout: Gpt2Model['layout'],
+  base: Float32Array,
+  tuned: Float32Array,
+  ratio: number,
+  kind: 'trivial' | 'salient' | 'random',
+  seed: number,
+): Float32Array {
   const out = tuned.slice();
   for (const [slotIndex, slot] of layout.slots.entries()) {
-    const n = slot.size, k = Math.round(ratio * n);
+    const n = slot.size,
+      k = Math.round(ratio * n);
     if (k === 0) continue;
     const idx = Array.from({ length: n }, (_, i) => i);
     if (kind === 'random') new Rng(deriveSeed(seed, 'drop', slotIndex)).shuffle(idx);
@@ -137,7 +217,7 @@ function dropDeltas(layout: Gpt2Model['layout'], base: Float32Array, tuned: Floa
 }
 
 async function loadResults(): Promise<Json> {
-  return existsSync(RESULTS) ? JSON.parse(await readFile(RESULTS, 'utf8')) as Json : {};
+  return existsSync(RESULTS) ? (JSON.parse(await readFile(RESULTS, 'utf8')) as Json) : {};
 }
 
 async function save(results: Json): Promise<void> {
@@ -162,9 +242,16 @@ async function main(): Promise<void> {
     const corpus = pretrainLines();
     const files: Record<string, { train: string; eval: string; leaked: number }> = {};
     for (const [name, spec] of Object.entries(PROTOCOL.tasks)) files[name] = await taskFiles(work, name, parseSyntheticSpec(spec, 'trainData')!, corpus);
-    const protocol: Json = { ...PROTOCOL, heldOutSeenInPretraining: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.leaked])), node: process.version, cpus: (await import('node:os')).cpus().length };
+    const protocol: Json = {
+      ...PROTOCOL,
+      heldOutSeenInPretraining: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.leaked])),
+      node: process.version,
+      cpus: (await import('node:os')).cpus().length,
+    };
     Object.assign(results, { protocol, started });
-    say(`profile ${PROTOCOL.profile}: ${PROTOCOL.steps} steps, seeds ${PROTOCOL.seeds.join(',')}, ${PROTOCOL.evalSize} held-out problems per task, mask ratio ${PROTOCOL.maskRatio}`);
+    say(
+      `profile ${PROTOCOL.profile}: ${PROTOCOL.steps} steps, seeds ${PROTOCOL.seeds.join(',')}, ${PROTOCOL.evalSize} held-out problems per task, mask ratio ${PROTOCOL.maskRatio}`,
+    );
 
     // Base model (no fine-tuning) on each task.
     const tokenizer = createTokenizer('byte');
@@ -207,7 +294,13 @@ async function main(): Promise<void> {
       results.ablation = runs;
       for (const seed of PROTOCOL.seeds) {
         for (const over of [{ maskScope: 'global' as const }, { maskMode: 'gradient' as const }]) {
-          const { rec } = await fineTune(work, files.arithmetic!, 'arithmetic', { method: 'gmt', seed, ...over }, `ablation arithmetic gmt ${JSON.stringify(over)} seed ${seed}`);
+          const { rec } = await fineTune(
+            work,
+            files.arithmetic!,
+            'arithmetic',
+            { method: 'gmt', seed, ...over },
+            `ablation arithmetic gmt ${JSON.stringify(over)} seed ${seed}`,
+          );
           runs.push(rec);
         }
         await save(results);
@@ -218,10 +311,21 @@ async function main(): Promise<void> {
       const seed = PROTOCOL.seeds[0]!;
       const runs: RunRecord[] = [];
       results.sweep = runs;
-      const reuse = ((results.main ?? []) as RunRecord[]).find((r) => r.task === 'arithmetic' && r.method === 'gmt' && r.seed === seed && r.maskRatio === PROTOCOL.maskRatio);
+      const reuse = ((results.main ?? []) as RunRecord[]).find(
+        (r) => r.task === 'arithmetic' && r.method === 'gmt' && r.seed === seed && r.maskRatio === PROTOCOL.maskRatio,
+      );
       for (const maskRatio of PROTOCOL.sweepRatios) {
-        if (reuse !== undefined && maskRatio === PROTOCOL.maskRatio) { runs.push(reuse); continue; }
-        const { rec } = await fineTune(work, files.arithmetic!, 'arithmetic', { method: 'gmt', seed, maskRatio }, `sweep arithmetic gmt ratio ${maskRatio} seed ${seed}`);
+        if (reuse !== undefined && maskRatio === PROTOCOL.maskRatio) {
+          runs.push(reuse);
+          continue;
+        }
+        const { rec } = await fineTune(
+          work,
+          files.arithmetic!,
+          'arithmetic',
+          { method: 'gmt', seed, maskRatio },
+          `sweep arithmetic gmt ratio ${maskRatio} seed ${seed}`,
+        );
         runs.push(rec);
         await save(results);
       }
@@ -230,7 +334,8 @@ async function main(): Promise<void> {
 
     if (ONLY.has('drop')) {
       const seed = PROTOCOL.seeds[0]!;
-      if (sftParams === undefined) sftParams = (await fineTune(work, files.arithmetic!, 'arithmetic', { method: 'sft', seed }, `drop: SFT arithmetic seed ${seed}`)).params;
+      if (sftParams === undefined)
+        sftParams = (await fineTune(work, files.arithmetic!, 'arithmetic', { method: 'sft', seed }, `drop: SFT arithmetic seed ${seed}`)).params;
       const e = await evalWith('arithmetic', undefined);
       const rows: Json[] = [];
       results.drop = { task: 'arithmetic', seed, sftExactMatch: e.run(sftParams).exactMatch, rows };
@@ -252,16 +357,59 @@ async function main(): Promise<void> {
       let reference: Float32Array | undefined;
       for (const n of [1, 2, 4]) {
         const dir = join(work, `ranks-${n}`);
-        const args = [main, '--backend', 'wasm', '--train-data', files.arithmetic!.train, '--eval-data', files.arithmetic!.eval, '--method', 'gmt',
-          '--mask-ratio', String(PROTOCOL.maskRatio), '--seed', String(PROTOCOL.seeds[0]), '--steps', String(steps), '--lr', String(PROTOCOL.lr),
-          '--seq-len', String(PROTOCOL.seqLen), '--micro-batch-size', String(microBatchSize), '--accum-steps', String(globalMicroBatches / n),
-          '--eval-examples', '16', '--max-new-tokens', '2', '--checkpoint-dir', dir, '--resume', 'never', '--progress', 'none', '--job-id', `study-ranks-${n}`,
-          ...(n > 1 ? ['--workers', String(n)] : [])];
+        const args = [
+          main,
+          '--backend',
+          'wasm',
+          '--train-data',
+          files.arithmetic!.train,
+          '--eval-data',
+          files.arithmetic!.eval,
+          '--method',
+          'gmt',
+          '--mask-ratio',
+          String(PROTOCOL.maskRatio),
+          '--seed',
+          String(PROTOCOL.seeds[0]),
+          '--steps',
+          String(steps),
+          '--lr',
+          String(PROTOCOL.lr),
+          '--seq-len',
+          String(PROTOCOL.seqLen),
+          '--micro-batch-size',
+          String(microBatchSize),
+          '--accum-steps',
+          String(globalMicroBatches / n),
+          '--eval-examples',
+          '16',
+          '--max-new-tokens',
+          '2',
+          '--checkpoint-dir',
+          dir,
+          '--resume',
+          'never',
+          '--progress',
+          'none',
+          '--job-id',
+          `study-ranks-${n}`,
+          ...(n > 1 ? ['--workers', String(n)] : []),
+        ];
         const ts = Date.now();
         const p = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000, cwd: ROOT });
         const seconds = (Date.now() - ts) / 1000;
         if (p.status !== 0) {
-          rows.push({ ranks: n, ok: false, exitCode: p.status, seconds, error: (p.stderr ?? '').split('\n').filter((l) => l.trim() !== '').slice(-5).join('\n') });
+          rows.push({
+            ranks: n,
+            ok: false,
+            exitCode: p.status,
+            seconds,
+            error: p.stderr
+              .split('\n')
+              .filter((l) => l.trim() !== '')
+              .slice(-5)
+              .join('\n'),
+          });
           say(`ranks ${n}: FAILED (exit ${p.status})`);
           continue;
         }
@@ -269,14 +417,32 @@ async function main(): Promise<void> {
         const hash = await sha256(file);
         const params = (await loadModelWeights(dirname(file))).params;
         reference ??= params;
-        let maxAbs = 0, diff2 = 0, ref2 = 0;
-        for (let i = 0; i < params.length; i++) { const d = params[i]! - reference[i]!; maxAbs = Math.max(maxAbs, Math.abs(d)); diff2 += d * d; ref2 += reference[i]! ** 2; }
-        rows.push({ ranks: n, ok: true, accumSteps: globalMicroBatches / n, sha256: hash, seconds, maxAbsDiffVs1: maxAbs, relL2DiffVs1: Math.sqrt(diff2 / ref2) });
-        say(`ranks ${n} (accum ${globalMicroBatches / n}): model.safetensors sha256 ${hash.slice(0, 16)}… max |Δθ| vs 1 rank ${maxAbs.toExponential(2)} (${seconds.toFixed(1)} s)`);
+        let maxAbs = 0,
+          diff2 = 0,
+          ref2 = 0;
+        for (let i = 0; i < params.length; i++) {
+          const d = params[i]! - reference[i]!;
+          maxAbs = Math.max(maxAbs, Math.abs(d));
+          diff2 += d * d;
+          ref2 += reference[i]! ** 2;
+        }
+        rows.push({
+          ranks: n,
+          ok: true,
+          accumSteps: globalMicroBatches / n,
+          sha256: hash,
+          seconds,
+          maxAbsDiffVs1: maxAbs,
+          relL2DiffVs1: Math.sqrt(diff2 / ref2),
+        });
+        say(
+          `ranks ${n} (accum ${globalMicroBatches / n}): model.safetensors sha256 ${hash.slice(0, 16)}… max |Δθ| vs 1 rank ${maxAbs.toExponential(2)} (${seconds.toFixed(1)} s)`,
+        );
       }
       const hashes = rows.filter((r) => r.ok).map((r) => r.sha256);
-      (results.ranks as Json).identical = hashes.length === 3 && new Set(hashes).size === 1;
-      say(`ranks 1/2/4 bit-identical: ${(results.ranks as Json).identical}`);
+      const identical = hashes.length === 3 && new Set(hashes).size === 1;
+      (results.ranks as Json).identical = identical;
+      say(`ranks 1/2/4 bit-identical: ${identical}`);
     }
     results.finished = new Date().toISOString();
     results.wallSeconds = (Date.now() - t0) / 1000;
@@ -289,5 +455,11 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(() => process.exit(0), (e: unknown) => { process.stderr.write(`[study] ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`); process.exit(1); });
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`[study] ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -17,7 +17,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { startOperator, type Logger } from './controller/index.js';
-import { startTracing } from '../../trainer/src/tracing/index.js';
+import { startTracing } from '../../contract/tracing.js';
 
 const FlagsSchema = z.object({
   kubeconfig: z.string().optional(),
@@ -55,8 +55,13 @@ class UsageError extends Error {
 function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): z.infer<typeof FlagsSchema> {
   const raw: Record<string, string> = {};
   const fromEnv: Record<string, string | undefined> = {
-    kubeconfig: env['KUBECONFIG'], namespace: env['GMT_WATCH_NAMESPACES'], natsUrl: env['GMT_NATS_URL'], natsCreds: env['NATS_CREDS'], metricsPort: env['GMT_METRICS_PORT'],
-    leaderElect: env['GMT_LEADER_ELECT'], leaderElectionNamespace: env['POD_NAMESPACE'],
+    kubeconfig: env['KUBECONFIG'],
+    namespace: env['GMT_WATCH_NAMESPACES'],
+    natsUrl: env['GMT_NATS_URL'],
+    natsCreds: env['NATS_CREDS'],
+    metricsPort: env['GMT_METRICS_PORT'],
+    leaderElect: env['GMT_LEADER_ELECT'],
+    leaderElectionNamespace: env['POD_NAMESPACE'],
   };
   for (const [k, v] of Object.entries(fromEnv)) if (v !== undefined && v !== '') raw[k] = v;
   for (let i = 0; i < argv.length; i++) {
@@ -94,12 +99,26 @@ async function main(): Promise<number> {
   if (flags.kubeconfig !== undefined) kc.loadFromFile(flags.kubeconfig);
   else if (process.env['KUBERNETES_SERVICE_HOST'] !== undefined) kc.loadFromCluster();
   else kc.loadFromDefault();
-  const namespaces = flags.namespace.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  log('info', 'starting', { namespaces: namespaces.length === 0 ? 'all' : namespaces, natsUrl: flags.natsUrl, leaderElect: flags.leaderElect === 'true', server: kc.getCurrentCluster()?.server });
+  const namespaces = flags.namespace
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  log('info', 'starting', {
+    namespaces: namespaces.length === 0 ? 'all' : namespaces,
+    natsUrl: flags.natsUrl,
+    leaderElect: flags.leaderElect === 'true',
+    server: kc.getCurrentCluster()?.server,
+  });
   // OpenTelemetry from the standard OTEL_* variables (off when none is set): a span per reconcile.
   const tracing = startTracing({ serviceName: 'gmt-operator', env: process.env });
   const op = await startOperator({
-    kc, namespaces, natsUrl: flags.natsUrl, natsCreds: flags.natsCreds, workers: flags.workers, trainerMetricsPort: flags.trainerMetricsPort, log,
+    kc,
+    namespaces,
+    natsUrl: flags.natsUrl,
+    natsCreds: flags.natsCreds,
+    workers: flags.workers,
+    trainerMetricsPort: flags.trainerMetricsPort,
+    log,
     ...(flags.metricsPort >= 0 ? { metricsPort: flags.metricsPort } : {}),
     ...(flags.leaderElect === 'true' ? { leaderElection: { namespace: flags.leaderElectionNamespace, name: flags.leaderElectionId } } : {}),
   });

@@ -30,7 +30,6 @@ const NS = 'gmt-system';
 const FULLNAME = 'gmt-gmt-operator';
 let metricsPort = 0;
 
-
 async function helm(args: readonly string[]): Promise<string> {
   const bin = await ensureBinary('helm');
   const home = join(fx.root, 'helm-home');
@@ -39,16 +38,29 @@ async function helm(args: readonly string[]): Promise<string> {
     execFile(
       bin,
       [...args],
-      { env: { ...process.env, KUBECONFIG: fx.cluster().kubeconfigPath, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') }, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: fx.cluster().kubeconfigPath,
+          HELM_CACHE_HOME: join(home, 'cache'),
+          HELM_CONFIG_HOME: join(home, 'config'),
+          HELM_DATA_HOME: join(home, 'data'),
+        },
+        timeout: 180_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => (err === null ? resolve(stdout) : reject(new Error(`helm ${args.join(' ')} failed: ${err.message}\n${stderr}`))),
     );
   });
 }
 
 const values = (): string[] => [
-  '--set', 'image.repository=gmt-operator,image.tag=dev,replicas=1,trainerMetricsPort=0',
-  '--set', `metrics.port=${metricsPort}`,
-  '--set', `nats.inCluster.enabled=false,nats.external.url=${fx.natsUrl()}`,
+  '--set',
+  'image.repository=gmt-operator,image.tag=dev,replicas=1,trainerMetricsPort=0',
+  '--set',
+  `metrics.port=${metricsPort}`,
+  '--set',
+  `nats.inCluster.enabled=false,nats.external.url=${fx.natsUrl()}`,
 ];
 
 test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running and Ready, leader Lease taken', async (t) => {
@@ -60,11 +72,17 @@ test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running
   const { kc } = fx.cluster();
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
-  const dep = await waitFor('operator Deployment available', async () => {
-    const d = await apps.readNamespacedDeployment({ name: FULLNAME, namespace: NS });
-    return d.status?.readyReplicas === 1 && d.status.availableReplicas === 1 ? d : undefined;
-  }, { timeoutMs: 60_000 });
-  const rss = (await apps.listNamespacedReplicaSet({ namespace: NS })).items.filter((r) => r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === dep.metadata?.uid));
+  const dep = await waitFor(
+    'operator Deployment available',
+    async () => {
+      const d = await apps.readNamespacedDeployment({ name: FULLNAME, namespace: NS });
+      return d.status?.readyReplicas === 1 && d.status.availableReplicas === 1 ? d : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+  const rss = (await apps.listNamespacedReplicaSet({ namespace: NS })).items.filter((r) =>
+    r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === dep.metadata?.uid),
+  );
   t.is(rss.length, 1);
   const pods = (await core.listNamespacedPod({ namespace: NS })).items.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === rss[0]?.metadata?.uid));
   t.is(pods.length, 1);
@@ -72,16 +90,27 @@ test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running
   t.true(pods[0]?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
   t.is(pods[0]?.spec?.serviceAccountName, FULLNAME);
   // The operator really serves its probes (the node agent does not run them) and leads.
-  const ready = await waitFor('operator /readyz', async () => {
-    const r = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
-    return r?.ok === true ? r.status : undefined;
-  }, { timeoutMs: 30_000 });
+  const ready = await waitFor(
+    'operator /readyz',
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+      return r?.ok === true ? r.status : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   t.is(ready, 200);
   t.is((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200);
-  const lease = await waitFor('leader Lease held', async () => {
-    const l = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'gmt-operator-leader', namespace: NS }).catch(() => undefined);
-    return (l?.spec?.holderIdentity ?? '') !== '' ? l : undefined;
-  }, { timeoutMs: 30_000 });
+  const lease = await waitFor(
+    'leader Lease held',
+    async () => {
+      const l = await kc
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ name: 'gmt-operator-leader', namespace: NS })
+        .catch(() => undefined);
+      return (l?.spec?.holderIdentity ?? '') !== '' ? l : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   t.truthy(lease.spec?.holderIdentity);
   const crd = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME });
   t.is(crd.metadata?.annotations?.['helm.sh/resource-policy'], 'keep');
@@ -97,7 +126,19 @@ test.serial('chart e2e - the operator installed by the chart runs a tiny GmtFine
 });
 
 test.serial('chart e2e - helm upgrade updates the CRD in the cluster', async (t) => {
-  await helm(['upgrade', RELEASE, repoPath('charts/gmt-operator'), '-n', NS, ...values(), '--set-string', 'crds.annotations.gmt\\.dev/revision=2', '--wait', '--timeout', '120s']);
+  await helm([
+    'upgrade',
+    RELEASE,
+    repoPath('charts/gmt-operator'),
+    '-n',
+    NS,
+    ...values(),
+    '--set-string',
+    'crds.annotations.gmt\\.dev/revision=2',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
   const crd = await fx.cluster().kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME });
   t.is(crd.metadata?.annotations?.['gmt.dev/revision'], '2');
   t.is(crd.metadata?.annotations?.['helm.sh/resource-policy'], 'keep');
@@ -114,7 +155,13 @@ test.serial('chart e2e - helm uninstall removes the operator and its RBAC, keeps
   await waitForGone('ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: FULLNAME }));
   await waitForGone('leader-election Role', () => rbac.readNamespacedRole({ name: `${FULLNAME}-leader-election`, namespace: NS }));
   await waitForGone('ServiceAccount', () => kc.makeApiClient(CoreV1Api).readNamespacedServiceAccount({ name: FULLNAME, namespace: NS }));
-  const crd = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME }).catch((err: unknown) => (isApiError(err, 404) ? undefined : Promise.reject(err)));
+  const crd = await kc
+    .makeApiClient(ApiextensionsV1Api)
+    .readCustomResourceDefinition({ name: CRD_NAME })
+    .catch((err: unknown) => {
+      if (isApiError(err, 404)) return undefined;
+      throw err;
+    });
   t.truthy(crd, 'the CRD is kept');
   const ns = (globalThis as { chartJobNs?: string }).chartJobNs;
   t.truthy(ns);

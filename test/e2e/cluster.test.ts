@@ -3,14 +3,7 @@
 // busybox:1.36 on kind). Everything here goes through the Kubernetes API or kubectl only.
 
 import test from 'ava';
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type V1CustomResourceDefinition,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1CustomResourceDefinition, type V1Pod } from '@kubernetes/client-node';
 import { useTestCluster } from '../harness/cluster.js';
 import { createTestNamespace, runKubectl, waitFor, waitForGone, waitForPodPhase } from '../harness/k8s-helpers.js';
 

@@ -109,7 +109,13 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
     async startOperator(over = {}) {
       await this.installCrd();
       const op = await startOperator({
-        kc: cluster().kc, namespaces: [], natsUrl: natsUrl(), trainerMetricsPort: 0, progressIntervalMs: 1000, metricsPort: 0, metricsHost: '127.0.0.1',
+        kc: cluster().kc,
+        namespaces: [],
+        natsUrl: natsUrl(),
+        trainerMetricsPort: 0,
+        progressIntervalMs: 1000,
+        metricsPort: 0,
+        metricsHost: '127.0.0.1',
         log: (level, msg, fields) => void logs.push(JSON.stringify({ level, msg, ...fields })),
         ...over,
       });
@@ -147,16 +153,26 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
       );
     },
     async waitForJob(t, ns, name, what, ok, timeoutMs = 240_000) {
-      return waitFor(`${ns}/${name}: ${what}`, async () => {
-        const j = await get(ns, name);
-        return ok(j) ? j : undefined;
-      }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify((await get(ns, name)).status)}\noperator log tail:\n${logs.slice(-15).join('\n')}` }).catch((err: unknown) => {
+      return waitFor(
+        `${ns}/${name}: ${what}`,
+        async () => {
+          const j = await get(ns, name);
+          return ok(j) ? j : undefined;
+        },
+        {
+          timeoutMs,
+          intervalMs: 500,
+          describe: async () => `${JSON.stringify((await get(ns, name)).status)}\noperator log tail:\n${logs.slice(-15).join('\n')}`,
+        },
+      ).catch((err: unknown) => {
         t.log(logs.slice(-30).join('\n'));
         throw err;
       });
     },
     async events(ns, name) {
-      const list = await cluster().kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
+      const list = await cluster()
+        .kc.makeApiClient(CoreV1Api)
+        .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
       return list.items;
     },
     async podLogs(ns) {

@@ -24,8 +24,11 @@ const training = (steps: number) => ({ steps, seqLen: 32, microBatchSize: 8, eva
 
 /** Live (not terminating) pods of job `name`. */
 async function livePods(ns: string, name: string): Promise<V1Pod[]> {
-  const list = await fx.cluster().kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=${name}` });
-  return list.items.filter((p) => p.metadata?.deletionTimestamp === undefined || p.metadata.deletionTimestamp === null);
+  const list = await fx
+    .cluster()
+    .kc.makeApiClient(CoreV1Api)
+    .listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=${name}` });
+  return list.items.filter((p) => p.metadata?.deletionTimestamp == null);
 }
 
 /** Samples the job's pods every 100 ms: the most live pods seen at once, and every attempt label seen. */
@@ -35,6 +38,7 @@ function watchPods(ns: string, name: string): { stop(): Promise<{ maxLive: numbe
   const attempts = new Set<string>();
   const names = new Set<string>();
   const loop = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() clears it
     while (running) {
       const pods = await livePods(ns, name).catch(() => []);
       maxLive = Math.max(maxLive, pods.length);
@@ -62,12 +66,25 @@ async function reconcileTotal(op: Operator): Promise<number> {
 /** The operator as a separate process (dist/operator/src/main.js), so that it can be SIGKILLed. */
 function spawnOperator(tag: string): ChildProcess {
   const { kubeconfigPath } = fx.cluster();
-  const child = spawn(process.execPath, [
-    repoPath('dist/operator/src/main.js'), '--kubeconfig', kubeconfigPath, '--nats-url', fx.natsUrl(),
-    '--metrics-port', '-1', '--leader-elect', 'false', '--trainer-metrics-port', '0',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => {
+  const child = spawn(
+    process.execPath,
+    [
+      repoPath('dist/operator/src/main.js'),
+      '--kubeconfig',
+      kubeconfigPath,
+      '--nats-url',
+      fx.natsUrl(),
+      '--metrics-port',
+      '-1',
+      '--leader-elect',
+      'false',
+      '--trainer-metrics-port',
+      '0',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
     for (const line of d.split('\n')) if (line !== '') fx.logs.push(`[${tag}] ${line}`);
   });
   return child;
@@ -102,14 +119,19 @@ test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no 
   await waitFor('first pod', async () => ((await livePods(ns, 'crash')).length > 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 20 });
   await kill(a, 'SIGKILL');
   const atKill1 = await fx.get(ns, 'crash');
-  t.log(`kill 1 with ${(await livePods(ns, 'crash')).length} pod(s); status ${JSON.stringify({ phase: atKill1.status?.phase, attempt: atKill1.status?.attempt })}`);
+  t.log(
+    `kill 1 with ${(await livePods(ns, 'crash')).length} pod(s); status ${JSON.stringify({ phase: atKill1.status?.phase, attempt: atKill1.status?.attempt })}`,
+  );
 
   const b = spawnOperator('op-b');
   children.push(b);
   const running = await fx.waitForJob(t, ns, 'crash', 'running with a few steps', (j) => (j.status?.step ?? 0) >= 4 || finished(j));
   const pods = await livePods(ns, 'crash');
   t.is(pods.length, 2, 'exactly `workers` pods after the restart');
-  t.true(pods.every((p) => p.metadata?.labels?.[LABELS.attempt] === String(running.status?.attempt ?? 0)), 'all of the current attempt');
+  t.true(
+    pods.every((p) => p.metadata?.labels?.[LABELS.attempt] === String(running.status?.attempt ?? 0)),
+    'all of the current attempt',
+  );
 
   // Kill 2: mid-run (progress-driven reconciles and status writes every second).
   await kill(b, 'SIGKILL');
@@ -118,7 +140,13 @@ test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no 
   await sleep(1500);
   const c = spawnOperator('op-c');
   children.push(c);
-  const after = await fx.waitForJob(t, ns, 'crash', 'reconciled by the restarted operator', (j) => j.metadata.resourceVersion !== before.metadata.resourceVersion);
+  const after = await fx.waitForJob(
+    t,
+    ns,
+    'crash',
+    'reconciled by the restarted operator',
+    (j) => j.metadata.resourceVersion !== before.metadata.resourceVersion,
+  );
   t.true((after.status?.step ?? 0) >= (before.status?.step ?? 0), 'step kept');
   t.is(after.status?.attempt, before.status?.attempt, 'attempt kept');
   t.deepEqual(after.status?.restarts, before.status?.restarts, 'restarts kept');
@@ -163,7 +191,9 @@ test.serial('lifecycle - two replicas with leader election: only the leader reco
   await a.close();
   await waitFor('replica-b leads', async () => (b.elector?.isLeader === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
   const takeover = (Date.now() - killedAt) / 1000;
-  t.log(`takeover after ${takeover.toFixed(1)} s (lease ${le.leaseDurationSeconds} s, retry ${le.retryPeriodSeconds} s); job at step ${mid.status?.step} when a took the lead`);
+  t.log(
+    `takeover after ${takeover.toFixed(1)} s (lease ${le.leaseDurationSeconds} s, retry ${le.retryPeriodSeconds} s); job at step ${mid.status?.step} when a took the lead`,
+  );
   t.true(takeover <= le.leaseDurationSeconds + 3 * le.retryPeriodSeconds + 2, `takeover within ~lease duration (${takeover.toFixed(1)} s)`);
 
   const done = await fx.waitForJob(t, ns, 'le', 'finished', finished, 300_000);
@@ -182,20 +212,32 @@ test.serial('lifecycle - suspend mid-run deletes the pods and keeps the checkpoi
   const steps = 40;
   const job = await fx.create(ns, fx.tiny('susp', { training: training(steps), checkpoint: { interval: 4 } }));
   const ckpt = join(fx.root, computeJobId(job), 'ckpt');
-  const mid = await fx.waitForJob(t, ns, 'susp', 'a checkpoint and a few steps', (j) => ((j.status?.step ?? 0) >= 6 && j.status?.lastCheckpoint !== undefined) || finished(j));
+  const mid = await fx.waitForJob(
+    t,
+    ns,
+    'susp',
+    'a checkpoint and a few steps',
+    (j) => ((j.status?.step ?? 0) >= 6 && j.status?.lastCheckpoint !== undefined) || finished(j),
+  );
   t.true((mid.status?.step ?? 0) < steps, 'suspended before the end');
 
   await fx.setSuspend(ns, 'susp', true);
   const suspended = await fx.waitForJob(t, ns, 'susp', 'Suspended', (j) => j.status?.phase === 'Suspended');
   await waitFor('pods gone', async () => ((await livePods(ns, 'susp')).length === 0 ? true : undefined), { timeoutMs: 60_000 });
   const core = kc.makeApiClient(CoreV1Api);
-  await waitFor('pods deleted', async () => ((await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=susp` })).items.length === 0 ? true : undefined), { timeoutMs: 60_000 });
+  await waitFor(
+    'pods deleted',
+    async () => ((await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=susp` })).items.length === 0 ? true : undefined),
+    { timeoutMs: 60_000 },
+  );
   t.is(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.status, 'True');
   // Periodic checkpoints every 4 steps; rank 0 also writes one on SIGTERM (a step that is not a
   // multiple of 4 shows it; logged, not asserted: see the report on the SIGTERM race).
   const saved = (await readdir(ckpt)).filter((d) => d.startsWith('step-')).sort();
   const latest = saved.at(-1) ?? '';
-  t.log(`suspended at step ${suspended.status?.step}; checkpoints kept: ${saved.join(', ')}${Number(latest.slice(5)) % 4 !== 0 ? ' (the last one written on SIGTERM)' : ''}`);
+  t.log(
+    `suspended at step ${suspended.status?.step}; checkpoints kept: ${saved.join(', ')}${Number(latest.slice(5)) % 4 !== 0 ? ' (the last one written on SIGTERM)' : ''}`,
+  );
   t.true(saved.length > 0, 'a step-* checkpoint kept');
   await sleep(2000);
   t.is((await livePods(ns, 'susp')).length, 0, 'no pods while suspended');

@@ -22,19 +22,39 @@ async function canI(args: readonly string[]): Promise<boolean> {
 test.serial('rbac - the operator ServiceAccount may do exactly what the operator needs', async (t) => {
   await fx.installCrd();
   const { kc, kubectl, kubeconfigPath } = fx.cluster();
-  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'gmt-system' } } }).catch((e: unknown) => { if (!isApiError(e, 409)) throw e; });
+  await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: 'gmt-system' } } })
+    .catch((e: unknown) => {
+      if (!isApiError(e, 409)) throw e;
+    });
   const applied = await runKubectl(kubectl, kubeconfigPath, ['apply', '-f', repoPath('operator/rbac')]);
   t.is(applied.code, 0, applied.stderr);
   const allowed: string[][] = [
-    ['list', 'gmtfinetunes.gmt.dev', '-A'], ['watch', 'gmtfinetunes.gmt.dev', '-A'], ['delete', 'gmtfinetunes.gmt.dev', '-n', 'default'],
-    ['update', 'gmtfinetunes.gmt.dev', '--subresource=status', '-n', 'default'], ['update', 'gmtfinetunes.gmt.dev', '--subresource=finalizers', '-n', 'default'],
-    ['create', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'default'], ['patch', 'services', '-n', 'default'], ['list', 'configmaps', '-A'],
-    ['create', 'events', '-n', 'default'], ['create', 'leases.coordination.k8s.io', '-n', 'gmt-system'], ['update', 'leases.coordination.k8s.io', '-n', 'gmt-system'],
+    ['list', 'gmtfinetunes.gmt.dev', '-A'],
+    ['watch', 'gmtfinetunes.gmt.dev', '-A'],
+    ['delete', 'gmtfinetunes.gmt.dev', '-n', 'default'],
+    ['update', 'gmtfinetunes.gmt.dev', '--subresource=status', '-n', 'default'],
+    ['update', 'gmtfinetunes.gmt.dev', '--subresource=finalizers', '-n', 'default'],
+    ['create', 'pods', '-n', 'default'],
+    ['delete', 'pods', '-n', 'default'],
+    ['patch', 'services', '-n', 'default'],
+    ['list', 'configmaps', '-A'],
+    ['create', 'events', '-n', 'default'],
+    ['create', 'leases.coordination.k8s.io', '-n', 'gmt-system'],
+    ['update', 'leases.coordination.k8s.io', '-n', 'gmt-system'],
   ];
   const denied: string[][] = [
-    ['get', 'secrets', '-n', 'default'], ['list', 'secrets', '-A'], ['create', 'gmtfinetunes.gmt.dev', '-n', 'default'], ['update', 'gmtfinetunes.gmt.dev', '-n', 'default'],
-    ['create', 'deployments.apps', '-n', 'default'], ['list', 'nodes'], ['create', 'leases.coordination.k8s.io', '-n', 'default'],
-    ['delete', 'namespaces'], ['create', 'pods', '--subresource=exec', '-n', 'default'], ['create', 'customresourcedefinitions.apiextensions.k8s.io'],
+    ['get', 'secrets', '-n', 'default'],
+    ['list', 'secrets', '-A'],
+    ['create', 'gmtfinetunes.gmt.dev', '-n', 'default'],
+    ['update', 'gmtfinetunes.gmt.dev', '-n', 'default'],
+    ['create', 'deployments.apps', '-n', 'default'],
+    ['list', 'nodes'],
+    ['create', 'leases.coordination.k8s.io', '-n', 'default'],
+    ['delete', 'namespaces'],
+    ['create', 'pods', '--subresource=exec', '-n', 'default'],
+    ['create', 'customresourcedefinitions.apiextensions.k8s.io'],
   ];
   for (const a of allowed) t.true(await canI(a), `should be allowed: ${a.join(' ')}`);
   for (const d of denied) t.false(await canI(d), `should be denied: ${d.join(' ')}`);
@@ -43,7 +63,11 @@ test.serial('rbac - the operator ServiceAccount may do exactly what the operator
 test.serial('rbac - the operator authenticated as its ServiceAccount runs a job to Succeeded', async (t) => {
   const { kc } = fx.cluster();
   const core = kc.makeApiClient(CoreV1Api);
-  const tr = await core.createNamespacedServiceAccountToken({ name: 'gmt-operator', namespace: 'gmt-system', body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: 'gmt-operator',
+    namespace: 'gmt-system',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const token = tr.status?.token;
   if (token === undefined) throw new Error('no token from the TokenRequest API');
   const admin = kc.getCurrentCluster();
@@ -55,7 +79,10 @@ test.serial('rbac - the operator authenticated as its ServiceAccount runs a job 
     contexts: [{ name: 'sa', cluster: 'test', user: 'gmt-operator' }],
     currentContext: 'sa',
   });
-  await fx.startOperator({ kc: sa, leaderElection: { namespace: 'gmt-system', name: 'gmt-operator-rbac-test', leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 } });
+  await fx.startOperator({
+    kc: sa,
+    leaderElection: { namespace: 'gmt-system', name: 'gmt-operator-rbac-test', leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 },
+  });
   const ns = await createTestNamespace(kc, 'rbac');
   await fx.create(ns, fx.tiny('tiny'));
   const done = await fx.waitForJob(t, ns, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed', 180_000);

@@ -15,6 +15,7 @@ import { createTestNamespace, isApiError, waitFor } from '../harness/k8s-helpers
 import { useOperatorFixture } from './operator-fixture.js';
 
 const fx = useOperatorFixture(test, 'operator');
+// eslint-disable-next-line @typescript-eslint/unbound-method -- the fixture's members are closures, not this-bound methods
 const { root, cluster, api, tiny, create, get, waitForJob, events } = fx;
 
 let ready: Promise<Operator> | undefined;
@@ -36,13 +37,17 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
   const started = Date.now();
   const created = await create(ns, tiny('tiny'));
   const core = kc.makeApiClient(CoreV1Api);
-  await waitFor('children', async () => ((await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=tiny` })).items.length === 2 ? true : undefined));
+  await waitFor('children', async () =>
+    (await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=tiny` })).items.length === 2 ? true : undefined,
+  );
   const svc = await core.readNamespacedService({ namespace: ns, name: 'tiny' });
   t.is(svc.spec?.clusterIP, 'None');
   t.is(svc.metadata?.ownerReferences?.[0]?.uid, created.metadata.uid);
   const cm = await core.readNamespacedConfigMap({ namespace: ns, name: 'tiny-config' });
-  t.is(JSON.parse(cm.data?.['config.json'] ?? '{}').steps, 12);
-  const running = await waitForJob(t, ns, 'tiny', 'step reported while running', (j) => (j.status?.step ?? 0) > 0 && j.status?.phase !== 'Succeeded' ? true : j.status?.phase === 'Succeeded');
+  t.is((JSON.parse(cm.data?.['config.json'] ?? '{}') as { steps?: unknown }).steps, 12);
+  const running = await waitForJob(t, ns, 'tiny', 'step reported while running', (j) =>
+    (j.status?.step ?? 0) > 0 && j.status?.phase !== 'Succeeded' ? true : j.status?.phase === 'Succeeded',
+  );
   t.log(`first progress seen: phase ${running.status?.phase} step ${running.status?.step}`);
   const done = await waitForJob(t, ns, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed');
   t.log(`Succeeded in ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify(done.status)}`);
@@ -64,12 +69,22 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
 
   // Delete: the children go by garbage collection (owner references).
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'tiny' });
-  await waitFor('children garbage-collected', async () => {
-    const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=tiny` });
-    const svcGone = await core.readNamespacedService({ namespace: ns, name: 'tiny' }).then(() => false, (e: unknown) => isApiError(e, 404));
-    const cmGone = await core.readNamespacedConfigMap({ namespace: ns, name: 'tiny-config' }).then(() => false, (e: unknown) => isApiError(e, 404));
-    return pods.items.length === 0 && svcGone && cmGone ? true : undefined;
-  }, { timeoutMs: 90_000 });
+  await waitFor(
+    'children garbage-collected',
+    async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=tiny` });
+      const svcGone = await core.readNamespacedService({ namespace: ns, name: 'tiny' }).then(
+        () => false,
+        (e: unknown) => isApiError(e, 404),
+      );
+      const cmGone = await core.readNamespacedConfigMap({ namespace: ns, name: 'tiny-config' }).then(
+        () => false,
+        (e: unknown) => isApiError(e, 404),
+      );
+      return pods.items.length === 0 && svcGone && cmGone ? true : undefined;
+    },
+    { timeoutMs: 90_000 },
+  );
   t.pass();
 });
 
@@ -92,7 +107,10 @@ test.serial('operator - a killed trainer process restarts the gang as attempt 1,
   t.is(done.status?.restarts?.total, 1);
   t.is((done.status?.restarts?.other ?? 0) + (done.status?.restarts?.retryable ?? 0), 1, 'counted by cause');
   const evs = await events(ns, 'kill');
-  t.true(evs.some((e) => e.type === 'Warning' && e.reason !== undefined && ['PodFailed', 'RetryableFailure'].includes(e.reason)), 'restart event');
+  t.true(
+    evs.some((e) => e.type === 'Warning' && e.reason !== undefined && ['PodFailed', 'RetryableFailure'].includes(e.reason)),
+    'restart event',
+  );
 });
 
 test.serial('operator - malformed training data fails the job with the trainer reason, no restart loop', async (t) => {
@@ -113,5 +131,8 @@ test.serial('operator - malformed training data fails the job with the trainer r
   t.is(later.status?.attempt, 0, 'no restart');
   t.is(later.status?.restarts?.total, 0);
   const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns });
-  t.true(pods.items.every((p) => p.metadata?.labels?.[LABELS.attempt] === '0'), 'no pods of a later attempt');
+  t.true(
+    pods.items.every((p) => p.metadata?.labels?.[LABELS.attempt] === '0'),
+    'no pods of a later attempt',
+  );
 });

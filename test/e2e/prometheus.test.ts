@@ -15,7 +15,15 @@ import { METRIC as OPERATOR_METRIC } from '../../operator/src/metrics/names.js';
 import { METRIC_NAMES as TRAINER_METRIC_NAMES } from '../../trainer/src/metrics/names.js';
 import { createTestNamespace, waitFor } from '../harness/k8s-helpers.js';
 import { freePort } from '../harness/processes.js';
-import { DashboardSchema, baseMetricName, dashboardQueries, ensurePrometheus, metricNamesIn, startPrometheus, type PrometheusHandle } from '../harness/prometheus.js';
+import {
+  DashboardSchema,
+  baseMetricName,
+  dashboardQueries,
+  ensurePrometheus,
+  metricNamesIn,
+  startPrometheus,
+  type PrometheusHandle,
+} from '../harness/prometheus.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -81,26 +89,39 @@ test.serial('prometheus - every panel of both dashboards returns data for a real
   const { kc } = fx.cluster();
   const ns = await createTestNamespace(kc, 'prom');
   const name = 'prom';
-  const job = await fx.create(ns, fx.tiny(name, {
-    method: { name: 'gmt', maskRatio: 0.2, maskScope: 'global' },
-    training: { steps: STEPS, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 12, maxNewTokens: 4 },
-    checkpoint: { interval: 12 },
-  }));
+  const job = await fx.create(
+    ns,
+    fx.tiny(name, {
+      method: { name: 'gmt', maskRatio: 0.2, maskScope: 'global' },
+      training: { steps: STEPS, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 12, maxNewTokens: 4 },
+      checkpoint: { interval: 12 },
+    }),
+  );
   const jobId = computeJobId(job);
 
   // A moment inside the run: both ranks are well into training, scraped by Prometheus, after an
   // eval and a checkpoint (so every panel has had something to show).
-  const inside = await waitFor(`Prometheus sees both ranks of ${jobId} past step ${STEPS / 2}`, async () => {
-    const r = await p.query(`gmt_trainer_step{job="${jobId}"}`);
-    const ckpt = await p.query(`gmt_trainer_last_checkpoint_step{job="${jobId}"}`);
-    return r.length === 2 && r.every((s) => s.value >= STEPS / 2 && s.value < STEPS) && ckpt.length > 0 ? Date.now() / 1000 - 1 : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 500, describe: async () => `prometheus log tail:\n${await p.logTail(10)}\noperator log tail:\n${fx.logs.slice(-10).join('\n')}` });
+  const inside = await waitFor(
+    `Prometheus sees both ranks of ${jobId} past step ${STEPS / 2}`,
+    async () => {
+      const r = await p.query(`gmt_trainer_step{job="${jobId}"}`);
+      const ckpt = await p.query(`gmt_trainer_last_checkpoint_step{job="${jobId}"}`);
+      return r.length === 2 && r.every((s) => s.value >= STEPS / 2 && s.value < STEPS) && ckpt.length > 0 ? Date.now() / 1000 - 1 : undefined;
+    },
+    {
+      timeoutMs: 150_000,
+      intervalMs: 500,
+      describe: async () => `prometheus log tail:\n${await p.logTail(10)}\noperator log tail:\n${fx.logs.slice(-10).join('\n')}`,
+    },
+  );
   const done = await fx.waitForJob(t, ns, name, 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed', 150_000);
   t.is(done.status?.phase, 'Succeeded');
   t.log(`job ${jobId} Succeeded after ${((Date.now() - started) / 1000).toFixed(1)} s; evaluating at ${new Date(inside * 1000).toISOString()}`);
 
   const values = { namespace: ns, name, job: jobId, rank: '0|1', __rate_interval: RATE_INTERVAL, __interval: '1s' };
-  const files = readdirSync(repoPath('dashboards')).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(repoPath('dashboards'))
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   t.deepEqual(files, ['gmt-operator.json', 'gmt-training.json']);
   const empty: string[] = [];
   const used = new Set<string>();

@@ -8,14 +8,16 @@
 // concurrent callers (ava workers, several terminals) serialise on a lock per tools module.
 // A binary can be overridden with GMT_<NAME>_BINARY (e.g. GMT_NATS_SERVER_BINARY=/usr/bin/nats-server).
 //
-// This file is shared test infrastructure: the trainer's local launcher may import it too.
+// This file is test infrastructure; production code never imports it (the launcher finds nats-server
+// with trainer/src/collective/nats/find-server.ts, which shares cacheDir with this file).
 
 import { spawn } from 'node:child_process';
 import { access, constants, mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir } from '../../trainer/src/collective/nats/find-server.js';
 
 /** Every binary this module can provide. */
 export const BINARY_NAMES = [
@@ -95,12 +97,6 @@ export function repoRoot(): string {
   }
 }
 
-/** The cache root: $GMT_CACHE_DIR, else ~/.cache/gmt-operator. */
-export function cacheDir(): string {
-  const fromEnv = process.env['GMT_CACHE_DIR'];
-  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'gmt-operator');
-}
-
 function toolsDir(module: ToolsModule): string {
   return join(repoRoot(), 'test', 'tools', module);
 }
@@ -168,10 +164,7 @@ export async function ensureBinary(name: BinaryName, opts: EnsureOptions = {}): 
 }
 
 /** Like ensureBinary for several names; returns a map name → path. */
-export async function ensureBinaries<N extends BinaryName>(
-  names: readonly N[],
-  opts: EnsureOptions = {},
-): Promise<Record<N, string>> {
+export async function ensureBinaries<N extends BinaryName>(names: readonly N[], opts: EnsureOptions = {}): Promise<Record<N, string>> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const result = {} as Record<N, string>;
   const missingByModule = new Map<ToolsModule, BinaryName[]>();
@@ -315,11 +308,7 @@ function runGo(args: readonly string[], cwd: string, log: (line: string) => void
       clearInterval(timer);
       if (code === 0) resolve();
       else
-        reject(
-          new BinaryError(
-            `go ${args.slice(0, 1).join(' ')} in ${cwd} failed (${signal ?? `exit ${String(code)}`}):\n${[...tail, partial].join('\n')}`,
-          ),
-        );
+        reject(new BinaryError(`go ${args.slice(0, 1).join(' ')} in ${cwd} failed (${signal ?? `exit ${String(code)}`}):\n${[...tail, partial].join('\n')}`));
     });
   });
 }

@@ -62,7 +62,10 @@ export async function waitForPodPhase(kc: KubeConfig, namespace: string, name: s
       last = await core.readNamespacedPod({ name, namespace });
       return phases.includes(last.status?.phase ?? '') ? last : undefined;
     },
-    { timeoutMs, describe: async () => JSON.stringify({ phase: last?.status?.phase, nodeName: last?.spec?.nodeName, containerStatuses: last?.status?.containerStatuses }) },
+    {
+      timeoutMs,
+      describe: async () => JSON.stringify({ phase: last?.status?.phase, nodeName: last?.spec?.nodeName, containerStatuses: last?.status?.containerStatuses }),
+    },
   );
 }
 
@@ -97,6 +100,7 @@ export function runKubectl(
       { env: { ...process.env, KUBECONFIG: kubeconfigPath }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err !== null && typeof err.code !== 'number') {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an ExecFileException is an Error
           reject(err);
           return;
         }

@@ -36,7 +36,7 @@ function toPem(der: ArrayBuffer, label: string): string {
 }
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
 }
 
 async function privatePem(key: webcrypto.CryptoKey): Promise<string> {
@@ -44,7 +44,9 @@ async function privatePem(key: webcrypto.CryptoKey): Promise<string> {
 }
 
 function serial(): string {
-  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
 }
 
 function validity(): { notBefore: Date; notAfter: Date } {
@@ -95,16 +97,20 @@ export async function createControlPlanePki(serviceIp: string, extraIps: readonl
     return { certPem: cert.toString('pem') + '\n', keyPem: await privatePem(keys.privateKey) };
   }
 
-  const apiserver = await issue('CN=kube-apiserver', [x509.ExtendedKeyUsage.serverAuth], [
-    { type: 'dns', value: 'localhost' },
-    { type: 'dns', value: 'kubernetes' },
-    { type: 'dns', value: 'kubernetes.default' },
-    { type: 'dns', value: 'kubernetes.default.svc' },
-    { type: 'dns', value: 'kubernetes.default.svc.cluster.local' },
-    { type: 'ip', value: '127.0.0.1' },
-    { type: 'ip', value: serviceIp },
-    ...extraIps.filter((ip) => ip !== '127.0.0.1' && ip !== serviceIp).map((ip) => ({ type: 'ip' as const, value: ip })),
-  ]);
+  const apiserver = await issue(
+    'CN=kube-apiserver',
+    [x509.ExtendedKeyUsage.serverAuth],
+    [
+      { type: 'dns', value: 'localhost' },
+      { type: 'dns', value: 'kubernetes' },
+      { type: 'dns', value: 'kubernetes.default' },
+      { type: 'dns', value: 'kubernetes.default.svc' },
+      { type: 'dns', value: 'kubernetes.default.svc.cluster.local' },
+      { type: 'ip', value: '127.0.0.1' },
+      { type: 'ip', value: serviceIp },
+      ...extraIps.filter((ip) => ip !== '127.0.0.1' && ip !== serviceIp).map((ip) => ({ type: 'ip' as const, value: ip })),
+    ],
+  );
 
   const saKeys = await keyPair();
   const serviceAccount = {
@@ -116,10 +122,6 @@ export async function createControlPlanePki(serviceIp: string, extraIps: readonl
     ca: { certPem: caCert.toString('pem') + '\n', keyPem: await privatePem(caKeys.privateKey) },
     apiserver,
     serviceAccount,
-    issueClientCert: (user, groups) =>
-      issue(
-        [`CN=${rdn(user)}`, ...groups.map((g) => `O=${rdn(g)}`)].join(','),
-        [x509.ExtendedKeyUsage.clientAuth],
-      ),
+    issueClientCert: (user, groups) => issue([`CN=${rdn(user)}`, ...groups.map((g) => `O=${rdn(g)}`)].join(','), [x509.ExtendedKeyUsage.clientAuth]),
   };
 }

@@ -112,7 +112,10 @@ export class ComponentProcess {
   /** The last `lines` lines of the component's log. */
   async logTail(lines = 30): Promise<string> {
     try {
-      return (await readFile(this.logPath, 'utf8')).split('\n').slice(-lines - 1).join('\n');
+      return (await readFile(this.logPath, 'utf8'))
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n');
     } catch {
       return '(no log)';
     }
@@ -196,7 +199,5 @@ export async function waitHealthy(
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new ComponentError(
-    `${proc.name} not healthy at ${url} after ${opts.timeoutMs} ms (${last}); log ${proc.logPath}:\n${await proc.logTail()}`,
-  );
+  throw new ComponentError(`${proc.name} not healthy at ${url} after ${opts.timeoutMs} ms (${last}); log ${proc.logPath}:\n${await proc.logTail()}`);
 }

@@ -13,11 +13,8 @@ import { ComponentProcess, freePort, httpGet, waitHealthy } from './processes.js
 
 /** Raised when Prometheus cannot be found, installed or queried; the message says why. */
 export class PrometheusError extends Error {
+  /** The failure is in `cause`. */
   override readonly name = 'PrometheusError';
-  /** Wraps the failure in `cause`. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /** One static scrape job. */
@@ -164,7 +161,8 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     const res = await httpGet(`${url}${path}`, undefined, 10_000);
     const body = ApiResponse.safeParse(JSON.parse(res.body));
     if (!body.success) throw new PrometheusError(`GET ${path}: unexpected answer (HTTP ${res.status}): ${res.body.slice(0, 300)}`);
-    if (body.data.status !== 'success') throw new PrometheusError(`GET ${path}: ${body.data.errorType ?? 'error'}: ${body.data.error ?? res.body.slice(0, 300)}`);
+    if (body.data.status !== 'success')
+      throw new PrometheusError(`GET ${path}: ${body.data.errorType ?? 'error'}: ${body.data.error ?? res.body.slice(0, 300)}`);
     return body.data.data;
   };
   let closing: Promise<void> | undefined;
@@ -221,21 +219,25 @@ const PanelSchema: z.ZodType<Panel> = z.lazy(() =>
     panels: z.array(PanelSchema).optional(),
   }),
 );
-const VariableSchema = z.object({
-  name: z.string(),
-  type: z.string(),
-  query: z.union([z.string(), z.object({ query: z.string() }).loose()]).optional(),
-  datasource: z.unknown().optional(),
-}).loose();
+const VariableSchema = z
+  .object({
+    name: z.string(),
+    type: z.string(),
+    query: z.union([z.string(), z.object({ query: z.string() }).loose()]).optional(),
+    datasource: z.unknown().optional(),
+  })
+  .loose();
 
 /** The parts of a Grafana dashboard the tests read. */
-export const DashboardSchema = z.object({
-  uid: z.string(),
-  title: z.string(),
-  schemaVersion: z.number(),
-  templating: z.object({ list: z.array(VariableSchema) }),
-  panels: z.array(PanelSchema),
-}).loose();
+export const DashboardSchema = z
+  .object({
+    uid: z.string(),
+    title: z.string(),
+    schemaVersion: z.number(),
+    templating: z.object({ list: z.array(VariableSchema) }),
+    panels: z.array(PanelSchema),
+  })
+  .loose();
 
 /** A parsed dashboard. */
 export type Dashboard = z.infer<typeof DashboardSchema>;

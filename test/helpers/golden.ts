@@ -10,7 +10,14 @@ import { repoPath } from './repo.js';
 const Ints = z.array(z.array(z.number().int()));
 const RunSchema = z.looseObject({ losses_before_step: z.array(z.number()), file: z.string() });
 const GoldenSchema = z.looseObject({
-  config: z.looseObject({ vocab_size: z.number(), n_positions: z.number(), n_embd: z.number(), n_layer: z.number(), n_head: z.number(), layer_norm_epsilon: z.number() }),
+  config: z.looseObject({
+    vocab_size: z.number(),
+    n_positions: z.number(),
+    n_embd: z.number(),
+    n_layer: z.number(),
+    n_head: z.number(),
+    layer_norm_epsilon: z.number(),
+  }),
   data: z.looseObject({ A: z.looseObject({ input_ids: Ints, labels: Ints }), B: z.looseObject({ input_ids: Ints, labels: Ints }) }),
   forward: z.looseObject({ loss_A: z.number(), loss_B: z.number(), grad_norm_A: z.number() }),
   optimizers: z.looseObject({ adamw_wd0_clip1: RunSchema, 'adamw_wd0.1_clip1': RunSchema, 'sgd_momentum0.9': RunSchema }),
@@ -28,8 +35,12 @@ export const golden: Golden = GoldenSchema.parse(JSON.parse(readFileSync(repoPat
 
 /** The golden model's architecture in our config terms. */
 export const goldenModelConfig: ModelConfig = ModelConfigSchema.parse({
-  vocabSize: golden.config.vocab_size, nPositions: golden.config.n_positions, nEmbd: golden.config.n_embd,
-  nLayer: golden.config.n_layer, nHead: golden.config.n_head, layerNormEps: golden.config.layer_norm_epsilon,
+  vocabSize: golden.config.vocab_size,
+  nPositions: golden.config.n_positions,
+  nEmbd: golden.config.n_embd,
+  nLayer: golden.config.n_layer,
+  nHead: golden.config.n_head,
+  layerNormEps: golden.config.layer_norm_epsilon,
 });
 
 /** Load a golden safetensors file into a flat vector of our layout (every tensor must be present). */
@@ -48,8 +59,10 @@ export async function goldenFlat(file: string, layout = new ParamLayout(goldenMo
 /** A golden batch (HF labels convention) as our TokenBatch: targets[b,t] = labels[b,t+1] or −1. */
 export function goldenBatch(which: 'A' | 'B'): TokenBatch {
   const { input_ids: ids, labels } = golden.data[which];
-  const B = ids.length, T = ids[0]!.length;
-  const inputs = new Int32Array(B * T), targets = new Int32Array(B * T).fill(-1);
+  const B = ids.length,
+    T = ids[0]!.length;
+  const inputs = new Int32Array(B * T),
+    targets = new Int32Array(B * T).fill(-1);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       inputs[b * T + t] = ids[b]![t]!;

@@ -37,13 +37,7 @@ function condition(type: string, status: 'True' | 'False', reason: string, previ
 }
 
 /** A Ready node with the given capacity; allocatable equals capacity (nothing is reserved). */
-export function computeNodeStatus(opts: {
-  gpus: number;
-  cpuCores: number;
-  memoryBytes: number;
-  previous: V1NodeStatus | undefined;
-  now: Date;
-}): V1NodeStatus {
+export function computeNodeStatus(opts: { gpus: number; cpuCores: number; memoryBytes: number; previous: V1NodeStatus | undefined; now: Date }): V1NodeStatus {
   const capacity = {
     cpu: String(opts.cpuCores),
     memory: `${Math.floor(opts.memoryBytes / 1024)}Ki`,

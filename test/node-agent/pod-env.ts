@@ -27,8 +27,20 @@ export interface NodeFacts {
 }
 
 const SUFFIX: Readonly<Record<string, number>> = {
-  '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  '': 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** Parses a Kubernetes quantity ("500m", "2Gi", "1e3") into a number. */
@@ -81,7 +93,7 @@ function resourceValue(container: V1Container, resource: string, divisor: string
   const fromSpec = kind === 'limits' ? container.resources?.limits : kind === 'requests' ? container.resources?.requests : undefined;
   const set = name !== undefined ? fromSpec?.[name] : undefined;
   let value: number;
-  if (set !== undefined) value = parseQuantity(String(set));
+  if (set !== undefined) value = parseQuantity(set);
   else if (name === 'cpu') value = kind === 'limits' ? node.cpuCores : 0;
   else if (name === 'memory') value = kind === 'limits' ? node.memoryBytes : 0;
   else value = 0;
@@ -137,7 +149,7 @@ export async function computeContainerEnv(
           ? (pod.spec?.containers.find((c) => c.name === ref.resourceFieldRef?.containerName) ?? container)
           : container;
       const divisor = ref.resourceFieldRef.divisor;
-      vars.set(env.name, resourceValue(target, ref.resourceFieldRef.resource, divisor === undefined ? undefined : String(divisor), node));
+      vars.set(env.name, resourceValue(target, ref.resourceFieldRef.resource, divisor, node));
     } else if (ref.configMapKeyRef !== undefined) {
       const { name = '', key, optional } = ref.configMapKeyRef;
       const value = (await sources.configMap(namespace, name))?.data?.[key];

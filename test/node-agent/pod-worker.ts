@@ -117,10 +117,13 @@ export class PodWorker {
     }
     const running = slots.filter((s) => s.child !== undefined && s.record.state.kind === 'running');
     for (const s of running) signalGroup(s.child, 'SIGTERM');
-    const killTimer = setTimeout(() => {
-      for (const s of running) signalGroup(s.child, 'SIGKILL');
-    }, Math.max(0, graceSeconds) * 1000);
-    await Promise.all(running.map((s) => s.exited));
+    const killTimer = setTimeout(
+      () => {
+        for (const s of running) signalGroup(s.child, 'SIGKILL');
+      },
+      Math.max(0, graceSeconds) * 1000,
+    );
+    await Promise.all(running.map((s) => s.exited ?? Promise.resolve()));
     clearTimeout(killTimer);
     this.#pushStatus();
     await this.#statusLoop;
@@ -168,6 +171,7 @@ export class PodWorker {
         continue;
       }
       const succeeded = result.exitCode === 0;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- terminate() sets it while the container runs
       const restart = !this.#terminating && (policy === 'Always' || (policy === 'OnFailure' && !succeeded));
       if (!restart) {
         s.record = { ...s.record, final: true };
@@ -287,9 +291,7 @@ export class PodWorker {
           startTime: this.#startTime,
         };
         try {
-          const exists = await this.#deps.writeStatus(this.#pod, (current) =>
-            computePodStatus({ ...view, previous: current.status, now: new Date() }),
-          );
+          const exists = await this.#deps.writeStatus(this.#pod, (current) => computePodStatus({ ...view, previous: current.status, now: new Date() }));
           if (!exists) this.#gone = true;
         } catch (err) {
           this.#deps.log(`pod ${this.#key()}: status write failed: ${String(err)}`);
@@ -321,7 +323,17 @@ function signalGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): v
   }
 }
 
-const SIGNALS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+const SIGNALS: Readonly<Record<string, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
 
 function signalNumber(signal: NodeJS.Signals): number | undefined {
   return SIGNALS[signal];

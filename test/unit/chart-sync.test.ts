@@ -10,7 +10,11 @@ import { REPO_ROOT } from '../helpers/repo.js';
 
 test('chart sync - the chart copies of the CRD and of dashboards/*.json are up to date', async (t) => {
   const drift = await chartDrift(REPO_ROOT);
-  t.deepEqual(drift.map((d) => d.path), [], 'the chart copies are out of date: run `npm run sync:chart` and commit the result');
+  t.deepEqual(
+    drift.map((d) => d.path),
+    [],
+    'the chart copies are out of date: run `npm run sync:chart` and commit the result',
+  );
 });
 
 test('chart sync - reports and fixes a stale CRD, a changed/new dashboard and a removed one', async (t) => {
@@ -22,15 +26,21 @@ test('chart sync - reports and fixes a stale CRD, a changed/new dashboard and a 
   await writeFile(join(root, 'dashboards', 'notes.txt'), 'not a dashboard');
   await writeFile(join(root, CHART_DASHBOARDS_DIR, 'gone.json'), '{}');
   const before = await chartDrift(root);
-  t.deepEqual(before.map((d) => [d.path, d.want === null]).sort(), [
-    [CHART_CRD_FILE, false],
-    [`${CHART_DASHBOARDS_DIR}/a.json`, false],
-    [`${CHART_DASHBOARDS_DIR}/gone.json`, true],
-  ].sort());
+  t.deepEqual(
+    before.map((d) => [d.path, d.want === null]).sort(),
+    [
+      [CHART_CRD_FILE, false],
+      [`${CHART_DASHBOARDS_DIR}/a.json`, false],
+      [`${CHART_DASHBOARDS_DIR}/gone.json`, true],
+    ].sort(),
+  );
   await syncChart(root);
   t.deepEqual(await chartDrift(root), []);
   t.is(await readFile(join(root, CHART_CRD_FILE), 'utf8'), renderCrdYaml());
   t.is(await readFile(join(root, CHART_DASHBOARDS_DIR, 'a.json'), 'utf8'), '{"title":"A"}');
   await writeFile(join(root, 'dashboards', 'a.json'), '{"title":"A2"}');
-  t.deepEqual((await chartDrift(root)).map((d) => d.path), [`${CHART_DASHBOARDS_DIR}/a.json`]);
+  t.deepEqual(
+    (await chartDrift(root)).map((d) => d.path),
+    [`${CHART_DASHBOARDS_DIR}/a.json`],
+  );
 });

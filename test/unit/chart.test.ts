@@ -76,7 +76,11 @@ const flag = (c: Container, name: string): string | undefined => {
 };
 
 test('chart - helm lint passes with default values, monitoring on, and external NATS', async (t) => {
-  for (const set of [[], ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'], ['--set', 'nats.inCluster.enabled=false,nats.external.url=nats://nats.example:4222']]) {
+  for (const set of [
+    [],
+    ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'],
+    ['--set', 'nats.inCluster.enabled=false,nats.external.url=nats://nats.example:4222'],
+  ]) {
     const r = await helm(['lint', '--strict', CHART, ...set]);
     t.is(r.code, 0, `helm lint ${set.join(' ')}:\n${r.stdout}${r.stderr}`);
   }
@@ -85,7 +89,19 @@ test('chart - helm lint passes with default values, monitoring on, and external 
 test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, in-cluster NATS; no monitors', async (t) => {
   const objs = await render();
   const nonDashboards = objs.filter((o) => !(o.kind === 'ConfigMap' && o.metadata.labels?.['grafana_dashboard'] === '1'));
-  t.deepEqual(kinds(nonDashboards), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
+  t.deepEqual(kinds(nonDashboards), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'CustomResourceDefinition',
+    'Deployment',
+    'Role',
+    'RoleBinding',
+    'Service',
+    'Service',
+    'ServiceAccount',
+    'StatefulSet',
+  ]);
   const dep = one(objs, 'Deployment');
   t.is(dep.metadata.namespace, 'gmt-system');
   t.is((dep['spec'] as { replicas: number }).replicas, 1);
@@ -95,7 +111,13 @@ test('chart - default render: operator Deployment, RBAC, CRD, metrics Service, i
   const c = spec.containers[0]!;
   t.is(c.image, 'gmt-operator:0.1.0');
   t.like(c.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
-  t.deepEqual([c.livenessProbe.httpGet, c.readinessProbe.httpGet], [{ path: '/healthz', port: 'metrics' }, { path: '/readyz', port: 'metrics' }]);
+  t.deepEqual(
+    [c.livenessProbe.httpGet, c.readinessProbe.httpGet],
+    [
+      { path: '/healthz', port: 'metrics' },
+      { path: '/readyz', port: 'metrics' },
+    ],
+  );
   t.deepEqual(c.ports, [{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
   t.is(flag(c, '--leader-elect'), 'true');
   t.is(flag(c, '--metrics-port'), '8080');
@@ -118,7 +140,10 @@ test('chart - watchNamespaces: one RoleBinding per namespace instead of the Clus
   const objs = await render(['--set', 'watchNamespaces={team-a,team-b}']);
   t.is(objs.filter((o) => o.kind === 'ClusterRoleBinding').length, 0);
   const rbs = objs.filter((o) => o.kind === 'RoleBinding' && !o.metadata.name.endsWith('-leader-election'));
-  t.deepEqual(rbs.map((o) => o.metadata.namespace), ['team-a', 'team-b']);
+  t.deepEqual(
+    rbs.map((o) => o.metadata.namespace),
+    ['team-a', 'team-b'],
+  );
   t.is(flag(podSpec(one(objs, 'Deployment')).containers[0]!, '--namespace'), 'team-a,team-b');
 });
 
@@ -137,8 +162,16 @@ test('chart - the CRD template is the generated CRD plus the keep policy, chart 
 
 test('chart - ServiceMonitor and PodMonitor only with the monitoring.coreos.com/v1 capability and the values', async (t) => {
   const on = ['--set', 'metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true'];
-  t.deepEqual((await render(on)).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'), [], 'no capability: not rendered');
-  t.deepEqual((await render(['--api-versions', 'monitoring.coreos.com/v1'])).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'), [], 'not enabled: not rendered');
+  t.deepEqual(
+    (await render(on)).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+    [],
+    'no capability: not rendered',
+  );
+  t.deepEqual(
+    (await render(['--api-versions', 'monitoring.coreos.com/v1'])).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+    [],
+    'not enabled: not rendered',
+  );
   const objs = await render([...on, '--api-versions', 'monitoring.coreos.com/v1']);
   const sm = one(objs, 'ServiceMonitor');
   const svc = one(objs, 'Service', 'rel-gmt-operator-metrics');
@@ -219,7 +252,10 @@ test('chart - the values schema rejects bad values with a message naming the fie
 });
 
 test('chart - values.yaml is valid against the schema and every top-level key is in it', async (t) => {
-  const schema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8')) as { additionalProperties: boolean; properties: Record<string, unknown> };
+  const schema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8')) as {
+    additionalProperties: boolean;
+    properties: Record<string, unknown>;
+  };
   t.false(schema.additionalProperties);
   const values = parseYaml(await readFile(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   for (const k of Object.keys(values)) t.truthy(schema.properties[k], `values.yaml key ${k} is in the schema`);

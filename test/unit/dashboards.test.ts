@@ -6,18 +6,13 @@ import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { METRIC as OPERATOR_METRIC } from '../../operator/src/metrics/names.js';
 import { METRIC_NAMES as TRAINER_METRIC_NAMES } from '../../trainer/src/metrics/names.js';
-import {
-  DashboardSchema,
-  baseMetricName,
-  dashboardPanels,
-  dashboardQueries,
-  metricNamesIn,
-  type Dashboard,
-} from '../harness/prometheus.js';
+import { DashboardSchema, baseMetricName, dashboardPanels, dashboardQueries, metricNamesIn, type Dashboard } from '../harness/prometheus.js';
 import { repoPath } from '../helpers/repo.js';
 
 const KNOWN: ReadonlySet<string> = new Set<string>([...TRAINER_METRIC_NAMES, ...Object.values(OPERATOR_METRIC)]);
-const FILES = readdirSync(repoPath('dashboards')).filter((f) => f.endsWith('.json')).sort();
+const FILES = readdirSync(repoPath('dashboards'))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 function load(file: string): Dashboard {
   return DashboardSchema.parse(JSON.parse(readFileSync(repoPath('dashboards', file), 'utf8')));
@@ -87,7 +82,10 @@ for (const file of FILES) {
     const d = load(file);
     const bad: string[] = [];
     const isVar = (ds: unknown): boolean =>
-      typeof ds === 'object' && ds !== null && (ds as Record<string, unknown>)['uid'] === '${datasource}' && (ds as Record<string, unknown>)['type'] === 'prometheus';
+      typeof ds === 'object' &&
+      ds !== null &&
+      (ds as Record<string, unknown>)['uid'] === '${datasource}' &&
+      (ds as Record<string, unknown>)['type'] === 'prometheus';
     for (const p of dashboardPanels(d)) {
       if (!isVar(p.datasource)) bad.push(`panel ${p.title ?? '?'}`);
       for (const [i, tg] of (p.targets ?? []).entries()) if (!isVar(tg.datasource)) bad.push(`panel ${p.title ?? '?'} target ${i}`);

@@ -62,11 +62,14 @@ export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
     const pkg = await tryTensorflow();
     if (pkg !== undefined) info = { name: 'tensorflow', provider: pkg, reason: choice === 'auto' ? 'GPU device present' : 'requested' };
     else if (choice === 'tensorflow') {
-      throw new ConfigError('backend "tensorflow" requested but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node could be loaded (install one with its libtensorflow; see README "GPU images")');
+      throw new ConfigError(
+        'backend "tensorflow" requested but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node could be loaded (install one with its libtensorflow; see README "GPU images")',
+      );
     }
   }
   if (info === undefined && (choice === 'wasm' || choice === 'auto')) {
-    if (await useWasm()) info = { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: choice === 'auto' ? 'no usable GPU; wasm available' : 'requested' };
+    if (await useWasm())
+      info = { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: choice === 'auto' ? 'no usable GPU; wasm available' : 'requested' };
     else if (choice === 'wasm') throw new ConfigError('backend "wasm" requested but @tensorflow/tfjs-backend-wasm could not be initialised');
   }
   if (info === undefined) {
@@ -76,9 +79,4 @@ export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
   await tf.ready();
   active = info;
   return info;
-}
-
-/** The active backend, if initialised. */
-export function activeBackend(): BackendInfo | undefined {
-  return active;
 }

@@ -1,38 +1,13 @@
 /**
  * Error classes of the trainer. Each failure mode has its own class with a `cause` chain; only
- * main.ts turns them into process exit codes (see EXIT_CODES).
+ * main.ts turns them into process exit codes (contract/exit-codes.ts EXIT_CODES).
  */
 
-/** Process exit codes shared with the operator's failure policy (ARCHITECTURE §4). */
-export const EXIT_CODES = {
-  ok: 0,
-  /** Unexpected internal error (a bug); treated as non-retryable by the operator. */
-  internal: 1,
-  /** Bad CLI usage or config (unknown key, value out of range). Non-retryable. */
-  config: 2,
-  /** Bad data (malformed JSONL, unknown token, empty dataset). Non-retryable. */
-  data: 3,
-  /** Checkpoint or weights file incompatible, truncated or corrupt. Non-retryable. */
-  checkpoint: 4,
-  /** Training diverged (non-finite loss or gradients beyond the allowed skips). Non-retryable. */
-  numeric: 5,
-  /** A peer was lost, a collective aborted, NATS was lost, a deadline passed. Retryable. */
-  retryable: 75,
-  /** Terminated by a signal after a clean shutdown (SIGTERM/SIGINT). Retryable. */
-  interrupted: 76,
-} as const;
-
-export type ExitCodeName = keyof typeof EXIT_CODES;
-
-/** Exit codes after which the operator may restart the gang from the last checkpoint. */
-export const RETRYABLE_EXIT_CODES: readonly number[] = [EXIT_CODES.retryable, EXIT_CODES.interrupted];
+import { EXIT_CODES } from '../../contract/exit-codes.js';
 
 /** Base class: every trainer error names its exit code. */
 export abstract class TrainerError extends Error {
   abstract readonly exitCode: number;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** Invalid configuration or CLI flags. */

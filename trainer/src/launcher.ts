@@ -6,26 +6,24 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
-import { z } from 'zod';
-import { progressSubject } from './collective/connect.js';
-import { startNatsServer } from './collective/nats/index.js';
-import type { TrainerConfig } from './config/schema.js';
-import { EXIT_CODES, RETRYABLE_EXIT_CODES, RetryableError } from './errors.js';
+import type { TrainerConfig } from '../../contract/config.js';
+import { ENV } from '../../contract/env.js';
+import { EXIT_CODES, RETRYABLE_EXIT_CODES } from '../../contract/exit-codes.js';
+import { ProgressMessageSchema, progressSubject } from '../../contract/progress.js';
+import { findNatsServer, startNatsServer } from './collective/nats/index.js';
+import { RetryableError } from './errors.js';
 import type { Logger } from './log.js';
 import { createProgress } from './progress.js';
-import { ensureBinary } from '../../test/harness/binaries.js';
-
-const ProgressSchema = z.looseObject({
-  attempt: z.number(), step: z.number(), totalSteps: z.number(), loss: z.number().nullable().optional(),
-  samplesPerSecond: z.number().optional(), keptRatio: z.number().optional(), phase: z.string().optional(),
-});
 
 /** Remove the launcher's own flags from the argument list given to the ranks. */
 export function rankArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--workers' || a === '--attempt' || a === '--progress') { i++; continue; }
+    if (a === '--workers' || a === '--attempt' || a === '--progress') {
+      i++;
+      continue;
+    }
     if (a.startsWith('--workers=') || a.startsWith('--attempt=') || a.startsWith('--progress=')) continue;
     out.push(a);
   }
@@ -51,8 +49,8 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
       }
     });
   };
-  forward(child.stdout!, process.stdout, echoStdout);
-  forward(child.stderr!, process.stderr, rank === 0);
+  forward(child.stdout, process.stdout, echoStdout);
+  forward(child.stderr, process.stderr, rank === 0);
   const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 143))));
   child.on('error', (e) => log.error('rank process failed to start', { rank, error: e.message }));
   return { child, exited };
@@ -61,7 +59,7 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
 /** Run N ranks over an embedded NATS server; returns the process exit code. */
 export async function launchLocal(script: string, argv: readonly string[], c: TrainerConfig, log: Logger, maxRestarts = 3): Promise<number> {
   const n = c.workers;
-  const binary = await ensureBinary('nats-server');
+  const binary = findNatsServer();
   const server = await startNatsServer({ binary });
   const jobId = c.jobId === 'local' ? `local-${process.pid}` : c.jobId;
   log.info('launcher', { workers: n, nats: server.url, jobId, checkpointDir: c.checkpointDir });
@@ -70,22 +68,50 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
   const sub = nc.subscribe(progressSubject(jobId));
   void (async () => {
     for await (const m of sub) {
-      const p = ProgressSchema.safeParse((() => { try { return JSON.parse(m.string()) as unknown; } catch { return undefined; } })());
+      const p = ProgressMessageSchema.safeParse(
+        (() => {
+          try {
+            return JSON.parse(m.string()) as unknown;
+          } catch {
+            return undefined;
+          }
+        })(),
+      );
       if (!p.success) continue;
       const d = p.data;
-      progress.update({ step: d.step, total: d.totalSteps, fields: { loss: d.loss != null ? d.loss.toFixed(4) : '?', kept: d.keptRatio !== undefined ? `${(100 * d.keptRatio).toFixed(1)}%` : '?', 'samples/s': (d.samplesPerSecond ?? 0).toFixed(1), attempt: String(d.attempt), ranks: String(n) } });
+      progress.update({
+        step: d.step,
+        total: d.totalSteps ?? c.steps,
+        fields: {
+          loss: d.loss != null ? d.loss.toFixed(4) : '?',
+          kept: d.keptRatio != null ? `${(100 * d.keptRatio).toFixed(1)}%` : '?',
+          'samples/s': (d.samplesPerSecond ?? 0).toFixed(1),
+          attempt: String(d.attempt),
+          ranks: String(n),
+        },
+      });
     }
   })();
   const args = rankArgs(argv);
   try {
     for (let attempt = c.attempt; ; attempt++) {
-      const env = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, GMT_RANK: String(rank), GMT_WORLD_SIZE: String(n), GMT_JOB_ID: jobId, GMT_ATTEMPT: String(attempt), NATS_URL: server.url, GMT_CONFIG: process.env['GMT_CONFIG'] ?? '' });
+      const env = (rank: number): NodeJS.ProcessEnv => ({
+        ...process.env,
+        [ENV.rank]: String(rank),
+        [ENV.worldSize]: String(n),
+        [ENV.jobId]: jobId,
+        [ENV.attempt]: String(attempt),
+        [ENV.natsUrl]: server.url,
+        [ENV.config]: process.env[ENV.config] ?? '',
+      });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
       const codes = ranks.map((r) => r.exited);
       const first = await Promise.race(codes.map((p, r) => p.then((code) => ({ code, rank: r }))));
       if (first.code !== 0) {
-        const stop = setTimeout(() => { for (const r of ranks) r.child.kill('SIGKILL'); }, 5000);
+        const stop = setTimeout(() => {
+          for (const r of ranks) r.child.kill('SIGKILL');
+        }, 5000);
         for (const r of ranks) r.child.kill('SIGTERM');
         await Promise.all(codes);
         clearTimeout(stop);

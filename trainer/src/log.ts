@@ -12,14 +12,21 @@ export interface Logger {
 }
 
 /** A logger writing to `write` (stderr by default). */
-export function createLogger(format: 'text' | 'json', base: Record<string, unknown> = {}, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
+export function createLogger(
+  format: 'text' | 'json',
+  base: Record<string, unknown> = {},
+  write: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Logger {
   const log = (level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void => {
     if (format === 'json') {
       write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }));
       return;
     }
     const kv = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'number' ? formatNumber(v) : typeof v === 'string' ? v : JSON.stringify(v)}`);
-    write(`[gmt-train${base['rank'] !== undefined ? ` r${String(base['rank'])}` : ''}] ${level === 'info' ? '' : level.toUpperCase() + ' '}${msg}${kv.length ? ' ' + kv.join(' ') : ''}`);
+    const rank = base['rank'];
+    write(
+      `[gmt-train${typeof rank === 'number' || typeof rank === 'string' ? ` r${rank}` : ''}] ${level === 'info' ? '' : level.toUpperCase() + ' '}${msg}${kv.length ? ' ' + kv.join(' ') : ''}`,
+    );
   };
   return { log, info: (m, f) => log('info', m, f), warn: (m, f) => log('warn', m, f), error: (m, f) => log('error', m, f) };
 }

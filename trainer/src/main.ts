@@ -2,11 +2,12 @@
 /**
  * gmt-train: the trainer's command line. `gmt-train [--config file.json] [--key value …]` fine-tunes;
  * `gmt-train pretrain [--steps N] [--out DIR]` makes the bundled base model. The only place that
- * exits the process: exit codes (errors.ts EXIT_CODES) tell the operator retryable from fatal.
+ * exits the process: exit codes (contract/exit-codes.ts) tell the operator retryable from fatal.
  */
-import { EXIT_CODES, TrainerError, ConfigError } from './errors.js';
+import { EXIT_CODES } from '../../contract/exit-codes.js';
+import { TrainerError, ConfigError } from './errors.js';
 import { configKeys, flagName, loadConfig } from './config/load.js';
-import { TrainerConfigSchema } from './config/schema.js';
+import { TrainerConfigSchema } from '../../contract/config.js';
 import { createLogger, formatNumber } from './log.js';
 import { PRETRAIN_DEFAULTS, pretrain } from './pretrain.js';
 import { runTraining, type RunSummary } from './train/run.js';
@@ -23,14 +24,17 @@ Usage:
 
 Options (config keys as kebab-case flags; env GMT_CONFIG, GMT_RANK, GMT_WORLD_SIZE, GMT_JOB_ID,
 GMT_ATTEMPT, NATS_URL, GMT_CHECKPOINT_DIR, GMT_METRICS_PORT, GMT_BACKEND also apply):
-${configKeys().map((k) => `  ${flagName(k)}`).join('\n')}
+${configKeys()
+  .map((k) => `  ${flagName(k)}`)
+  .join('\n')}
 
 Exit codes: 0 ok, 2 config, 3 data, 4 checkpoint, 5 numeric, 1 internal (not retryable);
 75 retryable (peer/collective/NATS lost), 76 interrupted after a checkpoint (retryable).`;
 
 function summaryText(s: RunSummary): string {
   const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-  const b = s.before, a = s.after;
+  const b = s.before,
+    a = s.after;
   const lines = [
     '',
     `GMT fine-tune finished: ${s.steps} steps on ${s.backend.name} (${s.parameters.toLocaleString('en-US')} parameters)`,
@@ -39,14 +43,19 @@ function summaryText(s: RunSummary): string {
     '                 before        after',
     `  held-out loss  ${(b ? formatNumber(b.loss) : 'n/a').padEnd(13)} ${formatNumber(a.loss)}`,
     `  exact match    ${pct(b?.exactMatch).padEnd(13)} ${pct(a.exactMatch)}  (${a.examples} held-out examples)`,
-    ...a.samples.slice(0, 3).map((x) => `    ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})`),
+    ...a.samples
+      .slice(0, 3)
+      .map((x) => `    ${x.correct ? '✓' : '✗'} ${JSON.stringify(x.prompt)} → ${JSON.stringify(x.prediction)} (expected ${JSON.stringify(x.reference)})`),
     `  checkpoint     ${s.lastCheckpoint ?? 'none'}${s.resumedFrom ? ` (resumed from ${s.resumedFrom})` : ''}`,
   ];
   return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) { process.stdout.write(HELP + '\n'); return EXIT_CODES.ok; }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP + '\n');
+    return EXIT_CODES.ok;
+  }
   let stop = false;
   const onSignal = (sig: string) => {
     if (stop) process.exit(EXIT_CODES.interrupted);
@@ -58,7 +67,8 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'pretrain') {
     const o = { ...PRETRAIN_DEFAULTS };
     for (let i = 1; i < argv.length; i += 2) {
-      const k = argv[i], v = argv[i + 1];
+      const k = argv[i],
+        v = argv[i + 1];
       if (v === undefined) throw new ConfigError(`flag ${k} needs a value`);
       if (k === '--steps') o.steps = Number(v);
       else if (k === '--documents') o.documents = Number(v);
@@ -68,7 +78,8 @@ async function main(argv: string[]): Promise<number> {
       else if (k === '--progress') o.progress = TrainerConfigSchema.shape.progress.parse(v);
       else throw new ConfigError(`unknown flag ${k} for pretrain (see gmt-train --help)`);
     }
-    if (![o.steps, o.documents, o.seed].every((n) => Number.isInteger(n) && n >= 0)) throw new ConfigError('pretrain: --steps, --documents and --seed must be non-negative integers');
+    if (![o.steps, o.documents, o.seed].every((n) => Number.isInteger(n) && n >= 0))
+      throw new ConfigError('pretrain: --steps, --documents and --seed must be non-negative integers');
     await pretrain(o, createLogger('text'));
     return EXIT_CODES.ok;
   }

@@ -8,7 +8,7 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TrainerConfigSchema, type TrainerConfig } from './config/schema.js';
+import { TrainerConfigSchema, type TrainerConfig } from '../../contract/config.js';
 import { generateCorpus, parseSyntheticTask, splitTrainEval, writeJsonl } from './data/index.js';
 import type { Logger } from './log.js';
 import { BUNDLED_BASE_MODEL } from './paths.js';
@@ -36,19 +36,38 @@ export async function pretrain(o: PretrainOptions, log: Logger): Promise<string>
     // defaults) never enter the corpus. One-step problems are few (about 135), so this matters.
     const fineTune = parseSyntheticSpec('synthetic:arithmetic', 'trainData')!;
     const heldOut = splitTrainEval(42, fineTune, { trainCount: 0, evalCount: 200 }).eval.map((p) => p.prompt);
-    const tasks = [
-      parseSyntheticTask({ kind: 'arithmetic', options: { minSteps: 1, maxSteps: 1 } }),
-      parseSyntheticTask({ kind: 'symbolic', options: {} }),
-    ];
+    const tasks = [parseSyntheticTask({ kind: 'arithmetic', options: { minSteps: 1, maxSteps: 1 } }), parseSyntheticTask({ kind: 'symbolic', options: {} })];
     const docs = generateCorpus(o.seed, { documents: o.documents, linesPerDocument: 1, tasks, exclude: new Set(heldOut), freeTextRate: 0.4 });
     const corpus = join(work, 'corpus.jsonl');
-    await writeJsonl(corpus, docs.map((d) => ({ prompt: '', completion: d })));
-    const config = Object.freeze(TrainerConfigSchema.parse({
-      runName: 'pretrain-base-tiny', seed: o.seed, backend: o.backend, baseModel: 'none', modelPreset: 'tiny', tokenizer: 'byte',
-      trainData: corpus, evalData: 'synthetic:arithmetic', seqLen: 64, method: 'sft', optimizer: 'adamw', lr: 3e-3, warmupRatio: 0.05,
-      weightDecay: 0.01, microBatchSize: 32, steps: o.steps, checkpointDir: join(work, 'ckpt'), resume: 'never', progress: o.progress,
-      evalExamples: 200, maxNewTokens: 6,
-    }));
+    await writeJsonl(
+      corpus,
+      docs.map((d) => ({ prompt: '', completion: d })),
+    );
+    const config = Object.freeze(
+      TrainerConfigSchema.parse({
+        runName: 'pretrain-base-tiny',
+        seed: o.seed,
+        backend: o.backend,
+        baseModel: 'none',
+        modelPreset: 'tiny',
+        tokenizer: 'byte',
+        trainData: corpus,
+        evalData: 'synthetic:arithmetic',
+        seqLen: 64,
+        method: 'sft',
+        optimizer: 'adamw',
+        lr: 3e-3,
+        warmupRatio: 0.05,
+        weightDecay: 0.01,
+        microBatchSize: 32,
+        steps: o.steps,
+        checkpointDir: join(work, 'ckpt'),
+        resume: 'never',
+        progress: o.progress,
+        evalExamples: 200,
+        maxNewTokens: 6,
+      }),
+    );
     const summary = await runTraining(config, { log, skipEvalBefore: true });
     if (summary.lastCheckpoint === undefined) throw new Error('pretraining wrote no checkpoint');
     await mkdir(o.out, { recursive: true });

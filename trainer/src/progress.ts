@@ -21,11 +21,19 @@ export interface Progress {
 function eta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${s}s`;
 }
 
 /** Create a progress display: `bar` (TTY), `plain` (a line per ~5%), `none`; `auto` picks by isTTY. */
-export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: NodeJS.WriteStream = process.stderr, now: () => number = () => performance.now()): Progress {
+export function createProgress(
+  mode: 'auto' | 'bar' | 'plain' | 'none',
+  stream: NodeJS.WriteStream = process.stderr,
+  now: () => number = () => performance.now(),
+): Progress {
   const kind = mode === 'auto' ? (stream.isTTY ? 'bar' : 'plain') : mode;
   const t0 = now();
   let startStep: number | undefined;
@@ -36,7 +44,9 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
     const elapsed = (now() - t0) / 1000;
     const rate = (u.step - startStep) / Math.max(elapsed, 1e-9);
     const left = (u.total - u.step) / rate;
-    const fields = Object.entries(u.fields).map(([k, v]) => `${k} ${v}`).join(' · ');
+    const fields = Object.entries(u.fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(' · ');
     return `${u.step}/${u.total} ${fields} · ETA ${eta(left)}`;
   };
   return {
@@ -44,12 +54,16 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', stream: 
       if (kind === 'none') return;
       const text = render(u);
       if (kind === 'bar') {
-        const width = 24, filled = Math.round((width * u.step) / Math.max(1, u.total));
+        const width = 24,
+          filled = Math.round((width * u.step) / Math.max(1, u.total));
         stream.write(`\r\x1b[2K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`);
         drawn = true;
       } else {
         const bucket = Math.floor((20 * u.step) / Math.max(1, u.total));
-        if (bucket !== lastPlain || u.step === u.total) { lastPlain = bucket; stream.write(`[progress] ${text}\n`); }
+        if (bucket !== lastPlain || u.step === u.total) {
+          lastPlain = bucket;
+          stream.write(`[progress] ${text}\n`);
+        }
       }
     },
     note(line) {

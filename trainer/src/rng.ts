@@ -71,15 +71,18 @@ export class Rng {
   /** Next uniform u32. */
   nextU32(): number {
     const s = this.s;
-    const s0 = s[0]!, s1 = s[1]!, s2 = s[2]!, s3 = s[3]!;
+    const s0 = s[0]!,
+      s1 = s[1]!,
+      s2 = s[2]!,
+      s3 = s[3]!;
     const r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
     const t = (s1 << 9) >>> 0;
     s[2] = s2 ^ s0;
     s[3] = s3 ^ s1;
-    s[1] = s1 ^ s[2]!;
-    s[0] = s0 ^ s[3]!;
-    s[2] = s[2]! ^ t;
-    s[3] = rotl(s[3]!, 11);
+    s[1] = s1 ^ s[2];
+    s[0] = s0 ^ s[3];
+    s[2] = s[2] ^ t;
+    s[3] = rotl(s[3], 11);
     return r;
   }
 

@@ -1,13 +1,10 @@
 /**
- * Every label, annotation, condition type, reason, finalizer and field manager the operator writes,
+ * Every label, annotation, condition type, reason and field manager the operator writes,
  * defined once (STYLE: operator/api). String-literal maps, `as const`, instead of enums.
  */
 
 /** Server-side apply field manager of the operator (children and status). */
 export const FIELD_MANAGER = 'gmt-operator';
-
-/** Finalizer the operator may put on a GmtFineTune to clean up what owner references do not cover. */
-export const FINALIZER = 'gmt.dev/finalizer';
 
 /** Labels on every child object (pods, Service, config); selectors use the same keys. */
 export const LABELS = {
@@ -27,8 +24,8 @@ export const LABELS = {
 
 /** Values of LABELS.role. */
 export const ROLES = { worker: 'worker', service: 'service', config: 'config' } as const;
-/** Value of LABELS.managedBy. */
-export const MANAGED_BY = FIELD_MANAGER;
+/** Value of LABELS.managedBy (the same name as FIELD_MANAGER). */
+export const MANAGED_BY = 'gmt-operator';
 /** Value of LABELS.name. */
 export const APP_NAME = 'gmt-trainer';
 

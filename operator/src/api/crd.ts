@@ -12,8 +12,6 @@ import { GmtFineTuneStatusSchema } from './status.js';
 
 /** Path of the generated CRD, relative to the repository root. */
 export const CRD_PATH = 'crds/gmt.dev_gmtfinetunes.yaml';
-/** The chart's copy, written only when the chart's crds/ folder exists. */
-export const CHART_CRD_PATH = 'charts/gmt-operator/crds/gmt.dev_gmtfinetunes.yaml';
 
 /** `kubectl get gft` columns (priority 1: only with `-o wide`). */
 export const PRINTER_COLUMNS: readonly { [key: string]: JsonValue }[] = [

@@ -2,14 +2,14 @@
  * GmtFineTune spec (ARCHITECTURE §5): the single source of truth for the TypeScript types, the
  * runtime check of objects read from the API server and the CRD's OpenAPI schema (crd.ts).
  *
- * Training settings reuse the trainer's own field schemas (trainer/src/config/schema.ts): same
+ * Training settings reuse the trainer's own field schemas (contract/config.ts): same
  * enums, ranges and defaults, so the API server never accepts a value the trainer would reject.
  * CEL rules ride along as metadata; the ones that need no old object are mirrored by zod refinements.
  * Objects are non-strict (`z.object`): the API server already prunes unknown fields, and an older
  * operator must still read objects written under a newer schema.
  */
 import { z } from 'zod';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { cel, DnsSubdomainSchema, FreeFormObjectSchema, QuantitySchema, StringMapSchema } from './k8s-schema.js';
 
 const T = TrainerConfigSchema.shape;
@@ -25,7 +25,13 @@ export const TolerationSchema = z
     effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional().describe('Taint effect to match; empty matches all.'),
     tolerationSeconds: z.number().int().optional().describe('How long a NoExecute taint is tolerated.'),
   })
-  .meta(cel({ rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''", message: 'spec.podTemplate.tolerations[].value must be empty when operator is Exists', fieldPath: '.value' }));
+  .meta(
+    cel({
+      rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+      message: 'spec.podTemplate.tolerations[].value must be empty when operator is Exists',
+      fieldPath: '.value',
+    }),
+  );
 
 /** Compute resources of each worker container (core/v1 ResourceRequirements, without claims). */
 export const ResourcesSchema = z
@@ -33,13 +39,18 @@ export const ResourcesSchema = z
     requests: z.record(z.string(), QuantitySchema).optional().describe('Minimum resources, e.g. cpu: "2", memory: 4Gi, nvidia.com/gpu: 1.'),
     limits: z.record(z.string(), QuantitySchema).optional().describe('Maximum resources; extended resources such as nvidia.com/gpu must be set here.'),
   })
-  .meta(cel({
-    // core/v1: extended resources cannot be overcommitted; a request without a limit fails pod validation.
-    rule: "!has(self.requests) || !('nvidia.com/gpu' in self.requests) || (has(self.limits) && 'nvidia.com/gpu' in self.limits)",
-    message: "spec.resources.limits must set nvidia.com/gpu when spec.resources.requests does (GPUs cannot be overcommitted)",
-    fieldPath: '.limits',
-  }))
-  .refine((r) => r.requests?.['nvidia.com/gpu'] === undefined || r.limits?.['nvidia.com/gpu'] !== undefined, { path: ['limits'], message: 'must set nvidia.com/gpu when requests does' });
+  .meta(
+    cel({
+      // core/v1: extended resources cannot be overcommitted; a request without a limit fails pod validation.
+      rule: "!has(self.requests) || !('nvidia.com/gpu' in self.requests) || (has(self.limits) && 'nvidia.com/gpu' in self.limits)",
+      message: 'spec.resources.limits must set nvidia.com/gpu when spec.resources.requests does (GPUs cannot be overcommitted)',
+      fieldPath: '.limits',
+    }),
+  )
+  .refine((r) => r.requests?.['nvidia.com/gpu'] === undefined || r.limits?.['nvidia.com/gpu'] !== undefined, {
+    path: ['limits'],
+    error: 'must set nvidia.com/gpu when requests does',
+  });
 
 /** Overrides applied to every worker pod. */
 export const PodTemplateSchema = z.object({
@@ -50,7 +61,13 @@ export const PodTemplateSchema = z.object({
   affinity: FreeFormObjectSchema.optional().describe('core/v1 Affinity of the worker pods (validated on the pods).'),
   priorityClassName: DnsSubdomainSchema.optional().describe('PriorityClass of the worker pods.'),
   serviceAccountName: DnsSubdomainSchema.optional().describe('ServiceAccount the worker pods run as.'),
-  terminationGracePeriodSeconds: z.number().int().min(0).max(86_400).optional().describe('Grace period between SIGTERM and SIGKILL (time to finish a checkpoint).'),
+  terminationGracePeriodSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .optional()
+    .describe('Grace period between SIGTERM and SIGKILL (time to finish a checkpoint).'),
 });
 
 // ---- what to train -----------------------------------------------------------------------------------
@@ -62,15 +79,27 @@ export const DATASET_SOURCE_PATTERN = /^(synthetic:[a-z][a-z0-9-]*(\?\S*)?|\/\S+
 
 /** The base model. */
 export const ModelSchema = z.object({
-  source: z.string().regex(MODEL_SOURCE_PATTERN, 'must be bundled, none, an absolute path or pvc://<claim>/<path>').default('bundled').describe('bundled (in the image), none (fresh init), an absolute path, or pvc://<claim>/<path> (a checkpoint dir or model.safetensors).'),
+  source: z
+    .string()
+    .regex(MODEL_SOURCE_PATTERN, 'must be bundled, none, an absolute path or pvc://<claim>/<path>')
+    .default('bundled')
+    .describe('bundled (in the image), none (fresh init), an absolute path, or pvc://<claim>/<path> (a checkpoint dir or model.safetensors).'),
   preset: T.modelPreset.describe('Architecture when source is none.'),
   tokenizer: T.tokenizer.describe('byte-level (tiny models) or GPT-2 BPE.'),
 });
 
 /** The training and evaluation data. */
 export const DatasetSchema = z.object({
-  train: z.string().regex(DATASET_SOURCE_PATTERN, 'must be synthetic:<task>, an absolute path or pvc://<claim>/<path>').default('synthetic:arithmetic').describe('synthetic:<task>[?option=value&…] (arithmetic, symbolic), an absolute JSONL path, or pvc://<claim>/<path>.'),
-  eval: z.string().regex(DATASET_SOURCE_PATTERN, 'must be synthetic:<task>, an absolute path or pvc://<claim>/<path>').optional().describe("Held-out data; default: the held-out split of train's synthetic task."),
+  train: z
+    .string()
+    .regex(DATASET_SOURCE_PATTERN, 'must be synthetic:<task>, an absolute path or pvc://<claim>/<path>')
+    .default('synthetic:arithmetic')
+    .describe('synthetic:<task>[?option=value&…] (arithmetic, symbolic), an absolute JSONL path, or pvc://<claim>/<path>.'),
+  eval: z
+    .string()
+    .regex(DATASET_SOURCE_PATTERN, 'must be synthetic:<task>, an absolute path or pvc://<claim>/<path>')
+    .optional()
+    .describe("Held-out data; default: the held-out split of train's synthetic task."),
   syntheticTrainSize: T.syntheticTrainSize.describe('Examples generated for synthetic training data.'),
   syntheticEvalSize: T.syntheticEvalSize.describe('Held-out synthetic examples.'),
 });
@@ -101,8 +130,14 @@ export const OptimizerSchema = z
     maxGradNorm: T.maxGradNorm.describe('Global-norm clipping before masking (0 = off).'),
   })
   // has(): the API server checks `default: {}` against the rules before nested defaults apply.
-  .meta(cel({ rule: "(has(self.name) && self.name == 'sgd') || !has(self.momentum) || self.momentum == 0.0", message: 'spec.optimizer.momentum applies to sgd only; set it to 0 for adamw', fieldPath: '.momentum' }))
-  .refine((o) => o.name === 'sgd' || o.momentum === 0, { path: ['momentum'], message: 'applies to sgd only; set it to 0 for adamw' });
+  .meta(
+    cel({
+      rule: "(has(self.name) && self.name == 'sgd') || !has(self.momentum) || self.momentum == 0.0",
+      message: 'spec.optimizer.momentum applies to sgd only; set it to 0 for adamw',
+      fieldPath: '.momentum',
+    }),
+  )
+  .refine((o) => o.name === 'sgd' || o.momentum === 0, { path: ['momentum'], error: 'applies to sgd only; set it to 0 for adamw' });
 
 /** Training length, batch sizes and evaluation. */
 export const TrainingSchema = z.object({
@@ -137,8 +172,15 @@ export const CheckpointVolumeSchema = z
       .optional()
       .describe('A PersistentVolumeClaim: checkpoints survive restarts, so a gang restart resumes.'),
   })
-  .meta(cel({ rule: 'has(self.emptyDir) != has(self.persistentVolumeClaim)', message: 'spec.checkpoint.volume must set exactly one of emptyDir and persistentVolumeClaim' }))
-  .refine((v) => (v.emptyDir !== undefined) !== (v.persistentVolumeClaim !== undefined), { message: 'must set exactly one of emptyDir and persistentVolumeClaim' });
+  .meta(
+    cel({
+      rule: 'has(self.emptyDir) != has(self.persistentVolumeClaim)',
+      message: 'spec.checkpoint.volume must set exactly one of emptyDir and persistentVolumeClaim',
+    }),
+  )
+  .refine((v) => (v.emptyDir !== undefined) !== (v.persistentVolumeClaim !== undefined), {
+    error: 'must set exactly one of emptyDir and persistentVolumeClaim',
+  });
 
 /** Checkpointing. */
 export const CheckpointSchema = z.object({
@@ -149,7 +191,12 @@ export const CheckpointSchema = z.object({
 
 /** The NATS server the workers' collectives use. */
 export const NatsSchema = z.object({
-  url: z.string().max(1024).regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL').optional().describe("NATS URL; default: the operator's configured NATS."),
+  url: z
+    .string()
+    .max(1024)
+    .regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL')
+    .optional()
+    .describe("NATS URL; default: the operator's configured NATS."),
   credentialsSecret: z
     .object({
       name: DnsSubdomainSchema.describe('Secret in the job namespace.'),
@@ -167,9 +214,21 @@ export const RunPolicySchema = z
     activeDeadlineSeconds: z.number().int().min(1).optional().describe('Running time after which the job fails (resets on resume).'),
     progressDeadlineSeconds: z.number().int().min(1).default(600).describe('No step progress for this long marks the job Stalled and restarts the gang.'),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the job this long after it finished, >= 0.'),
-    managedBy: z.string().min(1).max(63).regex(/^[a-z0-9.-]+\/[a-zA-Z0-9._-]+$/, 'must be a domain-prefixed path such as kueue.x-k8s.io/multikueue').optional().describe('Controller that reconciles this job (MultiKueue); default: this operator. Immutable.'),
+    managedBy: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z0-9.-]+\/[a-zA-Z0-9._-]+$/, 'must be a domain-prefixed path such as kueue.x-k8s.io/multikueue')
+      .optional()
+      .describe('Controller that reconciles this job (MultiKueue); default: this operator. Immutable.'),
   })
-  .meta(cel({ rule: 'has(self.managedBy) == has(oldSelf.managedBy) && (!has(self.managedBy) || self.managedBy == oldSelf.managedBy)', message: 'spec.runPolicy.managedBy is immutable', fieldPath: '.managedBy' }));
+  .meta(
+    cel({
+      rule: 'has(self.managedBy) == has(oldSelf.managedBy) && (!has(self.managedBy) || self.managedBy == oldSelf.managedBy)',
+      message: 'spec.runPolicy.managedBy is immutable',
+      fieldPath: '.managedBy',
+    }),
+  );
 
 // ---- the spec ----------------------------------------------------------------------------------------
 

@@ -11,11 +11,21 @@ const count = z.number().int().min(0);
 
 /** metav1.Condition, with the same bounds as k8s.io/apimachinery's OpenAPI for it. */
 export const ConditionSchema = z.object({
-  type: z.string().min(1).max(316).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/).describe(`Condition type: ${Object.values(CONDITION_TYPES).join(', ')}.`),
+  type: z
+    .string()
+    .min(1)
+    .max(316)
+    .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/)
+    .describe(`Condition type: ${Object.values(CONDITION_TYPES).join(', ')}.`),
   status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
   observedGeneration: count.optional().describe('metadata.generation the condition was computed from.'),
   lastTransitionTime: TimeSchema.describe('When status last changed.'),
-  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/).describe('CamelCase reason for the last transition.'),
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+    .describe('CamelCase reason for the last transition.'),
   message: z.string().max(32_768).describe('Human-readable detail.'),
 });
 
@@ -41,7 +51,10 @@ export const WorkerCountsSchema = z.object({
 
 /** The GmtFineTune status. */
 export const GmtFineTuneStatusSchema = z.object({
-  phase: z.enum(Object.values(PHASES) as [string, ...string[]]).optional().describe(`Summary of the conditions: ${Object.values(PHASES).join(', ')}.`),
+  phase: z
+    .enum(Object.values(PHASES) as [string, ...string[]])
+    .optional()
+    .describe(`Summary of the conditions: ${Object.values(PHASES).join(', ')}.`),
   conditions: z
     .array(ConditionSchema)
     .max(32)

@@ -3,8 +3,19 @@
  * ConfigMap with the trainer config, and one worker Pod per rank. Same input, same object: they
  * are applied with server-side apply, so re-applying is a no-op on the server.
  */
-import type { V1ConfigMap, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1EnvVar,
+  V1OwnerReference,
+  V1Pod,
+  V1ResourceRequirements,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import { ANNOTATIONS, API_VERSION, KIND, LABELS, ROLES, computeTrainerConfig, type GmtFineTune, type TrainerConfigInput } from '../api/index.js';
+import { ENV } from '../../../contract/env.js';
 import { childLabels, computeJobId, configMapName, podHostname, podName, serviceName, shortHash } from './names.js';
 
 /** Where the children builders put things inside a worker container. */
@@ -124,7 +135,10 @@ function checkpointVolume(job: GmtFineTune): V1Volume {
   const e = v.emptyDir ?? {};
   return {
     name: 'checkpoints',
-    emptyDir: { ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}), ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}) },
+    emptyDir: {
+      ...(e.medium !== undefined && e.medium !== '' ? { medium: e.medium } : {}),
+      ...(e.sizeLimit !== undefined ? { sizeLimit: String(e.sizeLimit) } : {}),
+    },
   };
 }
 
@@ -143,17 +157,17 @@ export function buildWorkerEnv(job: GmtFineTune, rank: number, attempt: number, 
   const jobId = computeJobId(job);
   const creds = job.spec.nats?.credentialsSecret;
   return [
-    { name: 'GMT_JOB_ID', value: jobId },
-    { name: 'GMT_RANK', value: String(rank) },
-    { name: 'GMT_WORLD_SIZE', value: String(job.spec.workers) },
-    { name: 'GMT_ATTEMPT', value: String(attempt) },
-    { name: 'NATS_URL', value: computeNatsUrl(job, opts) },
-    ...(creds !== undefined ? [{ name: 'NATS_CREDS', value: `${PATHS.natsCredsDir}/${creds.key}` }] : []),
-    { name: 'GMT_CONFIG', value: `${PATHS.configDir}/${CONFIG_KEY}` },
+    { name: ENV.jobId, value: jobId },
+    { name: ENV.rank, value: String(rank) },
+    { name: ENV.worldSize, value: String(job.spec.workers) },
+    { name: ENV.attempt, value: String(attempt) },
+    { name: ENV.natsUrl, value: computeNatsUrl(job, opts) },
+    ...(creds !== undefined ? [{ name: ENV.natsCreds, value: `${PATHS.natsCredsDir}/${creds.key}` }] : []),
+    { name: ENV.config, value: `${PATHS.configDir}/${CONFIG_KEY}` },
     // The same config inline, for runtimes that cannot mount volumes (the test node agent).
-    { name: 'GMT_CONFIG_JSON', valueFrom: { configMapKeyRef: { name: configMapName(job.metadata.name), key: CONFIG_KEY } } },
-    { name: 'GMT_CHECKPOINT_DIR', value: `${PATHS.checkpointMount}/${jobId}` },
-    { name: 'GMT_METRICS_PORT', value: String(opts.metricsPort) },
+    { name: ENV.configJson, valueFrom: { configMapKeyRef: { name: configMapName(job.metadata.name), key: CONFIG_KEY } } },
+    { name: ENV.checkpointDir, value: `${PATHS.checkpointMount}/${jobId}` },
+    { name: ENV.metricsPort, value: String(opts.metricsPort) },
     { name: 'HOME', value: PATHS.tmp },
   ];
 }

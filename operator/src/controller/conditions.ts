@@ -26,7 +26,12 @@ export function isTrue(conditions: readonly Condition[] | undefined, type: Condi
  * Returns the list with `input` set (same order; appended when new) and whether anything changed.
  * `now` (RFC 3339) becomes lastTransitionTime only on a status flip.
  */
-export function setCondition(conditions: readonly Condition[], input: ConditionInput, now: string, generation: number | undefined): { readonly conditions: Condition[]; readonly changed: boolean } {
+export function setCondition(
+  conditions: readonly Condition[],
+  input: ConditionInput,
+  now: string,
+  generation: number | undefined,
+): { readonly conditions: Condition[]; readonly changed: boolean } {
   const old = conditions.find((c) => c.type === input.type);
   const next: Condition = {
     type: input.type,
@@ -36,7 +41,12 @@ export function setCondition(conditions: readonly Condition[], input: ConditionI
     reason: input.reason,
     message: input.message.slice(0, 32_768),
   };
-  const changed = old === undefined || old.status !== next.status || old.reason !== next.reason || old.message !== next.message || old.observedGeneration !== next.observedGeneration;
+  const changed =
+    old === undefined ||
+    old.status !== next.status ||
+    old.reason !== next.reason ||
+    old.message !== next.message ||
+    old.observedGeneration !== next.observedGeneration;
   if (!changed) return { conditions: [...conditions], changed: false };
   return { conditions: old === undefined ? [...conditions, next] : conditions.map((c) => (c.type === input.type ? next : c)), changed: true };
 }

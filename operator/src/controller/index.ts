@@ -1,11 +1,49 @@
 // Public API of the GmtFineTune controller.
-export { buildConfigMap, buildOwnerReference, buildService, buildWorkerEnv, buildWorkerPod, computeConfigHash, computeNatsUrl, computePodTrainerConfig, CONFIG_KEY, CONTAINER_NAME, DEFAULT_BUILD_OPTIONS, PATHS, type BuildOptions, type ConfigMapObject, type PodObject, type ServiceObject } from './children.js';
+export {
+  buildConfigMap,
+  buildOwnerReference,
+  buildService,
+  buildWorkerEnv,
+  buildWorkerPod,
+  computeConfigHash,
+  computeNatsUrl,
+  computePodTrainerConfig,
+  CONFIG_KEY,
+  CONTAINER_NAME,
+  DEFAULT_BUILD_OPTIONS,
+  PATHS,
+  type BuildOptions,
+  type ConfigMapObject,
+  type PodObject,
+  type ServiceObject,
+} from './children.js';
 export { findCondition, isTrue, setCondition, type ConditionInput } from './conditions.js';
 export { CHILD_SELECTOR, computeJobId, configMapName, podHostname, podName, serviceName } from './names.js';
 export { ChildViewSchema, PodViewSchema, type ChildView, type PodView } from './pod-view.js';
-export { classifyPod, computeGangOutcome, EXIT_CODE_POLICY, exitPolicy, PREEMPTION_REASONS, type ExitPolicy, type GangOutcome, type PodOutcome } from './policy.js';
-export { foldProgress, ProgressMessageSchema, type ProgressMessage, type ProgressSnapshot } from './progress-snapshot.js';
-export { PROGRESS_SUBJECT, ProgressTracker, type ProgressTrackerOptions } from './progress.js';
+export {
+  classifyPod,
+  computeGangOutcome,
+  EXIT_CODE_POLICY,
+  exitPolicy,
+  PREEMPTION_REASONS,
+  type ExitPolicy,
+  type GangOutcome,
+  type PodOutcome,
+} from './policy.js';
+export { foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
+export { ProgressTracker, type ProgressTrackerOptions } from './progress.js';
 export { CONTROLLER_NAME, GmtFineTuneReconciler, StatusConflictError, type ReconcilerDeps, type Store } from './reconciler.js';
-export { canonicalJson, computeStatus, formatTime, markCreateFailed, podAttempt, podRank, RESTART_REASON, type Decision, type EventSpec, type Observation, type PodDeletion } from './status.js';
+export {
+  canonicalJson,
+  computeStatus,
+  formatTime,
+  markCreateFailed,
+  podAttempt,
+  podRank,
+  RESTART_REASON,
+  type Decision,
+  type EventSpec,
+  type Observation,
+  type PodDeletion,
+} from './status.js';
 export { CONTROLLER, startOperator, type Logger, type Operator, type OperatorOptions } from './operator.js';

@@ -17,7 +17,10 @@ export interface JobIdentity {
  * created again under the same name gets new subjects and a new checkpoint directory.
  */
 export function computeJobId(job: JobIdentity): string {
-  const uid = (job.metadata.uid ?? '').toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
+  const uid = (job.metadata.uid ?? '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 8);
   const parts = [job.metadata.namespace ?? 'default', job.metadata.name, ...(uid !== '' ? [uid] : [])];
   return parts.join('-');
 }

@@ -36,7 +36,14 @@ export interface OperatorOptions {
   readonly metricsPort?: number;
   readonly metricsHost?: string;
   /** Leader election; undefined: this replica always reconciles. */
-  readonly leaderElection?: { readonly namespace: string; readonly name: string; readonly identity?: string; readonly leaseDurationSeconds?: number; readonly renewDeadlineSeconds?: number; readonly retryPeriodSeconds?: number };
+  readonly leaderElection?: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly identity?: string;
+    readonly leaseDurationSeconds?: number;
+    readonly renewDeadlineSeconds?: number;
+    readonly retryPeriodSeconds?: number;
+  };
   /** Concurrent reconciles; default 4. */
   readonly workers?: number;
   /** Trainer container metrics port; default 9400. */
@@ -93,44 +100,98 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const metrics = new OperatorMetrics();
   const queue = new WorkQueue({ name: CONTROLLER, metrics: metrics.workQueue(CONTROLLER) });
   const scopes: (string | undefined)[] = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
-  const informerLog = (name: string) => (line: string): void => log('info', line, { informer: name });
+  const informerLog =
+    (name: string) =>
+    (line: string): void =>
+      log('info', line, { informer: name });
 
-  const jobs = scopes.map((ns) => new Informer<GmtFineTune>({
-    kc, name: `gmtfinetunes${ns !== undefined ? `/${ns}` : ''}`, log: informerLog('gmtfinetunes'),
-    path: ns === undefined ? `/apis/${GROUP}/${VERSION}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`,
-    list: async () => asList(ns === undefined ? await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) : await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })),
-    parse: (raw) => {
-      const r = parseGmtFineTune(raw);
-      if (!r.ok) throw new Error(r.error);
-      return r.value;
-    },
-  }));
-  const child = <T>(kind: string, schema: { parse(x: unknown): T }, list: (ns: string | undefined) => Promise<unknown>, plural: string): Informer<T>[] =>
-    scopes.map((ns) => new Informer<T>({
-      kc, name: `${plural}${ns !== undefined ? `/${ns}` : ''}`, log: informerLog(plural), labelSelector: CHILD_SELECTOR,
-      path: ns === undefined ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`,
-      list: async () => asList(await list(ns)),
-      parse: (raw) => schema.parse(raw),
-    }));
+  const jobs = scopes.map(
+    (ns) =>
+      new Informer<GmtFineTune>({
+        kc,
+        name: `gmtfinetunes${ns !== undefined ? `/${ns}` : ''}`,
+        log: informerLog('gmtfinetunes'),
+        path: ns === undefined ? `/apis/${GROUP}/${VERSION}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`,
+        list: async () =>
+          asList(
+            ns === undefined
+              ? await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+              : await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL }),
+          ),
+        parse: (raw) => {
+          const r = parseGmtFineTune(raw);
+          if (!r.ok) throw new Error(r.error);
+          return r.value;
+        },
+      }),
+  );
+  const child = <T>(schema: { parse(x: unknown): T }, list: (ns: string | undefined) => Promise<unknown>, plural: string): Informer<T>[] =>
+    scopes.map(
+      (ns) =>
+        new Informer<T>({
+          kc,
+          name: `${plural}${ns !== undefined ? `/${ns}` : ''}`,
+          log: informerLog(plural),
+          labelSelector: CHILD_SELECTOR,
+          path: ns === undefined ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`,
+          list: async () => asList(await list(ns)),
+          parse: (raw) => schema.parse(raw),
+        }),
+    );
   const sel = { labelSelector: CHILD_SELECTOR };
-  const pods = child<PodView>('Pod', PodViewSchema, (ns) => (ns === undefined ? core.listPodForAllNamespaces(sel) : core.listNamespacedPod({ namespace: ns, ...sel })), 'pods');
-  const services = child<ChildView>('Service', ChildViewSchema, (ns) => (ns === undefined ? core.listServiceForAllNamespaces(sel) : core.listNamespacedService({ namespace: ns, ...sel })), 'services');
-  const configMaps = child<ChildView>('ConfigMap', ChildViewSchema, (ns) => (ns === undefined ? core.listConfigMapForAllNamespaces(sel) : core.listNamespacedConfigMap({ namespace: ns, ...sel })), 'configmaps');
+  const pods = child<PodView>(
+    PodViewSchema,
+    (ns) => (ns === undefined ? core.listPodForAllNamespaces(sel) : core.listNamespacedPod({ namespace: ns, ...sel })),
+    'pods',
+  );
+  const services = child<ChildView>(
+    ChildViewSchema,
+    (ns) => (ns === undefined ? core.listServiceForAllNamespaces(sel) : core.listNamespacedService({ namespace: ns, ...sel })),
+    'services',
+  );
+  const configMaps = child<ChildView>(
+    ChildViewSchema,
+    (ns) => (ns === undefined ? core.listConfigMapForAllNamespaces(sel) : core.listNamespacedConfigMap({ namespace: ns, ...sel })),
+    'configmaps',
+  );
   const owner = { group: GROUP, kind: KIND };
   for (const i of jobs) i.enqueue(queue);
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
 
-  const progress = new ProgressTracker({ natsUrl: o.natsUrl, ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}), sink: queue, ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}), log: (l) => log('info', l, { component: 'progress' }) });
-  const build: BuildOptions = { ...DEFAULT_BUILD_OPTIONS, defaultNatsUrl: o.natsUrl, ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}) };
+  const progress = new ProgressTracker({
+    natsUrl: o.natsUrl,
+    ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}),
+    sink: queue,
+    ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}),
+    log: (l) => log('info', l, { component: 'progress' }),
+  });
+  const build: BuildOptions = {
+    ...DEFAULT_BUILD_OPTIONS,
+    defaultNatsUrl: o.natsUrl,
+    ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
+  };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
   const reconciler = new GmtFineTuneReconciler({
-    jobs: new InformerSet(jobs), pods: new InformerSet(pods), services: new InformerSet(services), configMaps: new InformerSet(configMaps),
-    objects: makeObjectClient(kc), custom, events, progress, build, log, metrics,
+    jobs: new InformerSet(jobs),
+    pods: new InformerSet(pods),
+    services: new InformerSet(services),
+    configMaps: new InformerSet(configMaps),
+    objects: makeObjectClient(kc),
+    custom,
+    events,
+    progress,
+    build,
+    log,
+    metrics,
   });
   const controller = new Controller({
-    name: CONTROLLER, queue, reconcile: (key) => reconciler.reconcile(key), workers: o.workers ?? 4, waitFor: all,
+    name: CONTROLLER,
+    queue,
+    reconcile: (key) => reconciler.reconcile(key),
+    workers: o.workers ?? 4,
+    waitFor: all,
     metrics: metrics.controller(CONTROLLER),
     span: otelReconcileSpan('gmt-operator'),
     onError: (key, err) => log('error', 'reconcile failed', { key, error: err instanceof Error ? err.message : String(err) }),
@@ -145,7 +206,10 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   if (o.leaderElection !== undefined) {
     const le = o.leaderElection;
     elector = new LeaderElector({
-      kc, namespace: le.namespace, name: le.name, identity,
+      kc,
+      namespace: le.namespace,
+      name: le.name,
+      identity,
       ...(le.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: le.leaseDurationSeconds } : {}),
       ...(le.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: le.renewDeadlineSeconds } : {}),
       ...(le.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: le.retryPeriodSeconds } : {}),
@@ -162,9 +226,15 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     });
     readiness.push(leaderElectionCheck(elector));
   }
-  const server = o.metricsPort !== undefined
-    ? await startOperatorServer({ port: o.metricsPort, ...(o.metricsHost !== undefined ? { host: o.metricsHost } : {}), registry: metrics.registry, readiness })
-    : undefined;
+  const server =
+    o.metricsPort !== undefined
+      ? await startOperatorServer({
+          port: o.metricsPort,
+          ...(o.metricsHost !== undefined ? { host: o.metricsHost } : {}),
+          registry: metrics.registry,
+          readiness,
+        })
+      : undefined;
 
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((r) => (resolveClosed = r));
@@ -182,7 +252,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   };
   if (elector !== undefined) {
     const e = elector;
-    void e.start();
+    e.start();
     void e.closed.then(() => {
       if (e.lost) {
         lost = true;
@@ -193,8 +263,16 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     void controller.start();
   }
   return {
-    reconciler, progress, metrics, server, elector,
-    waitForSync: async () => void (await Promise.all(all.map((i) => i.waitForSync()))),
-    close, closed, lostLeadership: () => lost,
+    reconciler,
+    progress,
+    metrics,
+    server,
+    elector,
+    waitForSync: async () => {
+      await Promise.all(all.map((i) => i.waitForSync()));
+    },
+    close,
+    closed,
+    lostLeadership: () => lost,
   };
 }

@@ -4,7 +4,7 @@
  * the gang from the last checkpoint", 1–5 mean "restarting cannot help". A signal death (128+n),
  * an eviction, a preemption or a vanished pod is infrastructure: restart.
  */
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { RESTART_CAUSES, type RestartCause } from '../api/index.js';
 import { CONTAINER_NAME } from './children.js';
 import type { PodView, TerminatedState } from './pod-view.js';
@@ -36,7 +36,15 @@ export function exitPolicy(exitCode: number): ExitPolicy {
 }
 
 /** Pod-level reasons that mean the pod was taken away (kubelet/eviction API/taint manager/scheduler). */
-export const PREEMPTION_REASONS: ReadonlySet<string> = new Set(['Evicted', 'Preempting', 'DeletionByTaintManager', 'NodeLost', 'NodeShutdown', 'Terminated', 'UnexpectedAdmissionError']);
+export const PREEMPTION_REASONS: ReadonlySet<string> = new Set([
+  'Evicted',
+  'Preempting',
+  'DeletionByTaintManager',
+  'NodeLost',
+  'NodeShutdown',
+  'Terminated',
+  'UnexpectedAdmissionError',
+]);
 
 /** What one worker pod says. */
 export type PodOutcome =
@@ -54,7 +62,10 @@ function trainerTerminated(pod: PodView): TerminatedState | undefined {
 
 /** Last line of a (FallbackToLogsOnError) termination message: the trainer prints its error last. */
 function lastLine(text: string | undefined): string | undefined {
-  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = (text ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   return lines.at(-1)?.slice(0, 512);
 }
 
@@ -64,7 +75,11 @@ export function classifyPod(pod: PodView): PodOutcome {
   const st = pod.status;
   const disrupted = st?.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
   if (st?.phase === 'Failed' && (PREEMPTION_REASONS.has(st.reason ?? '') || disrupted !== undefined)) {
-    return { kind: 'restart', cause: RESTART_CAUSES.preempted, message: `pod ${name} ${st.reason ?? disrupted?.reason ?? 'disrupted'}${st.message !== undefined ? `: ${st.message}` : ''}` };
+    return {
+      kind: 'restart',
+      cause: RESTART_CAUSES.preempted,
+      message: `pod ${name} ${st.reason ?? disrupted?.reason ?? 'disrupted'}${st.message !== undefined ? `: ${st.message}` : ''}`,
+    };
   }
   const term = trainerTerminated(pod);
   if (st?.phase === 'Succeeded') return { kind: 'succeeded' };
@@ -72,11 +87,13 @@ export function classifyPod(pod: PodView): PodOutcome {
     const p = exitPolicy(term.exitCode);
     const detail = lastLine(term.message);
     const rank = pod.metadata.labels?.['gmt.dev/rank'] ?? '?';
-    if (p.action === 'succeed') return st?.phase === 'Failed' ? { kind: 'restart', cause: RESTART_CAUSES.other, message: `pod ${name} failed` } : { kind: 'succeeded' };
+    if (p.action === 'succeed')
+      return st?.phase === 'Failed' ? { kind: 'restart', cause: RESTART_CAUSES.other, message: `pod ${name} failed` } : { kind: 'succeeded' };
     const text = `rank ${rank} (pod ${name}) exited with code ${term.exitCode} (${p.what}${term.reason === 'OOMKilled' ? ', OOMKilled' : ''})${detail !== undefined ? `: ${detail}` : ''}`;
     return p.action === 'restart' ? { kind: 'restart', cause: p.cause, message: text } : { kind: 'fail', message: text };
   }
-  if (st?.phase === 'Failed') return { kind: 'restart', cause: RESTART_CAUSES.other, message: `pod ${name} failed${st.reason !== undefined ? ` (${st.reason})` : ''}` };
+  if (st?.phase === 'Failed')
+    return { kind: 'restart', cause: RESTART_CAUSES.other, message: `pod ${name} failed${st.reason !== undefined ? ` (${st.reason})` : ''}` };
   if (pod.metadata.deletionTimestamp !== undefined) return { kind: 'restart', cause: RESTART_CAUSES.preempted, message: `pod ${name} is being deleted` };
   if (st?.phase === 'Running') return { kind: 'running' };
   const unsched = st?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
@@ -110,10 +127,13 @@ export function computeGangOutcome(outcomes: readonly PodOutcome[], workers: num
   if (fatal !== undefined) return { kind: 'fail', message: fatal.message };
   const retry = outcomes.find((o) => o.kind === 'restart');
   if (retry !== undefined) return { kind: 'restart', cause: retry.cause, message: retry.message };
-  if (missingAfterStart.length > 0) return { kind: 'restart', cause: RESTART_CAUSES.preempted, message: `worker pod of rank ${missingAfterStart.join(', ')} disappeared` };
+  if (missingAfterStart.length > 0)
+    return { kind: 'restart', cause: RESTART_CAUSES.preempted, message: `worker pod of rank ${missingAfterStart.join(', ')} disappeared` };
   if (outcomes.length >= workers && outcomes.every((o) => o.kind === 'succeeded')) return { kind: 'succeeded' };
   if (outcomes.length === 0) return { kind: 'absent' };
   if (outcomes.length >= workers && outcomes.every((o) => o.kind === 'running' || o.kind === 'succeeded')) return { kind: 'running' };
   const p = outcomes.find((o) => o.kind === 'pending' && o.reason !== undefined);
-  return p !== undefined && p.kind === 'pending' ? { kind: 'pending', ...(p.reason !== undefined ? { reason: p.reason } : {}), ...(p.message !== undefined ? { message: p.message } : {}) } : { kind: 'pending' };
+  return p !== undefined && p.kind === 'pending'
+    ? { kind: 'pending', ...(p.reason !== undefined ? { reason: p.reason } : {}), ...(p.message !== undefined ? { message: p.message } : {}) }
+    : { kind: 'pending' };
 }

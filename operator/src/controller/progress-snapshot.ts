@@ -1,27 +1,5 @@
-/**
- * The trainer's progress message (ARCHITECTURE §4; trainer/src/train/run.ts publishes it) as the
- * operator parses it, and the snapshot the progress tracker keeps per job.
- */
-import { z } from 'zod';
-
-const num = z.number().nullish();
-
-/** One message on gmt.<jobId>.progress; unknown fields are ignored, nulls mean "not known". */
-export const ProgressMessageSchema = z.looseObject({
-  attempt: z.number().int().min(0),
-  step: z.number().int().min(0),
-  totalSteps: z.number().int().min(0).nullish(),
-  epoch: z.number().int().min(0).nullish(),
-  loss: num,
-  samplesPerSecond: num,
-  tokensPerSecond: num,
-  keptRatio: num,
-  lastCheckpoint: z.string().nullish(),
-  phase: z.string().nullish(),
-});
-
-/** A parsed progress message. */
-export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;
+/** The snapshot the progress tracker keeps per job of the trainer's progress messages (contract/progress.ts). */
+import type { ProgressMessage } from '../../../contract/progress.js';
 
 /** The latest message of a job plus when its step last changed (for hang detection). */
 export interface ProgressSnapshot {

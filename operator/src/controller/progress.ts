@@ -3,13 +3,11 @@
  * latest message per job is kept, and the job's key is enqueued at most once per `minIntervalMs`
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */
-import { natsAuth } from '../../../trainer/src/collective/nats/auth.js';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { natsAuth } from '../../../contract/nats-auth.js';
+import { PROGRESS_SUBJECT, ProgressMessageSchema, jobIdOfProgressSubject } from '../../../contract/progress.js';
 import { realClock, type Clock, type KeySink, type TimerHandle } from '../runtime/index.js';
-import { ProgressMessageSchema, foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
-
-/** Wildcard subject of every job's progress. */
-export const PROGRESS_SUBJECT = 'gmt.*.progress';
+import { foldProgress, type ProgressSnapshot } from './progress-snapshot.js';
 
 /** Options of a ProgressTracker. */
 export interface ProgressTrackerOptions {
@@ -118,7 +116,15 @@ export class ProgressTracker {
     let delay = 500;
     while (!this.#closed) {
       try {
-        const nc = await connect({ servers: this.#o.natsUrl, name: 'gmt-operator-progress', reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsAuth(this.#o.natsCreds) });
+        const nc = await connect({
+          servers: this.#o.natsUrl,
+          name: 'gmt-operator-progress',
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          ...natsAuth(this.#o.natsCreds),
+        });
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) {
           await nc.close();
           return;
@@ -128,7 +134,7 @@ export class ProgressTracker {
         this.#sub = sub;
         log(`subscribed to ${PROGRESS_SUBJECT} on ${this.#o.natsUrl}`);
         for await (const m of sub) {
-          const jobId = m.subject.split('.')[1] ?? '';
+          const jobId = jobIdOfProgressSubject(m.subject);
           let data: unknown;
           try {
             data = m.json();
@@ -141,6 +147,7 @@ export class ProgressTracker {
         this.#sub = undefined;
         await nc.closed();
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
         log(`cannot subscribe on ${this.#o.natsUrl}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
       }

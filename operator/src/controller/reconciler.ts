@@ -6,7 +6,18 @@
  */
 import type { OperatorMetrics } from '../metrics/index.js';
 import { ApiException, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
-import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, ANNOTATIONS, API_VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneStatus } from '../api/index.js';
+import {
+  FIELD_MANAGER,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  ANNOTATIONS,
+  API_VERSION,
+  parseGmtFineTune,
+  type GmtFineTune,
+  type GmtFineTuneStatus,
+} from '../api/index.js';
 import { applyServerSide, deleteIfExists, realClock, splitKey, type Clock, type EventRecorder, type ReconcileOutcome } from '../runtime/index.js';
 import { buildConfigMap, buildService, buildWorkerPod, computeNatsUrl, type BuildOptions } from './children.js';
 import { computeJobId, configMapName, serviceName } from './names.js';
@@ -103,22 +114,39 @@ export class GmtFineTuneReconciler {
     const current = live.filter((p) => podAttempt(p) === attempt);
     const others = owned.filter((p) => podAttempt(p) !== attempt);
     const now = this.#clock.now();
-    const decision = computeStatus({ job, pods: current, otherPods: others.length, progress: this.#d.progress.get(jobId), natsUrl: computeNatsUrl(job, this.#d.build), now });
+    const decision = computeStatus({
+      job,
+      pods: current,
+      otherPods: others.length,
+      progress: this.#d.progress.get(jobId),
+      natsUrl: computeNatsUrl(job, this.#d.build),
+      now,
+    });
     let status = decision.status;
 
     if (decision.deleteJob) {
       this.#log('info', 'ttlSecondsAfterFinished passed: deleting the job', { key });
-      await deleteIfExists(this.#d.objects, { apiVersion: API_VERSION, kind: KIND, metadata: { name: job.metadata.name, namespace: job.metadata.namespace ?? 'default' } });
+      await deleteIfExists(this.#d.objects, {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name: job.metadata.name, namespace: job.metadata.namespace ?? 'default' },
+      });
       return;
     }
 
     // Guarded step 1: pods that must go (other attempts; all when suspended; running ones when finished).
-    const doomed = live.filter((p) => podAttempt(p) !== status.attempt || decision.deletePods === 'all' || (decision.deletePods === 'active' && !terminated(p)));
-    await Promise.all(doomed.map((p) => deleteIfExists(this.#d.objects, { apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata.name, namespace: p.metadata.namespace ?? 'default' } })));
+    const doomed = live.filter(
+      (p) => podAttempt(p) !== status.attempt || decision.deletePods === 'all' || (decision.deletePods === 'active' && !terminated(p)),
+    );
+    await Promise.all(
+      doomed.map((p) =>
+        deleteIfExists(this.#d.objects, { apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata.name, namespace: p.metadata.namespace ?? 'default' } }),
+      ),
+    );
 
     // Guarded step 2: children, only for an attempt number already stored (a failed status write
     // must never leave pods of an attempt the status does not know).
-    let createError: unknown;
+    let createError: Error | undefined;
     let requeueNow = false;
     if (decision.create) {
       if (status.attempt !== attempt) requeueNow = true;
@@ -126,7 +154,7 @@ export class GmtFineTuneReconciler {
         try {
           await this.#ensureChildren(job, status.attempt ?? 0, current);
         } catch (err) {
-          createError = err;
+          createError = err instanceof Error ? err : new Error(describe(err));
           status = markCreateFailed(status, `creating children failed: ${describe(err)}`, now, job.metadata.generation);
         }
       }
@@ -135,8 +163,13 @@ export class GmtFineTuneReconciler {
     // One status write, only if something changed.
     if (canonicalJson(status) !== canonicalJson(job.status ?? {})) await this.#writeStatus(key, job, status);
     this.#d.metrics?.observeJob(job.metadata.namespace ?? 'default', job.metadata.name, status.phase, {
-      step: status.step, totalSteps: status.totalSteps, loss: status.loss, samplesPerSecond: status.samplesPerSecond,
-      keptRatio: status.keptRatio, attempt: status.attempt, restarts: status.restarts?.total,
+      step: status.step,
+      totalSteps: status.totalSteps,
+      loss: status.loss,
+      samplesPerSecond: status.samplesPerSecond,
+      keptRatio: status.keptRatio,
+      attempt: status.attempt,
+      restarts: status.restarts?.total,
     });
     for (const e of decision.events) void this.#d.events?.record(job, e.type, e.reason, e.message);
     if (createError !== undefined) {
@@ -154,7 +187,8 @@ export class GmtFineTuneReconciler {
     if (this.#d.services.get(ns, serviceName(job.metadata.name)) === undefined) await applyServerSide(objects, buildService(job, build), FIELD_MANAGER);
     const cm = buildConfigMap(job);
     const cachedCm = this.#d.configMaps.get(ns, configMapName(job.metadata.name));
-    if (cachedCm?.metadata.annotations?.[ANNOTATIONS.configHash] !== cm.metadata.annotations?.[ANNOTATIONS.configHash]) await applyServerSide(objects, cm, FIELD_MANAGER);
+    if (cachedCm?.metadata.annotations?.[ANNOTATIONS.configHash] !== cm.metadata.annotations?.[ANNOTATIONS.configHash])
+      await applyServerSide(objects, cm, FIELD_MANAGER);
     const have = new Set(current.map(podRank));
     const missing = Array.from({ length: job.spec.workers }, (_, r) => r).filter((r) => !have.has(r));
     await Promise.all(missing.map((r) => applyServerSide(objects, buildWorkerPod(job, r, attempt, build), FIELD_MANAGER)));
@@ -165,12 +199,24 @@ export class GmtFineTuneReconciler {
     const body = {
       apiVersion: API_VERSION,
       kind: KIND,
-      metadata: { name: job.metadata.name, namespace: ns, ...(job.metadata.resourceVersion !== undefined ? { resourceVersion: job.metadata.resourceVersion } : {}) },
+      metadata: {
+        name: job.metadata.name,
+        namespace: ns,
+        ...(job.metadata.resourceVersion !== undefined ? { resourceVersion: job.metadata.resourceVersion } : {}),
+      },
       spec: job.spec,
       status,
     };
     try {
-      const res: unknown = await this.#d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: job.metadata.name, body, fieldManager: FIELD_MANAGER });
+      const res: unknown = await this.#d.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: ns,
+        plural: PLURAL,
+        name: job.metadata.name,
+        body,
+        fieldManager: FIELD_MANAGER,
+      });
       this.stats.statusWrites++;
       const parsed = parseGmtFineTune(res);
       if (parsed.ok) this.#written.set(key, { staleRv: job.metadata.resourceVersion, obj: parsed.value });

@@ -10,7 +10,18 @@
  *   activeDeadlineSeconds passed   → Failed/DeadlineExceeded
  *   the gang table (policy.ts), with progressDeadlineSeconds turning "running" into a stalled restart
  */
-import { CONDITION_TYPES, PHASES, REASONS, RESTART_CAUSES, computeProgress, type Condition, type GmtFineTune, type GmtFineTuneStatus, type Phase, type RestartCause } from '../api/index.js';
+import {
+  CONDITION_TYPES,
+  PHASES,
+  REASONS,
+  RESTART_CAUSES,
+  computeProgress,
+  type Condition,
+  type GmtFineTune,
+  type GmtFineTuneStatus,
+  type Phase,
+  type RestartCause,
+} from '../api/index.js';
 import { findCondition, isTrue, setCondition, type ConditionInput } from './conditions.js';
 import { classifyPod, computeGangOutcome, type GangOutcome, type PodOutcome } from './policy.js';
 import type { PodView } from './pod-view.js';
@@ -100,7 +111,8 @@ function transitionEvents(before: readonly Condition[], after: readonly Conditio
     const newlyTrue = c.status === 'True' && old?.status !== 'True';
     const restartAgain = c.type === CONDITION_TYPES.restarting && c.status === 'True' && old?.status === 'True' && old.message !== c.message;
     const resumed = c.type === CONDITION_TYPES.suspended && c.status === 'False' && old?.status === 'True';
-    if (newlyTrue || restartAgain || resumed) out.push({ type: WARNING_TYPES.has(c.type) && c.status === 'True' ? 'Warning' : 'Normal', reason: c.reason, message: c.message });
+    if (newlyTrue || restartAgain || resumed)
+      out.push({ type: WARNING_TYPES.has(c.type) && c.status === 'True' ? 'Warning' : 'Normal', reason: c.reason, message: c.message });
   }
   return out;
 }
@@ -172,7 +184,12 @@ export function computeStatus(o: Observation): Decision {
   } else if (workers > 1 && o.natsUrl === '') {
     fail(REASONS.invalidSpec, 'spec.nats.url is not set and the operator has no default NATS URL (--nats-url): 2 or more workers need NATS');
   } else if (rp.suspend) {
-    set({ type: CONDITION_TYPES.suspended, status: 'True', reason: REASONS.suspended, message: 'spec.runPolicy.suspend is true: no worker runs; training resumes from the last checkpoint' });
+    set({
+      type: CONDITION_TYPES.suspended,
+      status: 'True',
+      reason: REASONS.suspended,
+      message: 'spec.runPolicy.suspend is true: no worker runs; training resumes from the last checkpoint',
+    });
     setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.suspended, message: 'the job is suspended' });
     // Kubernetes Job semantics: the active deadline counts from the last resume.
     delete s.startTime;
@@ -180,7 +197,12 @@ export function computeStatus(o: Observation): Decision {
     deletePods = 'all';
   } else {
     if (isTrue(before, CONDITION_TYPES.suspended)) {
-      set({ type: CONDITION_TYPES.suspended, status: 'False', reason: REASONS.resumed, message: 'spec.runPolicy.suspend is false: the workers resume from the last checkpoint' });
+      set({
+        type: CONDITION_TYPES.suspended,
+        status: 'False',
+        reason: REASONS.resumed,
+        message: 'spec.runPolicy.suspend is false: the workers resume from the last checkpoint',
+      });
       if (o.pods.length > 0 || o.otherPods > 0 || isTrue(before, CONDITION_TYPES.created)) attempt += 1; // fresh pod names for the resumed gang
     }
     const ads = rp.activeDeadlineSeconds;
@@ -209,29 +231,50 @@ export function computeStatus(o: Observation): Decision {
           }
           restarts = { ...restarts, total: restarts.total + 1, [gang.cause]: (restarts[gang.cause] ?? 0) + 1 };
           attempt += 1;
-          set({ type: CONDITION_TYPES.restarting, status: 'True', reason: RESTART_REASON[gang.cause], message: `restarting the gang as attempt ${attempt} from the last checkpoint: ${gang.message}` });
+          set({
+            type: CONDITION_TYPES.restarting,
+            status: 'True',
+            reason: RESTART_REASON[gang.cause],
+            message: `restarting the gang as attempt ${attempt} from the last checkpoint: ${gang.message}`,
+          });
           set({ type: CONDITION_TYPES.running, status: 'False', reason: RESTART_REASON[gang.cause], message: gang.message });
           setIfPresent({ type: CONDITION_TYPES.created, status: 'False', reason: REASONS.workersPending, message: `attempt ${attempt} not created yet` });
           phase = PHASES.restarting;
           break;
         case 'succeeded':
-          set({ type: CONDITION_TYPES.succeeded, status: 'True', reason: REASONS.trainingCompleted, message: `all ${workers} workers finished ${s.totalSteps ?? ''} steps`.replace(/ {2}/, ' ') });
+          set({
+            type: CONDITION_TYPES.succeeded,
+            status: 'True',
+            reason: REASONS.trainingCompleted,
+            message: `all ${workers} workers finished ${s.totalSteps ?? ''} steps`.replace(/ {2}/, ' '),
+          });
           setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
           if (restartingNow) set({ type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
           s.completionTime ??= nowIso;
           phase = PHASES.succeeded;
           break;
-        case 'absent':
+        case 'absent': {
           // A new attempt starts only when the previous one's pods are gone (its rank 0 may still be
           // writing the checkpoint the new attempt resumes from).
           const waitingFor = o.otherPods + (attempt !== (prev.attempt ?? 0) ? o.pods.length : 0);
           if (waitingFor === 0) {
             create = true;
-            set({ type: CONDITION_TYPES.created, status: 'True', reason: REASONS.childrenCreated, message: `created ${workers} worker pods for attempt ${attempt}` });
+            set({
+              type: CONDITION_TYPES.created,
+              status: 'True',
+              reason: REASONS.childrenCreated,
+              message: `created ${workers} worker pods for attempt ${attempt}`,
+            });
           }
-          set({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.workersPending, message: waitingFor > 0 ? `waiting for ${waitingFor} pods of the previous attempt to terminate` : 'creating worker pods' });
+          set({
+            type: CONDITION_TYPES.running,
+            status: 'False',
+            reason: REASONS.workersPending,
+            message: waitingFor > 0 ? `waiting for ${waitingFor} pods of the previous attempt to terminate` : 'creating worker pods',
+          });
           phase = waitingPhase;
           break;
+        }
         case 'pending': {
           if (o.pods.length < workers) create = true; // partial create or a cache lag: SSA is idempotent
           const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
@@ -259,7 +302,14 @@ export function computeStatus(o: Observation): Decision {
 }
 
 /** The gang outcome, with lost ranks and the progress deadline folded in. */
-function decideGang(o: Observation, outcomes: readonly PodOutcome[], conds: readonly Condition[], s: GmtFineTuneStatus, stepMoved: boolean, requeueIn: (ms: number) => void): GangOutcome {
+function decideGang(
+  o: Observation,
+  outcomes: readonly PodOutcome[],
+  conds: readonly Condition[],
+  s: GmtFineTuneStatus,
+  stepMoved: boolean,
+  requeueIn: (ms: number) => void,
+): GangOutcome {
   const workers = o.job.spec.workers;
   const present = new Set(o.pods.map(podRank));
   const missing = Array.from({ length: workers }, (_, r) => r).filter((r) => !present.has(r));
@@ -277,20 +327,36 @@ function decideGang(o: Observation, outcomes: readonly PodOutcome[], conds: read
     running?.status === 'True' ? Date.parse(running.lastTransitionTime) : o.now,
   );
   const due = since + pds * 1000;
-  if (o.now >= due) return { kind: 'restart', cause: RESTART_CAUSES.stalled, message: `no step progress for ${pds} s (spec.runPolicy.progressDeadlineSeconds) at step ${s.step ?? 0}` };
+  if (o.now >= due)
+    return {
+      kind: 'restart',
+      cause: RESTART_CAUSES.stalled,
+      message: `no step progress for ${pds} s (spec.runPolicy.progressDeadlineSeconds) at step ${s.step ?? 0}`,
+    };
   requeueIn(due - o.now);
   return gang;
 }
 
 /** Marks child creation failed (the reconciler calls this when an apply fails). */
 export function markCreateFailed(status: GmtFineTuneStatus, message: string, now: number, generation: number | undefined): GmtFineTuneStatus {
-  const { conditions } = setCondition(status.conditions ?? [], { type: CONDITION_TYPES.created, status: 'False', reason: REASONS.childCreationFailed, message }, formatTime(now), generation);
+  const { conditions } = setCondition(
+    status.conditions ?? [],
+    { type: CONDITION_TYPES.created, status: 'False', reason: REASONS.childCreationFailed, message },
+    formatTime(now),
+    generation,
+  );
   return { ...status, conditions };
 }
 
 /** Canonical JSON (sorted keys) for "did the status change". */
 export function canonicalJson(x: unknown): string {
   return JSON.stringify(x, (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, e]) => e !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>)
+            .filter(([, e]) => e !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
   );
 }

@@ -43,16 +43,59 @@ export class OperatorMetrics {
 
   constructor(opts: OperatorMetricsOptions = {}) {
     const registers = [this.registry];
-    this.#reconcileTotal = new Counter({ name: METRIC.reconcileTotal, help: 'Total number of reconciliations per controller', labelNames: [LABEL.controller, LABEL.result], registers });
-    this.#reconcileErrors = new Counter({ name: METRIC.reconcileErrorsTotal, help: 'Total number of reconciliation errors per controller', labelNames: [LABEL.controller], registers });
-    this.#reconcileTime = new Histogram({ name: METRIC.reconcileTimeSeconds, help: 'Length of time per reconciliation per controller', labelNames: [LABEL.controller], buckets: [...RECONCILE_TIME_BUCKETS], registers });
+    this.#reconcileTotal = new Counter({
+      name: METRIC.reconcileTotal,
+      help: 'Total number of reconciliations per controller',
+      labelNames: [LABEL.controller, LABEL.result],
+      registers,
+    });
+    this.#reconcileErrors = new Counter({
+      name: METRIC.reconcileErrorsTotal,
+      help: 'Total number of reconciliation errors per controller',
+      labelNames: [LABEL.controller],
+      registers,
+    });
+    this.#reconcileTime = new Histogram({
+      name: METRIC.reconcileTimeSeconds,
+      help: 'Length of time per reconciliation per controller',
+      labelNames: [LABEL.controller],
+      buckets: [...RECONCILE_TIME_BUCKETS],
+      registers,
+    });
     this.#adds = new Counter({ name: METRIC.workqueueAddsTotal, help: 'Total number of adds handled by workqueue', labelNames: [LABEL.name], registers });
     this.#depth = new Gauge({ name: METRIC.workqueueDepth, help: 'Current depth of workqueue', labelNames: [LABEL.name], registers });
-    this.#queueDuration = new Histogram({ name: METRIC.workqueueQueueDurationSeconds, help: 'How long in seconds an item stays in workqueue before being requested', labelNames: [LABEL.name], buckets: [...WORKQUEUE_DURATION_BUCKETS], registers });
-    this.#workDuration = new Histogram({ name: METRIC.workqueueWorkDurationSeconds, help: 'How long in seconds processing an item from workqueue takes', labelNames: [LABEL.name], buckets: [...WORKQUEUE_DURATION_BUCKETS], registers });
-    this.#retries = new Counter({ name: METRIC.workqueueRetriesTotal, help: 'Total number of retries handled by workqueue', labelNames: [LABEL.name], registers });
-    this.#leader = new Gauge({ name: METRIC.leaderElectionMasterStatus, help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master', labelNames: [LABEL.name], registers });
-    this.#jobPhase = new Gauge({ name: METRIC.jobPhase, help: 'GmtFineTune phase: 1 for the current phase of each job', labelNames: [LABEL.namespace, LABEL.name, LABEL.phase], registers });
+    this.#queueDuration = new Histogram({
+      name: METRIC.workqueueQueueDurationSeconds,
+      help: 'How long in seconds an item stays in workqueue before being requested',
+      labelNames: [LABEL.name],
+      buckets: [...WORKQUEUE_DURATION_BUCKETS],
+      registers,
+    });
+    this.#workDuration = new Histogram({
+      name: METRIC.workqueueWorkDurationSeconds,
+      help: 'How long in seconds processing an item from workqueue takes',
+      labelNames: [LABEL.name],
+      buckets: [...WORKQUEUE_DURATION_BUCKETS],
+      registers,
+    });
+    this.#retries = new Counter({
+      name: METRIC.workqueueRetriesTotal,
+      help: 'Total number of retries handled by workqueue',
+      labelNames: [LABEL.name],
+      registers,
+    });
+    this.#leader = new Gauge({
+      name: METRIC.leaderElectionMasterStatus,
+      help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
+      labelNames: [LABEL.name],
+      registers,
+    });
+    this.#jobPhase = new Gauge({
+      name: METRIC.jobPhase,
+      help: 'GmtFineTune phase: 1 for the current phase of each job',
+      labelNames: [LABEL.namespace, LABEL.name, LABEL.phase],
+      registers,
+    });
     const jobGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: [LABEL.namespace, LABEL.name], registers });
     this.#jobGauges = [
       ['step', jobGauge(METRIC.jobStep, 'Optimizer steps completed (status.step)')],

@@ -13,7 +13,12 @@ export type EventType = 'Normal' | 'Warning';
 export interface EventSubject {
   readonly apiVersion: string;
   readonly kind: string;
-  readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly uid?: string | undefined; readonly resourceVersion?: string | undefined };
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string | undefined;
+    readonly uid?: string | undefined;
+    readonly resourceVersion?: string | undefined;
+  };
 }
 
 /** Options of an EventRecorder. */
@@ -98,11 +103,13 @@ export class EventRecorder {
           reportingInstance: this.#o.instance ?? '',
         },
       });
-      this.#touch(aggKey, { namespace, name: created.metadata?.name ?? '', count: 1 });
+      this.#touch(aggKey, { namespace, name: created.metadata.name ?? '', count: 1 });
       return created;
     } catch (err) {
       const why = err instanceof ApiException ? `HTTP ${err.code}: ${String(err.body)}` : err instanceof Error ? err.message : String(err);
-      (this.#o.log ?? ((l: string) => process.stderr.write(`[events] ${l}\n`)))(`recording ${type} ${reason} for ${namespace}/${subject.metadata.name} failed: ${why}`);
+      (this.#o.log ?? ((l: string) => process.stderr.write(`[events] ${l}\n`)))(
+        `recording ${type} ${reason} for ${namespace}/${subject.metadata.name} failed: ${why}`,
+      );
       return undefined;
     }
   }

@@ -63,7 +63,7 @@ interface Entry<T> {
 }
 
 /** Maps an object to its own key. */
-export function selfKey<T>(_obj: T, meta: ObjectMeta): readonly string[] {
+export function selfKey(_obj: unknown, meta: ObjectMeta): readonly string[] {
   return [objectKey(meta)];
 }
 

@@ -199,8 +199,10 @@ export class LeaderElector {
     await this.#callback(this.#o.onStartedLeading);
     // Renew. The deadline counts from when the last successful renew was *sent* (conservative).
     let renewedAt = this.#clock.now();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during onStartedLeading
     while (!signal.aborted) {
       await sleep(this.#clock, this.#retryMs, signal);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal may abort during the sleep
       if (signal.aborted) break;
       const sentAt = this.#clock.now();
       const left = renewedAt + this.#renewMs - sentAt;
@@ -256,7 +258,10 @@ export class LeaderElector {
 
   #leaseBody(current: LeaseRecord | undefined, now: number): V1Lease {
     const renewing = current !== undefined && current.holder === this.identity;
-    const metadata = current === undefined ? { name: this.#o.name, namespace: this.#o.namespace } : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
+    const metadata =
+      current === undefined
+        ? { name: this.#o.name, namespace: this.#o.namespace }
+        : { name: this.#o.name, namespace: this.#o.namespace, resourceVersion: current.resourceVersion };
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -285,7 +290,13 @@ export class LeaderElector {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name, namespace, resourceVersion: current.resourceVersion },
-          spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: current.leaseTransitions },
+          spec: {
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            acquireTime: new V1MicroTime(now),
+            renewTime: new V1MicroTime(now),
+            leaseTransitions: current.leaseTransitions,
+          },
         },
       });
       this.#log(`${this.identity} released lease ${namespace}/${name}`);

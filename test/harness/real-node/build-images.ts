@@ -11,7 +11,8 @@
 
 import { cp, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cacheDir, formatDuration, repoRoot } from '../binaries.js';
+import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
+import { formatDuration, repoRoot } from '../binaries.js';
 import { run } from './exec.js';
 import { assembleImage, ensureDebianRootfs, imagesDir } from './images.js';
 

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { binaryVersion, cacheDir, ensureBinary, repoRoot } from '../binaries.js';
+import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
+import { binaryVersion, ensureBinary, repoRoot } from '../binaries.js';
 import { z } from 'zod';
 import { run } from './exec.js';
 

@@ -14,7 +14,10 @@ export const STORAGE_CLASS = 'local-path';
 export const PROVISIONER = 'gmt.dev/local-path';
 
 /** The PersistentVolume for a claim (pure). */
-export function buildLocalPathVolume(claim: { namespace: string; name: string; uid: string; storage: string; accessModes: string[] }, path: string): V1PersistentVolume {
+export function buildLocalPathVolume(
+  claim: { namespace: string; name: string; uid: string; storage: string; accessModes: string[] },
+  path: string,
+): V1PersistentVolume {
   return {
     metadata: { name: `pvc-${claim.uid}`, annotations: { 'pv.kubernetes.io/provisioned-by': PROVISIONER } },
     spec: {
@@ -101,7 +104,7 @@ export class LocalPathProvisioner {
       if (pv.status?.phase !== 'Released' && live.has(claimUid)) continue;
       if (pv.status?.phase === 'Available' || pv.status?.phase === 'Pending') continue;
       await rm(pv.spec.hostPath?.path ?? join(this.#dir, 'none'), { recursive: true, force: true });
-      await this.#core.deletePersistentVolume({ name: pv.metadata?.name ?? '' }).catch((err: unknown) => {
+      await this.#core.deletePersistentVolume({ name: pv.metadata.name ?? '' }).catch((err: unknown) => {
         if (!isApiError(err, 404)) throw err;
       });
     }

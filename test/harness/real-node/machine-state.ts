@@ -51,7 +51,15 @@ export interface MachineState {
 }
 
 /** Paths a node could leave behind outside its own work folder. */
-export const NODE_PATHS = ['/var/lib/kubelet', '/var/lib/containerd', '/run/containerd', '/etc/cni/net.d', '/var/log/pods', '/var/log/containers', '/run/netns'] as const;
+export const NODE_PATHS = [
+  '/var/lib/kubelet',
+  '/var/lib/containerd',
+  '/run/containerd',
+  '/etc/cni/net.d',
+  '/var/log/pods',
+  '/var/log/containers',
+  '/run/netns',
+] as const;
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -133,7 +141,11 @@ export async function snapshotMachine(): Promise<MachineState> {
       .filter((l) => l !== '')
       .sort()
       .join('\n'),
-    routes: ((await tryRun('ip', ['route', 'show', 'table', 'all'])) ?? '').split('\n').filter((l) => l !== '').sort().join('\n'),
+    routes: ((await tryRun('ip', ['route', 'show', 'table', 'all'])) ?? '')
+      .split('\n')
+      .filter((l) => l !== '')
+      .sort()
+      .join('\n'),
     mounts: mountinfo
       .split('\n')
       .map((l) => l.split(' ')[4] ?? '')

@@ -127,10 +127,11 @@ export function splitRule(line: string): string[] {
   let cur = '';
   let quoted = false;
   let has = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
+  const chars = [...line];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i] ?? '';
     if (quoted) {
-      if (c === '\\' && i + 1 < line.length) cur += line[++i];
+      if (c === '\\' && i + 1 < chars.length) cur += chars[++i] ?? '';
       else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"') {

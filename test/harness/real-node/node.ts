@@ -24,7 +24,18 @@ import { buildCniConfig, buildContainerdConfig, buildKubeletConfig, buildKubePro
 import { run, tryRun } from './exec.js';
 import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from './images.js';
 import { NODE_CGROUPS, NODE_SYSCTLS, readSysctl } from './machine-state.js';
-import { addNodeAddress, installGuard, NODE_IP, NODE_LINK, NODE_NAME, nftTables, removeGuard, removeLinks, removeNewEmptyTables, sweepChains } from './network.js';
+import {
+  addNodeAddress,
+  installGuard,
+  NODE_IP,
+  NODE_LINK,
+  NODE_NAME,
+  nftTables,
+  removeGuard,
+  removeLinks,
+  removeNewEmptyTables,
+  sweepChains,
+} from './network.js';
 import { requireNodePackages } from './packages.js';
 
 /** Raised when the node cannot start; the message names the component and carries its log tail. */
@@ -140,24 +151,42 @@ export class RealCluster {
       await installGuard(apiPort);
       log(`pod egress guard installed (pods reach pods, and ${NODE_IP}:${apiPort} only)`);
 
-      for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs']) await mkdir(join(dir, d), { recursive: true });
+      for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs'])
+        await mkdir(join(dir, d), { recursive: true });
       await writeFile(join(dir, 'containerd', 'config.toml'), buildContainerdConfig(dir));
       await writeFile(join(dir, 'cni', 'net.d', '10-gmt-pods.conflist'), buildCniConfig(dir));
       await createMountNamespace(dir, createdPaths);
       const ns = (bin: string, args: readonly string[]): [string, string[]] => ['nsenter', [`--mount=${mountNsFile(dir)}`, '--', bin, ...args]];
 
       // Registry pulls must fail on this machine, not leave it: containerd gets a dead local proxy.
-      const containerd = await ComponentProcess.start('containerd', ...ns('containerd', ['--config', join(dir, 'containerd', 'config.toml')]), join(dir, 'logs', 'containerd.log'), {
-        HTTP_PROXY: 'http://127.0.0.1:9',
-        HTTPS_PROXY: 'http://127.0.0.1:9',
-        NO_PROXY: '',
-      });
+      const containerd = await ComponentProcess.start(
+        'containerd',
+        ...ns('containerd', ['--config', join(dir, 'containerd', 'config.toml')]),
+        join(dir, 'logs', 'containerd.log'),
+        {
+          HTTP_PROXY: 'http://127.0.0.1:9',
+          HTTPS_PROXY: 'http://127.0.0.1:9',
+          NO_PROXY: '',
+        },
+      );
       procs.push(containerd);
-      await waitFor('containerd socket', async () => {
-        if (containerd.exited) throw new RealNodeError(`containerd exited: ${await containerd.logTail()}`);
-        return (await tryRun('nsenter', [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), 'version'])) !== undefined ? true : undefined;
-      }, { timeoutMs: 30_000 });
-      for (const a of images) await run('nsenter', [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a], { timeoutMs: 10 * 60_000 });
+      await waitFor(
+        'containerd socket',
+        async () => {
+          if (containerd.exited) throw new RealNodeError(`containerd exited: ${await containerd.logTail()}`);
+          return (await tryRun('nsenter', [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), 'version'])) !==
+            undefined
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      for (const a of images)
+        await run(
+          'nsenter',
+          [`--mount=${mountNsFile(dir)}`, '--', 'ctr', '-a', join(dir, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a],
+          { timeoutMs: 10 * 60_000 },
+        );
       log(`containerd ready, ${images.length} images imported`);
 
       const kubeletKubeconfig = join(dir, 'kubelet', 'kubeconfig');
@@ -191,8 +220,16 @@ export class RealCluster {
       const proxyKubeconfig = join(dir, 'kube-proxy', 'kubeconfig');
       await writeKubeconfig(proxyKubeconfig, await cp.kubeconfigFor('system:kube-proxy', ['system:masters']));
       const [proxyHealthz, proxyMetrics] = [await freePort(), await freePort()];
-      await writeFile(join(dir, 'kube-proxy', 'config.yaml'), buildKubeProxyConfig({ kubeconfig: proxyKubeconfig, healthzPort: proxyHealthz, metricsPort: proxyMetrics }));
-      const proxy = await ComponentProcess.start('kube-proxy', bins['kube-proxy'], [`--config=${join(dir, 'kube-proxy', 'config.yaml')}`, '--v=1'], join(dir, 'logs', 'kube-proxy.log'));
+      await writeFile(
+        join(dir, 'kube-proxy', 'config.yaml'),
+        buildKubeProxyConfig({ kubeconfig: proxyKubeconfig, healthzPort: proxyHealthz, metricsPort: proxyMetrics }),
+      );
+      const proxy = await ComponentProcess.start(
+        'kube-proxy',
+        bins['kube-proxy'],
+        [`--config=${join(dir, 'kube-proxy', 'config.yaml')}`, '--v=1'],
+        join(dir, 'logs', 'kube-proxy.log'),
+      );
       procs.push(proxy);
       await waitHealthy(proxy, `http://127.0.0.1:${proxyHealthz}/healthz`, { timeoutMs: 60_000 });
 
@@ -200,20 +237,31 @@ export class RealCluster {
       kc.loadFromString(cp.kubeconfig);
       const core = kc.makeApiClient(CoreV1Api);
       const timeoutMs = opts.readyTimeoutMs ?? 180_000;
-      await waitFor(`node ${NODE_NAME} Ready`, async () => {
-        if (kubelet.exited) throw new RealNodeError(`kubelet exited: ${await kubelet.logTail()}`);
-        const node = await core.readNode({ name: NODE_NAME });
-        const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-        return ready && node.status?.allocatable?.[GPU_RESOURCE] === String(GPU_COUNT) ? true : undefined;
-      }, { timeoutMs });
+      await waitFor(
+        `node ${NODE_NAME} Ready`,
+        async () => {
+          if (kubelet.exited) throw new RealNodeError(`kubelet exited: ${await kubelet.logTail()}`);
+          const node = await core.readNode({ name: NODE_NAME });
+          const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+          return ready && node.status?.allocatable?.[GPU_RESOURCE] === String(GPU_COUNT) ? true : undefined;
+        },
+        { timeoutMs },
+      );
       log(`node ${NODE_NAME} Ready with ${GPU_COUNT} ${GPU_RESOURCE}`);
 
       const applied = await runKubectl(bins.kubectl, cp.kubeconfigPath, ['apply', '-f', '-'], buildCorednsManifests());
       if (applied.code !== 0) throw new RealNodeError(`applying CoreDNS failed: ${applied.stderr}`);
-      await waitFor('CoreDNS ready', async () => {
-        const pods = await core.listNamespacedPod({ namespace: 'kube-system', labelSelector: 'k8s-app=kube-dns' });
-        return pods.items.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) ? true : undefined;
-      }, { timeoutMs, describe: async () => (await runKubectl(bins.kubectl, cp?.kubeconfigPath ?? '', ['-n', 'kube-system', 'describe', 'pods'])).stdout.slice(-3000) });
+      await waitFor(
+        'CoreDNS ready',
+        async () => {
+          const pods = await core.listNamespacedPod({ namespace: 'kube-system', labelSelector: 'k8s-app=kube-dns' });
+          return pods.items.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true) ? true : undefined;
+        },
+        {
+          timeoutMs,
+          describe: async () => (await runKubectl(bins.kubectl, cp?.kubeconfigPath ?? '', ['-n', 'kube-system', 'describe', 'pods'])).stdout.slice(-3000),
+        },
+      );
       provisioner = new LocalPathProvisioner(kc, join(dir, 'volumes'), log);
       await provisioner.start();
       const startMs = Date.now() - started;
@@ -234,7 +282,14 @@ export class RealCluster {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#provisioner.close();
-      await teardown({ dir: this.dir, procs: this.#procs, sysctls: this.#sysctls, tablesBefore: this.#tablesBefore, createdPaths: this.#createdPaths, log: this.#log });
+      await teardown({
+        dir: this.dir,
+        procs: this.#procs,
+        sysctls: this.#sysctls,
+        tablesBefore: this.#tablesBefore,
+        createdPaths: this.#createdPaths,
+        log: this.#log,
+      });
       await this.controlPlane.close();
       await rm(this.dir, { recursive: true, force: true });
     })();
@@ -262,7 +317,12 @@ async function createMountNamespace(dir: string, created: string[]): Promise<voi
   ] as const) {
     // A mount point missing on the host is created there (the namespace shares the host's
     // filesystems); remember it so that teardown removes it again.
-    if (!(await stat(path).then(() => true, () => false))) {
+    if (
+      !(await stat(path).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       await mkdir(path, { recursive: true });
       created.push(path);
     }
@@ -300,7 +360,13 @@ async function nodeCgroupDirs(): Promise<string[]> {
   for (const h of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
     for (const name of NODE_CGROUPS) {
       const root = join('/sys/fs/cgroup', h, name);
-      if (await stat(root).then(() => true, () => false)) await walk(root);
+      if (
+        await stat(root).then(
+          () => true,
+          () => false,
+        )
+      )
+        await walk(root);
     }
   }
   return out;

@@ -2,7 +2,13 @@
 // harness, never skipped), gangs of transports in one process, and deterministic payloads.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureBinary } from '../../harness/binaries.js';
-import { NatsTransport, startNatsServer, type NatsServerHandle, type NatsTransportOptions, type StartNatsServerOptions } from '../../../trainer/src/collective/nats/index.js';
+import {
+  NatsTransport,
+  startNatsServer,
+  type NatsServerHandle,
+  type NatsTransportOptions,
+  type StartNatsServerOptions,
+} from '../../../trainer/src/collective/nats/index.js';
 import type { RejectReason, TransportObserver } from '../../../trainer/src/collective/transport.js';
 
 /** Starts a real nats-server from the harness-built binary (fails with the reason when it cannot). */
@@ -32,7 +38,12 @@ export class Recorder implements TransportObserver {
 export type GangOptions = Omit<NatsTransportOptions, 'servers' | 'rank' | 'worldSize' | 'observer'>;
 
 /** N transports of one (job, attempt), connected concurrently (the rendezvous needs them all). */
-export async function connectGang(url: string, n: number, options: GangOptions, perRank: (rank: number) => Partial<NatsTransportOptions> = () => ({})): Promise<{ transports: NatsTransport[]; recorders: Recorder[] }> {
+export async function connectGang(
+  url: string,
+  n: number,
+  options: GangOptions,
+  perRank: (rank: number) => Partial<NatsTransportOptions> = () => ({}),
+): Promise<{ transports: NatsTransport[]; recorders: Recorder[] }> {
   const recorders = Array.from({ length: n }, () => new Recorder());
   const transports = await Promise.all(
     recorders.map((observer, rank) => NatsTransport.connect({ servers: url, rank, worldSize: n, observer, ...options, ...perRank(rank) })),

@@ -10,7 +10,7 @@ test.before(async () => {
   server = await startServer();
 });
 test.after.always(async () => {
-  await server?.stop();
+  await server.stop();
 });
 
 const CHUNK = 64 * 1024;
@@ -42,8 +42,14 @@ for (const n of [2, 3, 4]) {
       await Promise.all(ops);
       const ok = await Promise.all(checks);
       t.true(ok.every(Boolean), `${ok.filter((x) => !x).length} of ${ok.length} messages differ`);
-      t.deepEqual(recorders.flatMap((r) => r.rejects), []);
-      t.is(recorders.reduce((s, r) => s + r.received, 0), expectedBytes);
+      t.deepEqual(
+        recorders.flatMap((r) => r.rejects),
+        [],
+      );
+      t.is(
+        recorders.reduce((s, r) => s + r.received, 0),
+        expectedBytes,
+      );
       t.true(transports.every((tr) => tr.failure === undefined));
     } finally {
       await closeAll(transports);
@@ -78,7 +84,12 @@ test.serial('nats transport - throughput of a 10 MB point-to-point transfer vs r
       let got = 0;
       let done: () => void = () => undefined;
       const finished = new Promise<void>((r) => (done = r));
-      const s = sub.subscribe(`raw.bench.${rep}`, { callback: (_e, m) => { got += m.data.length; if (got >= size) done(); } });
+      const s = sub.subscribe(`raw.bench.${rep}`, {
+        callback: (_e, m) => {
+          got += m.data.length;
+          if (got >= size) done();
+        },
+      });
       await sub.flush();
       const t0 = performance.now();
       for (let o = 0; o < size; o += chunk) pub.publish(`raw.bench.${rep}`, data.subarray(o, Math.min(size, o + chunk)));
@@ -90,6 +101,8 @@ test.serial('nats transport - throughput of a 10 MB point-to-point transfer vs r
     await pub.close();
     await sub.close();
   }
-  t.log(`10 MB point-to-point over loopback: NatsTransport ${best.toFixed(0)} MB/s, raw publish→subscribe ${raw.toFixed(0)} MB/s (best of ${reps}, ${chunk / 1024} KiB chunks)`);
+  t.log(
+    `10 MB point-to-point over loopback: NatsTransport ${best.toFixed(0)} MB/s, raw publish→subscribe ${raw.toFixed(0)} MB/s (best of ${reps}, ${chunk / 1024} KiB chunks)`,
+  );
   t.true(best > 0 && raw > 0);
 });

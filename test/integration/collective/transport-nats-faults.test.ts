@@ -12,7 +12,7 @@ test.before(async () => {
   shared = await startServer();
 });
 test.after.always(async () => {
-  await shared?.stop();
+  await shared.stop();
 });
 
 test('nats transport - a slow receiver of 20 MB is throttled by credits, not cut off as a slow consumer', async (t) => {
@@ -22,7 +22,9 @@ test('nats transport - a slow receiver of 20 MB is throttled by credits, not cut
   const port = await freePort();
   const httpPort = await freePort();
   const server = await startServer({ port, httpPort, config: natsServerConfig({ port, httpPort, maxPayload: '1MB', maxPending: '4MB' }) });
-  const { transports, recorders } = await connectGang(server.url, 2, { jobId: 'slow', attempt: 1, chunkBytes: chunk, creditWindow: window }, (rank) => (rank === 1 ? { beforeConsume: () => sleep(3) } : {}));
+  const { transports, recorders } = await connectGang(server.url, 2, { jobId: 'slow', attempt: 1, chunkBytes: chunk, creditWindow: window }, (rank) =>
+    rank === 1 ? { beforeConsume: () => sleep(3) } : {},
+  );
   try {
     const [a, b] = transports;
     const [ra, rb] = recorders;
@@ -39,7 +41,10 @@ test('nats transport - a slow receiver of 20 MB is throttled by credits, not cut
     t.true(maxAhead <= window * chunk, `sender ran ${maxAhead} bytes ahead of the receiver (window ${window * chunk})`);
     const varz = (await (await fetch(`${server.monitorUrl}/varz`)).json()) as { slow_consumers?: unknown };
     t.is(varz.slow_consumers, 0);
-    t.true(transports.every((tr) => tr.failure === undefined), 'no disconnect or abort');
+    t.true(
+      transports.every((tr) => tr.failure === undefined),
+      'no disconnect or abort',
+    );
   } finally {
     await closeAll(transports);
     await server.stop();
@@ -50,15 +55,19 @@ test('nats transport - killing the server mid-transfer rejects every pending ope
   const server = await startServer();
   let consumed = 0;
   let killed: Promise<void> | undefined;
-  const { transports } = await connectGang(server.url, 2, { jobId: 'kill', attempt: 1, chunkBytes: 256 * 1024, creditWindow: 4, stepDeadlineMs: 60_000 }, (rank) =>
-    rank === 1
-      ? {
-          beforeConsume: async () => {
-            if (++consumed === 5) killed = server.kill();
-            await sleep(5);
-          },
-        }
-      : {},
+  const { transports } = await connectGang(
+    server.url,
+    2,
+    { jobId: 'kill', attempt: 1, chunkBytes: 256 * 1024, creditWindow: 4, stepDeadlineMs: 60_000 },
+    (rank) =>
+      rank === 1
+        ? {
+            beforeConsume: async () => {
+              if (++consumed === 5) killed = server.kill();
+              await sleep(5);
+            },
+          }
+        : {},
   );
   try {
     const [a, b] = transports;
@@ -82,8 +91,13 @@ test('nats transport - a rank that stops heartbeating aborts the others with an 
   const hb = attemptSubjects(job, 1).heartbeat;
   // Rank 2 is a bare connection that speaks only the heartbeat frame, then falls silent.
   let seq = 0;
-  const beat = setInterval(() => fake.publish(hb, encodeHeartbeatFrame({ jobHash: jobHash(job), attempt: 1 }, { source: 2, ready: true, instance: 42n, seq: seq++ })), 50);
-  const transports = await Promise.all([0, 1].map((rank) => NatsTransport.connect({ servers: shared.url, jobId: job, attempt: 1, rank, worldSize: 3, heartbeatMs: 100, peerTimeoutMs: 600 })));
+  const beat = setInterval(
+    () => fake.publish(hb, encodeHeartbeatFrame({ jobHash: jobHash(job), attempt: 1 }, { source: 2, ready: true, instance: 42n, seq: seq++ })),
+    50,
+  );
+  const transports = await Promise.all(
+    [0, 1].map((rank) => NatsTransport.connect({ servers: shared.url, jobId: job, attempt: 1, rank, worldSize: 3, heartbeatMs: 100, peerTimeoutMs: 600 })),
+  );
   try {
     const pending = transports.map((tr, rank) => tr.recv(rank === 0 ? 1 : 0, 0, 'threshold', 0));
     const silencedAt = Date.now();
@@ -98,14 +112,18 @@ test('nats transport - a rank that stops heartbeating aborts the others with an 
 });
 
 test('nats transport - rendezvous timeout names the missing ranks', async (t) => {
-  const started = Promise.all([0, 1].map((rank) => NatsTransport.connect({ servers: shared.url, jobId: 'lonely', attempt: 1, rank, worldSize: 4, rendezvousTimeoutMs: 1500 })));
+  const started = Promise.all(
+    [0, 1].map((rank) => NatsTransport.connect({ servers: shared.url, jobId: 'lonely', attempt: 1, rank, worldSize: 4, rendezvousTimeoutMs: 1500 })),
+  );
   const err = await t.throwsAsync(started, { instanceOf: RetryableError });
-  t.regex(err?.message ?? '', /rendezvous: ranks 2, 3 of job lonely attempt 1 did not join within 1\.5 s/);
+  t.regex(err.message, /rendezvous: ranks 2, 3 of job lonely attempt 1 did not join within 1\.5 s/);
 });
 
 test('nats transport - a recv past its step deadline aborts every rank, naming what was missing', async (t) => {
   const job = 'deadline';
-  const { transports } = await connectGang(shared.url, 2, { jobId: job, attempt: 1, chunkBytes: 1024 }, (rank) => ({ stepDeadlineMs: rank === 1 ? 700 : 10_000 }));
+  const { transports } = await connectGang(shared.url, 2, { jobId: job, attempt: 1, chunkBytes: 1024 }, (rank) => ({
+    stepDeadlineMs: rank === 1 ? 700 : 10_000,
+  }));
   const raw = await rawConnection(shared.url);
   try {
     const [a, b] = transports;
@@ -114,14 +132,33 @@ test('nats transport - a recv past its step deadline aborts every rank, naming w
     const pendingB = b.recv(0, 2, 'norm', 1);
     // Only chunk 1 of a 3-chunk message from rank 0 ever arrives.
     const whole = pattern(8, 3000);
-    raw.publish(attemptSubjects(job, 1).data('norm', 1), encodeDataFrame({ jobHash: jobHash(job), attempt: 1 }, { source: 0, step: 2, phase: 'norm', broadcast: false, dest: 1, tag: 1, chunkIndex: 0, chunkCount: 3, totalLength: 3000, chunkSize: 1024, messageCrc: checksum(whole), payload: whole.subarray(0, 1024) }));
+    raw.publish(
+      attemptSubjects(job, 1).data('norm', 1),
+      encodeDataFrame(
+        { jobHash: jobHash(job), attempt: 1 },
+        {
+          source: 0,
+          step: 2,
+          phase: 'norm',
+          broadcast: false,
+          dest: 1,
+          tag: 1,
+          chunkIndex: 0,
+          chunkCount: 3,
+          totalLength: 3000,
+          chunkSize: 1024,
+          messageCrc: checksum(whole),
+          payload: whole.subarray(0, 1024),
+        },
+      ),
+    );
     await raw.flush();
     const started = Date.now();
     const errB = await t.throwsAsync(pendingB, { instanceOf: RetryableError });
-    t.regex(errB?.message ?? '', /^step deadline: rank 1 waited \d+ ms for step 2 phase norm tag 1 from rank 0 and received 1 of 3 chunks \(1024 of 3000 bytes\)$/);
+    t.regex(errB.message, /^step deadline: rank 1 waited \d+ ms for step 2 phase norm tag 1 from rank 0 and received 1 of 3 chunks \(1024 of 3000 bytes\)$/);
     // Rank 0's own deadline is 10 s away: it fails at once because rank 1 published the abort.
     const errA = await t.throwsAsync(pendingA, { instanceOf: RetryableError });
-    t.regex(errA?.message ?? '', /^collective aborted by rank 1: step deadline: rank 1 waited/);
+    t.regex(errA.message, /^collective aborted by rank 1: step deadline: rank 1 waited/);
     t.true(Date.now() - started < 3000);
   } finally {
     await raw.close();
@@ -149,7 +186,10 @@ test('nats transport - a second process claiming a rank aborts the attempt', asy
   const raw = await rawConnection(shared.url);
   try {
     const pending = transports.map((tr, rank) => tr.recv(1 - rank, 0, 'hash', 0));
-    raw.publish(attemptSubjects(job, 1).heartbeat, encodeHeartbeatFrame({ jobHash: jobHash(job), attempt: 1 }, { source: 1, ready: true, instance: 7n, seq: 0 }));
+    raw.publish(
+      attemptSubjects(job, 1).heartbeat,
+      encodeHeartbeatFrame({ jobHash: jobHash(job), attempt: 1 }, { source: 1, ready: true, instance: 7n, seq: 0 }),
+    );
     await raw.flush();
     for (const p of pending) await t.throwsAsync(p, { instanceOf: RetryableError, message: /two processes claim rank 1 of job twins attempt 1/ });
   } finally {

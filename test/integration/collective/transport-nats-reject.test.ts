@@ -10,7 +10,7 @@ test.before(async () => {
   server = await startServer();
 });
 test.after.always(async () => {
-  await server?.stop();
+  await server.stop();
 });
 
 const JOB = 'forge-job';
@@ -21,7 +21,21 @@ const CHUNK = 32 * 1024;
 /** Fields of a forged single-chunk message from rank 0 to rank 1. */
 function forged(over: Partial<DataFrameFields> = {}): DataFrameFields {
   const payload = over.payload ?? pattern(99, 100);
-  return { source: 0, step: STEP, phase: 'reduce_scatter', broadcast: false, dest: 1, tag: 7, chunkIndex: 0, chunkCount: 1, totalLength: payload.length, chunkSize: CHUNK, messageCrc: checksum(payload), payload, ...over };
+  return {
+    source: 0,
+    step: STEP,
+    phase: 'reduce_scatter',
+    broadcast: false,
+    dest: 1,
+    tag: 7,
+    chunkIndex: 0,
+    chunkCount: 1,
+    totalLength: payload.length,
+    chunkSize: CHUNK,
+    messageCrc: checksum(payload),
+    payload,
+    ...over,
+  };
 }
 
 test('nats transport - forged frames are rejected by reason and real messages arrive intact', async (t) => {
@@ -70,18 +84,31 @@ test('nats transport - forged frames are rejected by reason and real messages ar
     t.true(sameBytes(await gotBroadcast, realBroadcast), 'real broadcast intact');
     await until(() => rec.rejects.length >= frames.length, 5000, `${frames.length} rejections`);
     t.deepEqual(
-      { wrong_attempt: rec.count('wrong_attempt'), wrong_step: rec.count('wrong_step'), bad_checksum: rec.count('bad_checksum'), wrong_job: rec.count('wrong_job'), wrong_phase: rec.count('wrong_phase'), malformed: rec.count('malformed') },
+      {
+        wrong_attempt: rec.count('wrong_attempt'),
+        wrong_step: rec.count('wrong_step'),
+        bad_checksum: rec.count('bad_checksum'),
+        wrong_job: rec.count('wrong_job'),
+        wrong_phase: rec.count('wrong_phase'),
+        malformed: rec.count('malformed'),
+      },
       { wrong_attempt: 1, wrong_step: 2, bad_checksum: 1, wrong_job: 1, wrong_phase: 1, malformed: 8 },
       JSON.stringify(rec.rejects, null, 1),
     );
 
     // A forged chunk with the full identity of a message already delivered is a duplicate.
-    raw.publish(toRank1, encodeDataFrame(id, forged({ payload: real.subarray(0, CHUNK), totalLength: real.length, chunkCount: 11, messageCrc: checksum(real) })));
+    raw.publish(
+      toRank1,
+      encodeDataFrame(id, forged({ payload: real.subarray(0, CHUNK), totalLength: real.length, chunkCount: 11, messageCrc: checksum(real) })),
+    );
     await raw.flush();
     await until(() => rec.count('duplicate_chunk') === 1, 5000, 'a duplicate_chunk rejection');
     t.true(transports.every((tr) => tr.failure === undefined));
     // Rank 0 also hears the two frames on shared subjects (broadcast, heartbeat): both malformed.
-    t.deepEqual(recorders[0]?.rejects.map((r) => r.reason), ['malformed', 'malformed']);
+    t.deepEqual(
+      recorders[0]?.rejects.map((r) => r.reason),
+      ['malformed', 'malformed'],
+    );
   } finally {
     await raw.close();
     await closeAll(transports);

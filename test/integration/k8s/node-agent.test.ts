@@ -32,7 +32,12 @@ async function logOf(ns: string, name: string, container = 'main', restart?: num
 }
 
 function envLines(log: string): Map<string, string> {
-  return new Map(log.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return new Map(
+    log
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 test('node agent - registers a Ready node with allocatable nvidia.com/gpu', async (t) => {
@@ -44,7 +49,9 @@ test('node agent - registers a Ready node with allocatable nvidia.com/gpu', asyn
   t.is(node?.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
   const lease = await waitFor('node lease', async () => {
     const { CoordinationV1Api } = await import('@kubernetes/client-node');
-    return cluster().kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: node?.metadata?.name ?? '', namespace: 'kube-node-lease' });
+    return cluster()
+      .kc.makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: node?.metadata?.name ?? '', namespace: 'kube-node-lease' });
   });
   t.truthy(lease.spec?.renewTime);
 });

@@ -28,10 +28,14 @@ async function doInstallCrd(): Promise<void> {
   const applied = await runKubectl(kubectl, kubeconfigPath, ['apply', '--server-side', '--field-manager=gmt-test', '-f', repoPath(CRD_PATH)]);
   if (applied.code !== 0) throw new Error(`kubectl apply ${CRD_PATH} failed: ${applied.stderr}`);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  await waitFor(`CRD ${CRD_NAME} Established`, async () => {
-    const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
-    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') === true ? true : undefined;
-  }, { timeoutMs: 60_000 });
+  await waitFor(
+    `CRD ${CRD_NAME} Established`,
+    async () => {
+      const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
+      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') === true ? true : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
 }
 
 test.beforeEach(async () => {
@@ -56,7 +60,15 @@ async function read(namespace: string, name: string): Promise<Obj> {
 
 async function replace(namespace: string, body: Obj): Promise<Obj> {
   const name = (body['metadata'] as Obj)['name'] as string;
-  return (await api().replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body, fieldValidation: 'Strict' })) as Obj;
+  return (await api().replaceNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    name,
+    body,
+    fieldValidation: 'Strict',
+  })) as Obj;
 }
 
 /** The API error's code and message (the Status object's message). */
@@ -110,16 +122,36 @@ const INVALID: readonly [string, Obj, RegExp][] = [
   ['steps 0', job('steps0', { training: { steps: 0 } }), /spec\.training\.steps.*should be greater than or equal to 1/],
   ['microBatchSize 0', job('mbs0', { training: { microBatchSize: 0 } }), /spec\.training\.microBatchSize.*should be greater than or equal to 1/],
   ['negative backoffLimit', job('backoff', { runPolicy: { backoffLimit: -1 } }), /spec\.runPolicy\.backoffLimit.*should be greater than or equal to 0/],
-  ['negative ttlSecondsAfterFinished', job('ttl', { runPolicy: { ttlSecondsAfterFinished: -5 } }), /spec\.runPolicy\.ttlSecondsAfterFinished.*should be greater than or equal to 0/],
+  [
+    'negative ttlSecondsAfterFinished',
+    job('ttl', { runPolicy: { ttlSecondsAfterFinished: -5 } }),
+    /spec\.runPolicy\.ttlSecondsAfterFinished.*should be greater than or equal to 0/,
+  ],
   ['bad maskScope', job('scope', { method: { maskScope: 'layer' } }), /spec\.method\.maskScope: Unsupported value: "layer"/],
   ['empty image', job('image', { image: '' }), /spec\.image.*should be at least 1 chars long/],
-  ['missing image', { apiVersion: `${GROUP}/${VERSION}`, kind: 'GmtFineTune', metadata: { name: 'noimage' }, spec: { workers: 1 } }, /spec\.image: Required value/],
+  [
+    'missing image',
+    { apiVersion: `${GROUP}/${VERSION}`, kind: 'GmtFineTune', metadata: { name: 'noimage' }, spec: { workers: 1 } },
+    /spec\.image: Required value/,
+  ],
   ['relative dataset path', job('dataset', { dataset: { train: 'data/train.jsonl' } }), /spec\.dataset\.train.*should match/],
   ['bad quantity', job('quantity', { resources: { requests: { cpu: 'lots' } } }), /spec\.resources\.requests\.cpu/],
-  ['GPU request without a limit', job('gpu', { resources: { requests: { 'nvidia.com/gpu': 1 } } }), /spec\.resources\.limits: .*spec\.resources\.limits must set nvidia\.com\/gpu/],
-  ['two checkpoint volumes', job('volumes', { checkpoint: { volume: { emptyDir: {}, persistentVolumeClaim: { claimName: 'c' } } } }), /spec\.checkpoint\.volume must set exactly one of emptyDir and persistentVolumeClaim/],
+  [
+    'GPU request without a limit',
+    job('gpu', { resources: { requests: { 'nvidia.com/gpu': 1 } } }),
+    /spec\.resources\.limits: .*spec\.resources\.limits must set nvidia\.com\/gpu/,
+  ],
+  [
+    'two checkpoint volumes',
+    job('volumes', { checkpoint: { volume: { emptyDir: {}, persistentVolumeClaim: { claimName: 'c' } } } }),
+    /spec\.checkpoint\.volume must set exactly one of emptyDir and persistentVolumeClaim/,
+  ],
   ['momentum with adamw', job('momentum', { optimizer: { momentum: 0.9 } }), /spec\.optimizer\.momentum: .*applies to sgd only/],
-  ['toleration Exists with a value', job('toleration', { podTemplate: { tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }] } }), /spec\.podTemplate\.tolerations\[0\]\.value: .*must be empty when operator is Exists/],
+  [
+    'toleration Exists with a value',
+    job('toleration', { podTemplate: { tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }] } }),
+    /spec\.podTemplate\.tolerations\[0\]\.value: .*must be empty when operator is Exists/,
+  ],
   ['a name that cannot name pods', job('bad.name', {}), /metadata\.name: Invalid value: metadata\.name must be a DNS-1035 label/],
   ['a name too long for pod names', job(`j${'x'.repeat(48)}`, {}), /metadata\.name: .*of at most 48 characters/],
 ];
@@ -152,22 +184,67 @@ test('crd - workers and method are immutable while the job is not suspended (tra
     change(o['spec'] as Obj);
     return o;
   };
-  let r = await rejection(t, replace(ns, await withSpec('running', (s) => { s['workers'] = 3; })));
+  let r = await rejection(
+    t,
+    replace(
+      ns,
+      await withSpec('running', (s) => {
+        s['workers'] = 3;
+      }),
+    ),
+  );
   t.is(r.code, 422);
   t.regex(r.message, /spec\.workers: .*spec\.workers is immutable unless the job is suspended/);
-  r = await rejection(t, replace(ns, await withSpec('running', (s) => { (s['method'] as Obj)['maskRatio'] = 0.5; })));
+  r = await rejection(
+    t,
+    replace(
+      ns,
+      await withSpec('running', (s) => {
+        (s['method'] as Obj)['maskRatio'] = 0.5;
+      }),
+    ),
+  );
   t.is(r.code, 422);
   t.regex(r.message, /spec\.method: .*spec\.method is immutable unless the job is suspended/);
   // Fields outside the rules stay mutable.
-  await replace(ns, await withSpec('running', (s) => { (s['runPolicy'] as Obj)['backoffLimit'] = 7; }));
+  await replace(
+    ns,
+    await withSpec('running', (s) => {
+      (s['runPolicy'] as Obj)['backoffLimit'] = 7;
+    }),
+  );
   // Suspend, then resize and change the method; then resume.
-  await replace(ns, await withSpec('running', (s) => { (s['runPolicy'] as Obj)['suspend'] = true; }));
-  await replace(ns, await withSpec('running', (s) => { s['workers'] = 4; (s['method'] as Obj)['name'] = 'sft'; }));
-  await replace(ns, await withSpec('running', (s) => { (s['runPolicy'] as Obj)['suspend'] = false; }));
+  await replace(
+    ns,
+    await withSpec('running', (s) => {
+      (s['runPolicy'] as Obj)['suspend'] = true;
+    }),
+  );
+  await replace(
+    ns,
+    await withSpec('running', (s) => {
+      s['workers'] = 4;
+      (s['method'] as Obj)['name'] = 'sft';
+    }),
+  );
+  await replace(
+    ns,
+    await withSpec('running', (s) => {
+      (s['runPolicy'] as Obj)['suspend'] = false;
+    }),
+  );
   t.like((await read(ns, 'running'))['spec'], { workers: 4, method: { name: 'sft' }, runPolicy: { suspend: false, backoffLimit: 7 } });
   // managedBy is immutable once set (MultiKueue).
   await create(ns, job('managed', { runPolicy: { managedBy: 'kueue.x-k8s.io/multikueue' } }));
-  r = await rejection(t, replace(ns, await withSpec('managed', (s) => { (s['runPolicy'] as Obj)['managedBy'] = 'gmt.dev/gmt-operator'; })));
+  r = await rejection(
+    t,
+    replace(
+      ns,
+      await withSpec('managed', (s) => {
+        (s['runPolicy'] as Obj)['managedBy'] = 'gmt.dev/gmt-operator';
+      }),
+    ),
+  );
   t.is(r.code, 422);
   t.regex(r.message, /spec\.runPolicy\.managedBy is immutable/);
 });
@@ -177,7 +254,18 @@ test('crd - status subresource: validated, and kubectl get gft -o wide shows the
   const ns = await createTestNamespace(kc, 'crd-columns');
   const kube = (...args: string[]): ReturnType<typeof runKubectl> => runKubectl(kubectl, kubeconfigPath, ['-n', ns, ...args]);
   t.is((await kube('apply', '-f', repoPath('examples', 'tiny.yaml'))).code, 0);
-  const status = { phase: 'Running', attempt: 1, step: 5, totalSteps: 20, progress: '5/20', loss: 1.25, samplesPerSecond: 42.5, keptRatio: 0.8, restarts: { total: 1, retryable: 1 }, workers: { active: 2, succeeded: 0, failed: 0 } };
+  const status = {
+    phase: 'Running',
+    attempt: 1,
+    step: 5,
+    totalSteps: 20,
+    progress: '5/20',
+    loss: 1.25,
+    samplesPerSecond: 42.5,
+    keptRatio: 0.8,
+    restarts: { total: 1, retryable: 1 },
+    workers: { active: 2, succeeded: 0, failed: 0 },
+  };
   const patched = await kube('patch', 'gft', 'tiny', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status }));
   t.is(patched.code, 0, patched.stderr);
   const bad = await kube('patch', 'gft', 'tiny', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Bogus' } }));

@@ -129,15 +129,28 @@ test('informer - an owned child enqueues its controlling owner; cache lists by o
   await inf.waitForSync();
   t.deepEqual(owners.keys, [], 'objects without a controlling owner enqueue nothing');
 
-  const ref = (cm: typeof parent, controller: boolean) => ({ apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata?.name ?? '', uid: cm.metadata?.uid ?? '', controller });
+  const ref = (cm: typeof parent, controller: boolean) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    name: cm.metadata?.name ?? '',
+    uid: cm.metadata?.uid ?? '',
+    controller,
+  });
   await core.createNamespacedConfigMap({
     namespace: ns,
     body: { metadata: { name: 'child', ownerReferences: [ref(other, false), ref(parent, true)] }, data: { v: '1' } },
   });
   await waitFor('owner key', async () => (owners.count(`${ns}/parent`) >= 1 ? true : undefined), { timeoutMs: 30_000 });
   t.deepEqual(owners.keys, [`${ns}/parent`], 'only the controller owner, not the other owner or the child');
-  t.deepEqual(inf.listByOwner(parent.metadata?.uid ?? '').map((c) => c.metadata.name), ['child']);
-  t.deepEqual(inf.listByOwner(other.metadata?.uid ?? '').map((c) => c.metadata.name), ['child'], 'indexed by every owner reference');
+  t.deepEqual(
+    inf.listByOwner(parent.metadata?.uid ?? '').map((c) => c.metadata.name),
+    ['child'],
+  );
+  t.deepEqual(
+    inf.listByOwner(other.metadata?.uid ?? '').map((c) => c.metadata.name),
+    ['child'],
+    'indexed by every owner reference',
+  );
 
   await core.patchNamespacedConfigMap({ namespace: ns, name: 'child', body: [{ op: 'replace', path: '/data/v', value: '2' }] });
   await waitFor('owner key after update', async () => (owners.count(`${ns}/parent`) >= 2 ? true : undefined), { timeoutMs: 30_000 });
@@ -171,7 +184,9 @@ test('informer - relists after 410 Gone (client-node ListWatch) and drops object
   });
   const custom = kc.makeApiClient(CustomObjectsApi);
   const widget = (name: string) => ({ apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name, namespace: ns } });
-  await waitFor('widget create', async () => custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }));
+  await waitFor('widget create', async (): Promise<unknown> =>
+    custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'widgets', body: widget('real') }),
+  );
   let calls = 0;
   // First list: claim resourceVersion 1 and include an object that does not exist. ListWatch must
   // get 410 from the watch and relist; the relist (real) lacks the ghost, so it is reported deleted.
@@ -181,7 +196,15 @@ test('informer - relists after 410 Gone (client-node ListWatch) and drops object
     const ghost = { ...widget('ghost'), metadata: { name: 'ghost', namespace: ns, uid: 'ghost-uid', resourceVersion: '1' } };
     return { metadata: { resourceVersion: '1' }, items: [...real.items, ghost] };
   };
-  const inf = new Informer({ kc, name: 'widgets', path: `/apis/${group}/v1/namespaces/${ns}/widgets`, list, parse: (raw) => widgetSchema.parse(raw), restartBaseMs: 200, log: (l) => t.log(l) });
+  const inf = new Informer({
+    kc,
+    name: 'widgets',
+    path: `/apis/${group}/v1/namespaces/${ns}/widgets`,
+    list,
+    parse: (raw) => widgetSchema.parse(raw),
+    restartBaseMs: 200,
+    log: (l) => t.log(l),
+  });
   const keys = keyLog();
   inf.enqueue(keys);
   t.teardown(() => inf.close());
@@ -207,7 +230,11 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
   const first = await applyServerSide(client, desired, 'gmt-operator');
   const second = await applyServerSide<V1ConfigMap & ApplyObject>(client, { ...desired, metadata: { ...meta, resourceVersion: '1' } }, 'gmt-operator');
   t.truthy(first.metadata?.resourceVersion);
-  t.is(second.metadata?.resourceVersion, first.metadata?.resourceVersion, 'second apply of the same intent changes nothing (and a stale resourceVersion is ignored)');
+  t.is(
+    second.metadata?.resourceVersion,
+    first.metadata?.resourceVersion,
+    'second apply of the same intent changes nothing (and a stale resourceVersion is ignored)',
+  );
   const ours = second.metadata?.managedFields?.find((m) => m.manager === 'gmt-operator');
   t.is(ours?.operation, 'Apply');
   t.regex(JSON.stringify(ours?.fieldsV1), /"f:data":\{"f:k":\{\}\}/, 'data.k owned by gmt-operator');
@@ -215,7 +242,7 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
 
   // Another manager changing our field without force conflicts; with force it wins; our next apply takes it back.
   const err = await t.throwsAsync(applyServerSide(client, { ...desired, data: { k: 'theirs' } }, 'someone-else', { force: false }));
-  t.regex(String(err?.message), /409|onflict/);
+  t.regex(err.message, /409|onflict/);
   await applyServerSide(client, { ...desired, data: { k: 'theirs' } }, 'someone-else', { force: true });
   const back = await applyServerSide(client, desired, 'gmt-operator');
   t.is(back.data?.['k'], 'v');
@@ -225,11 +252,13 @@ test('apply - server-side apply is idempotent, fields are owned by our manager, 
   const changed = await applyServerSide(client, { ...desired, data: { k: 'v2' } }, 'gmt-operator');
   t.not(changed.metadata?.resourceVersion, back.metadata?.resourceVersion, 'a changed intent is written');
   const dry = await applyServerSide(client, { ...desired, data: { k: 'dry' } }, 'gmt-operator', { dryRun: true });
-  t.is(dry.data?.['k'], 'dry');
+  t.is(dry.data['k'], 'dry');
   const core = kc.makeApiClient(CoreV1Api);
   t.is((await core.readNamespacedConfigMap({ namespace: ns, name: 'applied' })).data?.['k'], 'v2', 'dry run wrote nothing');
 
-  await t.throwsAsync(applyServerSide(client, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: ns } }, 'gmt-operator'), { instanceOf: ApplyError });
+  await t.throwsAsync(applyServerSide(client, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: ns } }, 'gmt-operator'), {
+    instanceOf: ApplyError,
+  });
   const ref = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied', namespace: ns } };
   t.true(await deleteIfExists(client, ref));
   t.false(await deleteIfExists(client, ref), 'already gone');
@@ -248,7 +277,7 @@ test('events - recorded with reason and message; repeats aggregate into a count'
   const e3 = await rec.normal(subject, 'Created', 'created the gang');
   const w = await rec.warning(subject, 'BackOff', 'x'.repeat(5000));
   t.deepEqual(logs, []);
-  t.is(e1?.metadata?.name, e3?.metadata?.name, 'one Event for the repeats');
+  t.is(e1?.metadata.name, e3?.metadata.name, 'one Event for the repeats');
   t.is(e2?.count, 2);
   t.is(e3?.count, 3);
   const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=subject` });
@@ -266,10 +295,10 @@ test('events - recorded with reason and message; repeats aggregate into a count'
   t.is(byReason.get('BackOff')?.message?.length, 1024, 'message truncated to 1024');
   t.is(w?.count, 1);
   // A deleted aggregate is recreated instead of failing.
-  await core.deleteNamespacedEvent({ namespace: ns, name: created?.metadata?.name ?? '' });
+  await core.deleteNamespacedEvent({ namespace: ns, name: created?.metadata.name ?? '' });
   const again = await rec.normal(subject, 'Created', 'created the gang');
   t.is(again?.count, 1);
-  t.not(again?.metadata?.name, created?.metadata?.name);
+  t.not(again?.metadata.name, created?.metadata.name);
 });
 
 test('controller - informers + queue + reconcile with SSA: a deleted child is recreated via its owner key', async (t) => {

@@ -41,10 +41,14 @@ function candidates(t: ExecutionContext, kc: KubeConfig, namespace: string, ids:
   );
   t.teardown(() => Promise.all(electors.map((e) => e.close())));
   const leader = async (): Promise<LeaderElector> =>
-    waitFor('a leader', async () => {
-      const l = electors.filter((e) => e.isLeader);
-      return l.length === 1 ? l[0] : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 20 });
+    waitFor(
+      'a leader',
+      async () => {
+        const l = electors.filter((e) => e.isLeader);
+        return l.length === 1 ? l[0] : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
   return { electors, leading, overlaps, history, leader };
 }
 
@@ -131,6 +135,8 @@ test('leader election - invalid timings are rejected', (t) => {
   const base = { kc, namespace: 'x', name: 'l', identity: 'i' };
   t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 }), { instanceOf: LeaderElectionConfigError });
   t.throws(() => new LeaderElector({ ...base, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 }), { instanceOf: LeaderElectionConfigError });
-  t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 1.5, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.1 }), { instanceOf: LeaderElectionConfigError });
+  t.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 1.5, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.1 }), {
+    instanceOf: LeaderElectionConfigError,
+  });
   t.notThrows(() => new LeaderElector(base), 'defaults 15/10/2 are valid');
 });

@@ -20,13 +20,34 @@ import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { findLatestCheckpoint, verifyCheckpoint } from '../../../trainer/src/checkpoint/index.js';
 import { attemptSubjects, type NatsServerHandle } from '../../../trainer/src/collective/nats/index.js';
-import { checksum, encodeDataFrame, encodeHeartbeatFrame, jobHash, type DataFrameFields, type WireIdentity } from '../../../trainer/src/collective/nats/wire.js';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import {
+  checksum,
+  encodeDataFrame,
+  encodeHeartbeatFrame,
+  jobHash,
+  type DataFrameFields,
+  type WireIdentity,
+} from '../../../trainer/src/collective/nats/wire.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { runCli, type CliResult } from '../../helpers/cli.js';
 import { rawConnection, startServer } from '../collective/nats-fixtures.js';
 import {
-  SMALL, describe, finalFiles, freePort, killAll, reference, sameFiles, spawnCli, spawnGang, stepDir, stepFolders, waitForPath, waitGang,
-  type GangSpec, type Proc, type ProcExit,
+  SMALL,
+  describe,
+  finalFiles,
+  freePort,
+  killAll,
+  reference,
+  sameFiles,
+  spawnCli,
+  spawnGang,
+  stepDir,
+  stepFolders,
+  waitForPath,
+  waitGang,
+  type GangSpec,
+  type Proc,
+  type ProcExit,
 } from './ranks.js';
 
 let root = '';
@@ -133,7 +154,22 @@ test.serial('N=3: sharded threshold path = dense all-reduce reference (--collect
 
 /** Flags of the fault tests (30 steps, checkpoints every 2, short timeouts). */
 const FAULT_STEPS = 30;
-const FAULT = ['--method', 'gmt', '--steps', String(FAULT_STEPS), '--checkpoint-every', '2', '--keep-checkpoints', '10', '--peer-timeout-ms', '3000', '--step-timeout-sec', '20', '--hash-every', '1'];
+const FAULT = [
+  '--method',
+  'gmt',
+  '--steps',
+  String(FAULT_STEPS),
+  '--checkpoint-every',
+  '2',
+  '--keep-checkpoints',
+  '10',
+  '--peer-timeout-ms',
+  '3000',
+  '--step-timeout-sec',
+  '20',
+  '--hash-every',
+  '1',
+];
 const FAULT_DEADLINE_MS = 20_000;
 
 /** Every complete checkpoint verifies (sha256 of every file), and the latest is found. */
@@ -145,34 +181,40 @@ async function checkpointsIntact(dir: string): Promise<{ latest: string | undefi
   return { latest, steps };
 }
 
-test.serial('N=3 direct: SIGKILL of rank 1 mid-run → survivors exit 75 within the deadline, checkpoints intact, restart as attempt 1 is bit-identical', async (t) => {
-  const dir = freshDir('kill-rank');
-  const refP = reference(FAULT, 3, () => freshDir('ref-fault-3'));
-  const job = 'kill-rank';
-  const ranks = gang({ n: 3, url: url(), jobId: job, attempt: 0, dir, args: FAULT });
-  await waitForPath(join(dir, stepDir(2)), ranks);
-  const killedAt = performance.now();
-  ranks[1]!.child.kill('SIGKILL');
-  const exits = await waitGang(ranks, 60_000);
-  t.is(exits[1]!.signal, 'SIGKILL');
-  for (const r of [0, 2]) {
-    t.is(exits[r]!.code, EXIT_CODES.retryable, `rank ${r} exits with the retryable code\n${describe(exits)}`);
-    const ms = exits[r]!.at - killedAt;
-    t.true(ms < FAULT_DEADLINE_MS, `rank ${r} aborted after ${Math.round(ms)} ms`);
-    t.log(`rank ${r} exited ${exits[r]!.code} ${Math.round(ms)} ms after the kill`);
-  }
-  const { latest, steps } = await checkpointsIntact(dir);
-  t.truthy(latest, 'a checkpoint survives');
-  t.false(steps.includes(stepDir(FAULT_STEPS)), `killed before the end (checkpoints: ${steps.join(', ')})`);
-  t.log(`checkpoints after the kill: ${steps.join(', ')}; latest ${latest}`);
+test.serial(
+  'N=3 direct: SIGKILL of rank 1 mid-run → survivors exit 75 within the deadline, checkpoints intact, restart as attempt 1 is bit-identical',
+  async (t) => {
+    const dir = freshDir('kill-rank');
+    const refP = reference(FAULT, 3, () => freshDir('ref-fault-3'));
+    const job = 'kill-rank';
+    const ranks = gang({ n: 3, url: url(), jobId: job, attempt: 0, dir, args: FAULT });
+    await waitForPath(join(dir, stepDir(2)), ranks);
+    const killedAt = performance.now();
+    ranks[1]!.child.kill('SIGKILL');
+    const exits = await waitGang(ranks, 60_000);
+    t.is(exits[1]!.signal, 'SIGKILL');
+    for (const r of [0, 2]) {
+      t.is(exits[r]!.code, EXIT_CODES.retryable, `rank ${r} exits with the retryable code\n${describe(exits)}`);
+      const ms = exits[r]!.at - killedAt;
+      t.true(ms < FAULT_DEADLINE_MS, `rank ${r} aborted after ${Math.round(ms)} ms`);
+      t.log(`rank ${r} exited ${exits[r]!.code} ${Math.round(ms)} ms after the kill`);
+    }
+    const { latest, steps } = await checkpointsIntact(dir);
+    t.truthy(latest, 'a checkpoint survives');
+    t.false(steps.includes(stepDir(FAULT_STEPS)), `killed before the end (checkpoints: ${steps.join(', ')})`);
+    t.log(`checkpoints after the kill: ${steps.join(', ')}; latest ${latest}`);
 
-  const again = await waitGang(gang({ n: 3, url: url(), jobId: job, attempt: 1, dir, args: FAULT }));
-  t.true(again.every((e) => e.code === 0), describe(again));
-  t.regex(again[0]!.stderr, /resumed/);
-  const ref = await refP;
-  t.is(ref.result.code, 0, ref.result.stderr);
-  t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true });
-});
+    const again = await waitGang(gang({ n: 3, url: url(), jobId: job, attempt: 1, dir, args: FAULT }));
+    t.true(
+      again.every((e) => e.code === 0),
+      describe(again),
+    );
+    t.regex(again[0]!.stderr, /resumed/);
+    const ref = await refP;
+    t.is(ref.result.code, 0, ref.result.stderr);
+    t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true });
+  },
+);
 
 test.serial('N=2 direct: nats-server restarted mid-run → ranks exit 75, no divergence, resume as attempt 1 is bit-identical', async (t) => {
   const own = await startServer();
@@ -193,10 +235,15 @@ test.serial('N=2 direct: nats-server restarted mid-run → ranks exit 75, no div
     const { latest, steps } = await checkpointsIntact(dir);
     t.truthy(latest);
     t.false(steps.includes(stepDir(FAULT_STEPS)), `interrupted before the end (checkpoints: ${steps.join(', ')})`);
-    t.log(`exits ${exits.map((e) => e.code).join(',')} ${exits.map((e) => Math.round(e.at - restartedAt)).join('/')} ms after the restart; checkpoints ${steps.join(', ')}`);
+    t.log(
+      `exits ${exits.map((e) => e.code).join(',')} ${exits.map((e) => Math.round(e.at - restartedAt)).join('/')} ms after the restart; checkpoints ${steps.join(', ')}`,
+    );
 
     const again = await waitGang(gang({ n: 2, url: own.url, jobId: job, attempt: 1, dir, args: FAULT }));
-    t.true(again.every((e) => e.code === 0), describe(again));
+    t.true(
+      again.every((e) => e.code === 0),
+      describe(again),
+    );
     t.regex(again[0]!.stderr, /resumed/);
     const ref = await refP;
     t.is(ref.result.code, 0, ref.result.stderr);
@@ -227,12 +274,26 @@ function forgeries(job: string, attempt: number): Array<{ kind: string; subject:
   const id: WireIdentity = { jobHash: jobHash(job), attempt };
   const payload = new Uint8Array(256).map((_, i) => (i * 37) & 0xff);
   const fields = (over: Partial<DataFrameFields> = {}): DataFrameFields => ({
-    source: 1, step: 2, phase: 'reduce_scatter', broadcast: false, dest: 0, tag: 0, chunkIndex: 0, chunkCount: 1, totalLength: payload.length, chunkSize: payload.length, messageCrc: 0, payload, ...over,
+    source: 1,
+    step: 2,
+    phase: 'reduce_scatter',
+    broadcast: false,
+    dest: 0,
+    tag: 0,
+    chunkIndex: 0,
+    chunkCount: 1,
+    totalLength: payload.length,
+    chunkSize: payload.length,
+    messageCrc: 0,
+    payload,
+    ...over,
   });
   const toRank0 = s.data('reduce_scatter', 0);
   const good = (): Uint8Array => encodeDataFrame(id, fields());
-  const badPayload = good(); badPayload[100] = badPayload[100]! ^ 0xff;
-  const badHeader = good(); badHeader[21] = badHeader[21]! ^ 0x01;
+  const badPayload = good();
+  badPayload[100] = badPayload[100]! ^ 0xff;
+  const badHeader = good();
+  badHeader[21] = badHeader[21]! ^ 0x01;
   const oversized = good();
   {
     const v = new DataView(oversized.buffer);
@@ -241,9 +302,17 @@ function forgeries(job: string, attempt: number): Array<{ kind: string; subject:
   }
   return [
     { kind: 'stale attempt', subject: toRank0, bytes: encodeDataFrame({ jobHash: id.jobHash, attempt: attempt - 1 }, fields()) },
-    { kind: 'stale attempt heartbeat', subject: s.heartbeat, bytes: encodeHeartbeatFrame({ jobHash: id.jobHash, attempt: attempt - 1 }, { source: 1, ready: true, instance: 1n, seq: 1 }) },
+    {
+      kind: 'stale attempt heartbeat',
+      subject: s.heartbeat,
+      bytes: encodeHeartbeatFrame({ jobHash: id.jobHash, attempt: attempt - 1 }, { source: 1, ready: true, instance: 1n, seq: 1 }),
+    },
     { kind: 'wrong step', subject: toRank0, bytes: encodeDataFrame(id, fields({ step: 1_000_000 })) },
-    { kind: 'wrong step broadcast', subject: s.broadcast('norm'), bytes: encodeDataFrame(id, fields({ step: 1_000_000, phase: 'norm', broadcast: true, dest: 0xffff })) },
+    {
+      kind: 'wrong step broadcast',
+      subject: s.broadcast('norm'),
+      bytes: encodeDataFrame(id, fields({ step: 1_000_000, phase: 'norm', broadcast: true, dest: 0xffff })),
+    },
     { kind: 'bad payload checksum', subject: toRank0, bytes: badPayload },
     { kind: 'bad header checksum', subject: s.broadcast('all_gather'), bytes: badHeader },
     { kind: 'truncated header', subject: toRank0, bytes: good().subarray(0, 40) },
@@ -271,8 +340,11 @@ test.serial('N=2 direct: forged/malformed frames during a run are rejected, coun
   try {
     const done = Promise.all(ranks.map((p) => p.exited));
     let finished = false;
-    void done.then(() => { finished = true; });
+    void done.then(() => {
+      finished = true;
+    });
     // Forge continuously while the ranks run; scrape rank 0's /metrics until every reason shows.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when the ranks exit
     while (!finished && !want.every((r) => (last[r] ?? 0) > 0)) {
       for (const f of frames) nc.publish(f.subject, f.bytes);
       rounds++;
@@ -287,14 +359,21 @@ test.serial('N=2 direct: forged/malformed frames during a run are rejected, coun
     }
     const exits = await waitGang(ranks, 120_000);
     t.log(`${rounds} rounds of ${frames.length} forged frames; rank 0 rejected: ${JSON.stringify(last)}`);
-    t.true(exits.every((e) => e.code === 0), describe(exits));
+    t.true(
+      exits.every((e) => e.code === 0),
+      describe(exits),
+    );
     for (const r of want) t.true((last[r] ?? 0) > 0, `gmt_trainer_rejected_messages_total{reason="${r}"} > 0 (scraped ${JSON.stringify(last)})`);
   } finally {
     await nc.close();
   }
   const ref = await refP;
   t.is(ref.result.code, 0, ref.result.stderr);
-  t.deepEqual(sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)), { model: true, optimizer: true }, 'results unchanged by the forged frames');
+  t.deepEqual(
+    sameFiles(await finalFiles(dir, FAULT_STEPS), await finalFiles(ref.dir, FAULT_STEPS)),
+    { model: true, optimizer: true },
+    'results unchanged by the forged frames',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +390,7 @@ test.serial('launcher: gmt-train --workers 2 with small defaults succeeds and pr
 /** Pids of the launcher's rank processes (its children running main.js), by GMT_RANK. */
 function rankPids(launcherPid: number): Map<number, number> {
   const out = new Map<number, number>();
-  let text = '';
+  let text: string;
   try {
     text = execFileSync('ps', ['--ppid', String(launcherPid), '-o', 'pid=,args='], { encoding: 'utf8' });
   } catch {

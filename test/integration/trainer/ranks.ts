@@ -7,7 +7,22 @@ import { join } from 'node:path';
 import { CLI, runCli, type CliResult } from '../../helpers/cli.js';
 
 /** The tiny settings of every run (a few seconds each). */
-export const SMALL = ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--micro-batch-size', '4', '--steps', '6', '--eval-examples', '4', '--progress', 'none'];
+export const SMALL = [
+  '--base-model',
+  'none',
+  '--model-preset',
+  'micro',
+  '--seq-len',
+  '32',
+  '--micro-batch-size',
+  '4',
+  '--steps',
+  '6',
+  '--eval-examples',
+  '4',
+  '--progress',
+  'none',
+];
 
 /** `step-NNNNNNNN`. */
 export function stepDir(step: number): string {
@@ -34,10 +49,17 @@ export interface ProcExit {
 /** Spawns the CLI with args and extra env. */
 export function spawnCli(args: readonly string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exited = new Promise<ProcExit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now(), stdout: out, stderr: err })));
+  let out = '',
+    err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<ProcExit>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now(), stdout: out, stderr: err })),
+  );
   return { child, exited, stdout: () => out, stderr: () => err };
 }
 
@@ -56,9 +78,15 @@ export interface GangSpec {
 
 /** Spawns N rank processes with the ARCHITECTURE §4 environment. */
 export function spawnGang(g: GangSpec): Proc[] {
-  return Array.from({ length: g.n }, (_, rank) => spawnCli([...SMALL, ...g.args, '--checkpoint-dir', g.dir, ...(g.rankArgs?.(rank) ?? [])], {
-    GMT_RANK: String(rank), GMT_WORLD_SIZE: String(g.n), GMT_JOB_ID: g.jobId, GMT_ATTEMPT: String(g.attempt), NATS_URL: g.url,
-  }));
+  return Array.from({ length: g.n }, (_, rank) =>
+    spawnCli([...SMALL, ...g.args, '--checkpoint-dir', g.dir, ...(g.rankArgs?.(rank) ?? [])], {
+      GMT_RANK: String(rank),
+      GMT_WORLD_SIZE: String(g.n),
+      GMT_JOB_ID: g.jobId,
+      GMT_ATTEMPT: String(g.attempt),
+      NATS_URL: g.url,
+    }),
+  );
 }
 
 /** Kills whatever is still running (test cleanup). */
@@ -70,7 +98,10 @@ export function killAll(procs: readonly Proc[]): void {
 export async function waitGang(procs: readonly Proc[], timeoutMs = 120_000): Promise<ProcExit[]> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { killAll(procs); reject(new Error(`gang did not finish within ${timeoutMs} ms:\n${procs.map((p, r) => `--- rank ${r}\n${p.stderr().slice(-1500)}`).join('\n')}`)); }, timeoutMs);
+    timer = setTimeout(() => {
+      killAll(procs);
+      reject(new Error(`gang did not finish within ${timeoutMs} ms:\n${procs.map((p, r) => `--- rank ${r}\n${p.stderr().slice(-1500)}`).join('\n')}`));
+    }, timeoutMs);
   });
   try {
     return await Promise.race([Promise.all(procs.map((p) => p.exited)), timeout]);
@@ -114,7 +145,8 @@ export async function waitForPath(path: string, procs: readonly Proc[], timeoutM
   const t0 = Date.now();
   while (!existsSync(path)) {
     const dead = procs.findIndex((p) => p.child.exitCode !== null || p.child.signalCode !== null);
-    if (dead >= 0) throw new Error(`process ${dead} exited (code ${procs[dead]!.child.exitCode}) before ${path} appeared:\n${procs[dead]!.stderr().slice(-2000)}`);
+    if (dead >= 0)
+      throw new Error(`process ${dead} exited (code ${procs[dead]!.child.exitCode}) before ${path} appeared:\n${procs[dead]!.stderr().slice(-2000)}`);
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${path}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -2,9 +2,7 @@ import test from 'ava';
 import { mkdir, open, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError } from '../../../trainer/src/errors.js';
-import {
-  findLatestCheckpoint, readCheckpoint, stepDirName, writeCheckpoint,
-} from '../../../trainer/src/checkpoint/index.js';
+import { findLatestCheckpoint, readCheckpoint, stepDirName, writeCheckpoint } from '../../../trainer/src/checkpoint/index.js';
 import { ParamLayout } from '../../../trainer/src/model/params.js';
 import { MICRO, RUN_CONFIG, buildPayload, sameBits, tempDir } from './fixtures.js';
 
@@ -27,7 +25,15 @@ for (const kind of ['adamw', 'sgd'] as const) {
     t.is(got.optimizer.step, 7);
     t.deepEqual(got.state, payload.state);
     const hf = JSON.parse(await readFile(join(path, 'config.json'), 'utf-8')) as Record<string, unknown>;
-    t.like(hf, { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: 32, n_layer: 2, n_head: 4, tie_word_embeddings: true, activation_function: 'gelu_new' });
+    t.like(hf, {
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      n_embd: 32,
+      n_layer: 2,
+      n_head: 4,
+      tie_word_embeddings: true,
+      activation_function: 'gelu_new',
+    });
   });
 }
 
@@ -60,19 +66,34 @@ test('checkpoint - findLatestCheckpoint of a missing or empty dir is undefined',
 
 const tears: ReadonlyArray<readonly [string, string, (path: string) => Promise<void>, RegExp]> = [
   ['manifest deleted', 'manifest.json', (p) => rm(join(p, 'manifest.json')), /manifest\.json: missing/],
-  ['model truncated', 'model.safetensors', async (p) => truncate(join(p, 'model.safetensors'), (await stat(join(p, 'model.safetensors'))).size - 3), /model\.safetensors: \d+ bytes but the manifest says/],
-  ['model byte flipped', 'model.safetensors', async (p) => {
-    const fh = await open(join(p, 'model.safetensors'), 'r+');
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, 900);
-    b[0] = b[0]! ^ 0x01;
-    await fh.write(b, 0, 1, 900);
-    await fh.close();
-  }, /model\.safetensors: checksum mismatch \(file corrupt or truncated\)/],
-  ['state byte flipped', 'trainer-state.json', async (p) => {
-    const f = join(p, 'trainer-state.json');
-    await writeFile(f, (await readFile(f, 'utf-8')).replace('"step": 2', '"step": 3'));
-  }, /trainer-state\.json: checksum mismatch/],
+  [
+    'model truncated',
+    'model.safetensors',
+    async (p) => truncate(join(p, 'model.safetensors'), (await stat(join(p, 'model.safetensors'))).size - 3),
+    /model\.safetensors: \d+ bytes but the manifest says/,
+  ],
+  [
+    'model byte flipped',
+    'model.safetensors',
+    async (p) => {
+      const fh = await open(join(p, 'model.safetensors'), 'r+');
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, 900);
+      b[0] = b[0]! ^ 0x01;
+      await fh.write(b, 0, 1, 900);
+      await fh.close();
+    },
+    /model\.safetensors: checksum mismatch \(file corrupt or truncated\)/,
+  ],
+  [
+    'state byte flipped',
+    'trainer-state.json',
+    async (p) => {
+      const f = join(p, 'trainer-state.json');
+      await writeFile(f, (await readFile(f, 'utf-8')).replace('"step": 2', '"step": 3'));
+    },
+    /trainer-state\.json: checksum mismatch/,
+  ],
 ];
 for (const [what, file, tear, message] of tears) {
   test(`checkpoint - torn checkpoint (${what}) is skipped and reading it names ${file}`, async (t) => {
@@ -84,12 +105,12 @@ for (const [what, file, tear, message] of tears) {
     await tear(torn);
     t.is(await findLatestCheckpoint(dir), join(dir, 'step-00000001'));
     const err = await t.throwsAsync(readCheckpoint(torn), { instanceOf: CheckpointError, message });
-    t.true(err?.message.includes(join(torn, file)));
+    t.true(err.message.includes(join(torn, file)));
     t.truthy(await readCheckpoint(join(dir, 'step-00000001')));
   });
 }
 
-test('checkpoint - the next write prunes stale temp folders but not a live writer\'s', async (t) => {
+test("checkpoint - the next write prunes stale temp folders but not a live writer's", async (t) => {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   await writeCheckpoint(dir, buildPayload(1), { keep: 5 });
@@ -135,7 +156,10 @@ test('checkpoint - config hash mismatch lists the changed keys', async (t) => {
   const path = await writeCheckpoint(dir, buildPayload(1), { keep: 1 });
   const current = { ...RUN_CONFIG, lr: 1e-4, optimizer: { kind: 'adamw', beta1: 0.95 }, seed: 3 };
   const err = await t.throwsAsync(readCheckpoint(path, { configHash: 'hash-b', config: current }), { instanceOf: CheckpointError });
-  t.regex(err?.message ?? '', /trainer-state\.json: config hash hash-a differs from this run's hash-b; changed: lr \(0\.0003 -> 0\.0001\), optimizer\.beta1 \(0\.9 -> 0\.95\), seed \(unset -> 3\)/);
+  t.regex(
+    err.message,
+    /trainer-state\.json: config hash hash-a differs from this run's hash-b; changed: lr \(0\.0003 -> 0\.0001\), optimizer\.beta1 \(0\.9 -> 0\.95\), seed \(unset -> 3\)/,
+  );
   await t.notThrowsAsync(readCheckpoint(path, { configHash: 'hash-a' }));
 });
 

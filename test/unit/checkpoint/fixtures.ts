@@ -17,8 +17,12 @@ export function values(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = i % 97 === 0 ? -0 : i % 89 === 0 ? 1e-42 : ((x / 0xffff_ffff) - 0.5) * (i % 7 === 0 ? 1e6 : 0.1);
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = i % 97 === 0 ? -0 : i % 89 === 0 ? 1e-42 : (x / 0xffff_ffff - 0.5) * (i % 7 === 0 ? 1e6 : 0.1);
   }
   return out;
 }
@@ -26,10 +30,22 @@ export function values(n: number, seed: number): Float32Array {
 /** A trainer state for `step`. */
 export function buildState(step: number, overrides: Partial<TrainerState> = {}): TrainerState {
   return {
-    formatVersion: 1, step, totalSteps: 100, dataCursor: { epoch: 1, index: step * 3 }, rngState: [1, 0xffff_ffff, 12345, step],
-    configHash: 'hash-a', config: { ...RUN_CONFIG }, datasetFingerprint: 'fp-1', skippedSteps: 0,
-    maskStats: { keptRatio: 0.1, threshold: 0.00123, kept: 42 }, metrics: { loss: 2.345678901234, tokensSeen: step * 512, samplesSeen: step * 8 },
-    baseModel: 'bundled', createdAt: '2025-01-02T03:04:05.678Z', attempt: 0, worldSize: 1, ...overrides,
+    formatVersion: 1,
+    step,
+    totalSteps: 100,
+    dataCursor: { epoch: 1, index: step * 3 },
+    rngState: [1, 0xffff_ffff, 12345, step],
+    configHash: 'hash-a',
+    config: { ...RUN_CONFIG },
+    datasetFingerprint: 'fp-1',
+    skippedSteps: 0,
+    maskStats: { keptRatio: 0.1, threshold: 0.00123, kept: 42 },
+    metrics: { loss: 2.345678901234, tokensSeen: step * 512, samplesSeen: step * 8 },
+    baseModel: 'bundled',
+    createdAt: '2025-01-02T03:04:05.678Z',
+    attempt: 0,
+    worldSize: 1,
+    ...overrides,
   };
 }
 
@@ -37,7 +53,8 @@ export function buildState(step: number, overrides: Partial<TrainerState> = {}):
 export function buildPayload(step: number, config: ModelConfig = MICRO, kind: 'adamw' | 'sgd' = 'adamw'): CheckpointPayload {
   const n = new ParamLayout(config).size;
   return {
-    modelConfig: config, params: values(n, step + 1),
+    modelConfig: config,
+    params: values(n, step + 1),
     optimizer: { kind, step, m: values(n, step + 1000), v: kind === 'adamw' ? values(n, step + 2000) : new Float32Array(0) },
     state: buildState(step),
   };

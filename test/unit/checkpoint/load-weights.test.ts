@@ -11,9 +11,19 @@ const layout = new ParamLayout(MICRO);
 
 /** A config.json as Hugging Face's GPT2Config.save_pretrained writes it (abridged). */
 const HF_CONFIG = {
-  model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: MICRO.vocabSize, n_positions: MICRO.nPositions, n_ctx: MICRO.nPositions,
-  n_embd: MICRO.nEmbd, n_layer: MICRO.nLayer, n_head: MICRO.nHead, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new',
-  resid_pdrop: 0.1, bos_token_id: 0, eos_token_id: 0,
+  model_type: 'gpt2',
+  architectures: ['GPT2LMHeadModel'],
+  vocab_size: MICRO.vocabSize,
+  n_positions: MICRO.nPositions,
+  n_ctx: MICRO.nPositions,
+  n_embd: MICRO.nEmbd,
+  n_layer: MICRO.nLayer,
+  n_head: MICRO.nHead,
+  layer_norm_epsilon: 1e-5,
+  activation_function: 'gelu_new',
+  resid_pdrop: 0.1,
+  bos_token_id: 0,
+  eos_token_id: 0,
 };
 
 /** Tensors named like the original `gpt2` repository: no `transformer.` prefix, mask buffers, optional head. */
@@ -41,7 +51,9 @@ function hfTensors(flat: Float32Array, head: 'none' | 'tied' | 'untied'): Array<
 /** Half-precision bits of x (x must be exactly representable as a normal f16 or zero). */
 function f16Bits(x: number): number {
   if (x === 0) return Object.is(x, -0) ? 0x8000 : 0;
-  const sign = x < 0 ? 0x8000 : 0, a = Math.abs(x), e = Math.floor(Math.log2(a));
+  const sign = x < 0 ? 0x8000 : 0,
+    a = Math.abs(x),
+    e = Math.floor(Math.log2(a));
   return sign | ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024);
 }
 
@@ -58,11 +70,15 @@ function encodeF16(tensors: ReadonlyArray<readonly [string, NamedTensor]>): Uint
   out.writeBigUInt64LE(BigInt(json.length), 0);
   json.copy(out, 8);
   let pos = 8 + json.length;
-  for (const [, t] of tensors) for (const x of t.data) { out.writeUInt16LE(f16Bits(x), pos); pos += 2; }
+  for (const [, t] of tensors)
+    for (const x of t.data) {
+      out.writeUInt16LE(f16Bits(x), pos);
+      pos += 2;
+    }
   return out;
 }
 
-const halfValues = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => ((i * 37) % 129 - 64) / 64);
+const halfValues = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => (((i * 37) % 129) - 64) / 64);
 
 for (const head of ['none', 'tied'] as const) {
   test(`checkpoint - loadModelWeights reads Hugging Face names without the prefix (lm_head ${head})`, async (t) => {
@@ -83,7 +99,10 @@ test('checkpoint - loadModelWeights refuses an untied lm_head', async (t) => {
   t.teardown(cleanup);
   await writeFile(join(dir, 'model.safetensors'), encodeSafetensors(hfTensors(values(layout.size, 9), 'untied')));
   await writeFile(join(dir, 'config.json'), JSON.stringify(HF_CONFIG));
-  await t.throwsAsync(loadModelWeights(dir), { instanceOf: CheckpointError, message: /model\.safetensors: lm_head\.weight differs from transformer\.wte\.weight/ });
+  await t.throwsAsync(loadModelWeights(dir), {
+    instanceOf: CheckpointError,
+    message: /model\.safetensors: lm_head\.weight differs from transformer\.wte\.weight/,
+  });
 });
 
 test('checkpoint - loadModelWeights converts an F16 file', async (t) => {

@@ -4,7 +4,7 @@
  * all-reduce on every rank. All must give bit-identical parameters on every rank after every step.
  */
 import test from 'ava';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../../../trainer/src/collective/collective.js';
 import type { CollectivePhase, Transport } from '../../../trainer/src/collective/transport.js';
 import { shardRanges } from '../../../trainer/src/collective/shards.js';
@@ -18,18 +18,40 @@ import { bitEqual } from '../../helpers/compare.js';
 /** A minimal in-process transport for N ranks (each message taken once, buffered by key). */
 function loopback(n: number): Transport[] {
   const boxes = new Map<string, { value?: Uint8Array; waiters: Array<(v: Uint8Array) => void> }>();
-  const box = (k: string) => { let b = boxes.get(k); if (!b) { b = { waiters: [] }; boxes.set(k, b); } return b; };
-  const put = (k: string, v: Uint8Array) => { const b = box(k); const w = b.waiters.shift(); if (w) w(v); else b.value = v; };
+  const box = (k: string) => {
+    let b = boxes.get(k);
+    if (!b) {
+      b = { waiters: [] };
+      boxes.set(k, b);
+    }
+    return b;
+  };
+  const put = (k: string, v: Uint8Array) => {
+    const b = box(k);
+    const w = b.waiters.shift();
+    if (w) w(v);
+    else b.value = v;
+  };
   return Array.from({ length: n }, (_, rank): Transport => ({
-    rank, worldSize: n,
-    async send(to: number, step: number, phase: CollectivePhase, tag: number, data: Uint8Array) { put(`${rank}>${to}:${step}:${phase}:${tag}`, data.slice()); },
-    async broadcast(step: number, phase: CollectivePhase, tag: number, data: Uint8Array) { for (let j = 0; j < n; j++) if (j !== rank) put(`${rank}>${j}:${step}:${phase}:${tag}`, data.slice()); },
+    rank,
+    worldSize: n,
+    async send(to: number, step: number, phase: CollectivePhase, tag: number, data: Uint8Array) {
+      put(`${rank}>${to}:${step}:${phase}:${tag}`, data.slice());
+    },
+    async broadcast(step: number, phase: CollectivePhase, tag: number, data: Uint8Array) {
+      for (let j = 0; j < n; j++) if (j !== rank) put(`${rank}>${j}:${step}:${phase}:${tag}`, data.slice());
+    },
     recv(from: number, step: number, phase: CollectivePhase, tag: number) {
       const b = box(`${from}>${rank}:${step}:${phase}:${tag}`);
-      if (b.value !== undefined) { const v = b.value; delete b.value; return Promise.resolve(v); }
+      if (b.value !== undefined) {
+        const v = b.value;
+        delete b.value;
+        return Promise.resolve(v);
+      }
       return new Promise((r) => b.waiters.push(r));
     },
-    abort() {}, async close() {},
+    abort() {},
+    async close() {},
   }));
 }
 
@@ -39,11 +61,13 @@ const P = layout.size;
 /** Per-step, per-rank local gradient sums with exact zeros, −0 and ties sprinkled in. */
 function contributions(seed: number, steps: number, n: number): Float32Array[][] {
   const rng = new Rng(seed);
-  return Array.from({ length: steps }, () => Array.from({ length: n }, () => {
-    const g = new Float32Array(P).map(() => rng.nextNormal() * 0.05);
-    for (let i = 0; i < P / 50; i++) g[rng.nextInt(P)] = [0, -0, 0.125, -0.125][rng.nextInt(4)]!;
-    return g;
-  }));
+  return Array.from({ length: steps }, () =>
+    Array.from({ length: n }, () => {
+      const g = new Float32Array(P).map(() => rng.nextNormal() * 0.05);
+      for (let i = 0; i < P / 50; i++) g[rng.nextInt(P)] = [0, -0, 0.125, -0.125][rng.nextInt(4)]!;
+      return g;
+    }),
+  );
 }
 
 async function runRanks(make: (t: Transport) => Collective, n: number, c: ReturnType<typeof contributions>, init: Float32Array): Promise<Float32Array[]> {
@@ -73,7 +97,8 @@ for (const n of [2, 3, 4]) {
   for (const cs of cases) {
     test(`collective - ${cs.method} ${cs.maskScope}/${cs.maskMode}/${cs.tieRule}, N=${n}: sharded = dense all-reduce = one process with accumulation N, bit for bit`, async (t) => {
       const cfg = TrainerConfigSchema.parse({ ...cs, maskRatio: 0.6, steps: 4, lr: 1e-2, weightDecay: 0.05, warmupRatio: 0.25 });
-      const hp = optimizerParams(cfg), sched = scheduleParams(cfg);
+      const hp = optimizerParams(cfg),
+        sched = scheduleParams(cfg);
       const c = contributions(1000 + n, 4, n);
       const init = initParams(layout, 5);
       // One process: Σ in rank order (0 + c₀ + … as the ranks' own sums are), divided by M = N.
@@ -100,7 +125,10 @@ test('collective - shards are NORM_BLOCK-aligned, contiguous and split tensors',
     const s = shardRanges(P, n);
     t.is(s[0]!.lo, 0);
     t.is(s[n - 1]!.hi, P);
-    for (let j = 1; j < n; j++) { t.is(s[j]!.lo, s[j - 1]!.hi); t.is(s[j]!.lo % 4096, 0); }
+    for (let j = 1; j < n; j++) {
+      t.is(s[j]!.lo, s[j - 1]!.hi);
+      t.is(s[j]!.lo % 4096, 0);
+    }
   }
 });
 

@@ -19,7 +19,21 @@ const ctx: DecodeContext = { jobHash: jobHash('job-a'), attempt: 3, worldSize: 4
 /** A valid single-chunk data frame's fields, with overrides. */
 function chunk(over: Partial<DataFrameFields> = {}): DataFrameFields {
   const payload = over.payload ?? new Uint8Array([1, 2, 3, 4, 5]);
-  return { source: 1, step: 9, phase: 'reduce_scatter', broadcast: false, dest: 2, tag: 4, chunkIndex: 0, chunkCount: 1, totalLength: payload.length, chunkSize: 64, messageCrc: checksum(payload), payload, ...over };
+  return {
+    source: 1,
+    step: 9,
+    phase: 'reduce_scatter',
+    broadcast: false,
+    dest: 2,
+    tag: 4,
+    chunkIndex: 0,
+    chunkCount: 1,
+    totalLength: payload.length,
+    chunkSize: 64,
+    messageCrc: checksum(payload),
+    payload,
+    ...over,
+  };
 }
 
 test('transport wire - a data chunk round-trips', (t) => {
@@ -30,9 +44,18 @@ test('transport wire - a data chunk round-trips', (t) => {
 });
 
 test('transport wire - control frames round-trip', (t) => {
-  t.like(decodeFrame(encodeCreditFrame(ctx, { source: 2, sender: 1, consumed: 77 }), ctx), { ok: true, frame: { kind: 'credit', source: 2, sender: 1, consumed: 77 } });
-  t.like(decodeFrame(encodeHeartbeatFrame(ctx, { source: 3, ready: true, instance: 123n, seq: 5 }), ctx), { ok: true, frame: { kind: 'heartbeat', source: 3, ready: true, instance: 123n, seq: 5 } });
-  t.like(decodeFrame(encodeAbortFrame(ctx, { source: 0, reason: 'peer lost ✓' }), ctx), { ok: true, frame: { kind: 'abort', source: 0, reason: 'peer lost ✓' } });
+  t.like(decodeFrame(encodeCreditFrame(ctx, { source: 2, sender: 1, consumed: 77 }), ctx), {
+    ok: true,
+    frame: { kind: 'credit', source: 2, sender: 1, consumed: 77 },
+  });
+  t.like(decodeFrame(encodeHeartbeatFrame(ctx, { source: 3, ready: true, instance: 123n, seq: 5 }), ctx), {
+    ok: true,
+    frame: { kind: 'heartbeat', source: 3, ready: true, instance: 123n, seq: 5 },
+  });
+  t.like(decodeFrame(encodeAbortFrame(ctx, { source: 0, reason: 'peer lost ✓' }), ctx), {
+    ok: true,
+    frame: { kind: 'abort', source: 0, reason: 'peer lost ✓' },
+  });
 });
 
 /** Flips one byte of a copy. */

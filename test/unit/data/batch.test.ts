@@ -33,7 +33,10 @@ test('data - buildBatch rejects examples longer than seqLen and empty batches', 
 test('data - shuffle is a deterministic permutation per (seed, epoch)', (t) => {
   const n = 50;
   const a = epochOrder(7, 0, n);
-  t.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: n }, (_, i) => i));
+  t.deepEqual(
+    [...a].sort((x, y) => x - y),
+    Array.from({ length: n }, (_, i) => i),
+  );
   t.deepEqual(epochOrder(8, 3, n), epochOrder(8, 3, n));
   t.deepEqual([...epochOrder(7, 0, n)], [...a], 'recomputing after other calls gives the same order');
   t.notDeepEqual([...epochOrder(7, 1, n)], [...a], 'epochs differ');
@@ -48,7 +51,13 @@ test('data - an epoch visits every example exactly once', (t) => {
   t.deepEqual(cursor, { epoch: 1, index: 0 });
 });
 
-function drawBatches(ds: ReturnType<typeof syntheticDataset>, seed: number, from: DataCursor, count: number, size: number): { batches: Batch[]; cursor: DataCursor } {
+function drawBatches(
+  ds: ReturnType<typeof syntheticDataset>,
+  seed: number,
+  from: DataCursor,
+  count: number,
+  size: number,
+): { batches: Batch[]; cursor: DataCursor } {
   const batches: Batch[] = [];
   let cursor = from;
   for (let i = 0; i < count; i++) {
@@ -86,7 +95,10 @@ test('data - batches cross epoch boundaries and stay full', (t) => {
   const ids = (b: Batch): number[] => Array.from({ length: b.batchSize }, (_, i) => b.inputs[i * b.seqLen]!);
   const e0 = epochOrder(3, 0, 5);
   const e1 = epochOrder(3, 1, 5);
-  t.deepEqual(ids(r.batch), [e0[3]!, e0[4]!, e1[0]!, e1[1]!].map((i) => 1000 + i));
+  t.deepEqual(
+    ids(r.batch),
+    [e0[3]!, e0[4]!, e1[0]!, e1[1]!].map((i) => 1000 + i),
+  );
 });
 
 test('data - a cursor that does not fit the dataset raises DataError', (t) => {
@@ -99,8 +111,16 @@ test('data - a cursor that does not fit the dataset raises DataError', (t) => {
 
 test('data - globalBatchSlice gives rank r micro-step m the slice (r·A + m)·B', (t) => {
   const global = Array.from({ length: 2 * 3 * 2 }, (_, i) => i); // N=2, A=3, B=2
-  t.deepEqual(globalBatchSlice(global, { rank: 0, worldSize: 2, microBatch: 2, accumSteps: 3 }), [[0, 1], [2, 3], [4, 5]]);
-  t.deepEqual(globalBatchSlice(global, { rank: 1, worldSize: 2, microBatch: 2, accumSteps: 3 }), [[6, 7], [8, 9], [10, 11]]);
+  t.deepEqual(globalBatchSlice(global, { rank: 0, worldSize: 2, microBatch: 2, accumSteps: 3 }), [
+    [0, 1],
+    [2, 3],
+    [4, 5],
+  ]);
+  t.deepEqual(globalBatchSlice(global, { rank: 1, worldSize: 2, microBatch: 2, accumSteps: 3 }), [
+    [6, 7],
+    [8, 9],
+    [10, 11],
+  ]);
   t.throws(() => globalBatchSlice(global, { rank: 2, worldSize: 2, microBatch: 2, accumSteps: 3 }), { instanceOf: RangeError });
   t.throws(() => globalBatchSlice(global.slice(1), { rank: 0, worldSize: 2, microBatch: 2, accumSteps: 3 }), { instanceOf: RangeError });
 });
@@ -109,14 +129,23 @@ test('data - ranks together cover the global batch that one rank with N·A accum
   const ds = syntheticDataset(11);
   const single = nextGlobalBatch(ds, 5, START_CURSOR, { rank: 0, worldSize: 1, microBatch: 2, accumSteps: 6 });
   const perRank = [0, 1, 2].map((rank) => nextGlobalBatch(ds, 5, START_CURSOR, { rank, worldSize: 3, microBatch: 2, accumSteps: 2 }));
-  t.deepEqual(perRank.flatMap((r) => r.microBatches), single.microBatches);
+  t.deepEqual(
+    perRank.flatMap((r) => r.microBatches),
+    single.microBatches,
+  );
   for (const r of perRank) {
     t.deepEqual(r.cursor, single.cursor);
     t.is(r.globalLossTokens, single.globalLossTokens);
     t.is(r.globalTokens, single.globalTokens);
   }
-  t.is(single.globalLossTokens, single.microBatches.reduce((s, b) => s + b.lossTokens, 0));
-  t.is(single.globalTokens, single.microBatches.reduce((s, b) => s + b.tokens, 0));
+  t.is(
+    single.globalLossTokens,
+    single.microBatches.reduce((s, b) => s + b.lossTokens, 0),
+  );
+  t.is(
+    single.globalTokens,
+    single.microBatches.reduce((s, b) => s + b.tokens, 0),
+  );
 });
 
 test('data - datasetFingerprint changes with any id or loss-mask bit', (t) => {

@@ -45,7 +45,10 @@ for (const tok of [byte, gpt2]) {
     ] as const;
     const ex = ok(encodeRecord(tok, { messages: [...messages] }, 256));
     t.is(targetText(tok, ex), 'cba<|endoftext|>abc<|endoftext|>');
-    t.is(tok.decode(Array.from(ex.ids)), '<|endoftext|><|system|>\nBe brief.<|endoftext|><|user|>\nrev abc<|endoftext|><|assistant|>\ncba<|endoftext|><|user|>\nsort cab<|endoftext|><|assistant|>\nabc<|endoftext|>');
+    t.is(
+      tok.decode(Array.from(ex.ids)),
+      '<|endoftext|><|system|>\nBe brief.<|endoftext|><|user|>\nrev abc<|endoftext|><|assistant|>\ncba<|endoftext|><|user|>\nsort cab<|endoftext|><|assistant|>\nabc<|endoftext|>',
+    );
     // The generation prompt for the last turn is exactly the training prefix before its content.
     const prefix = chatGenerationPrompt(tok, messages.slice(0, 4));
     t.deepEqual(Array.from(ex.ids.slice(0, prefix.length)), prefix);

@@ -18,7 +18,13 @@ test('data - reads valid prompt/completion lines, skipping blank lines and CRLF'
 });
 
 test('data - reads valid chat lines', async (t) => {
-  const chat = { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }, { role: 'assistant', content: 'a' }] };
+  const chat = {
+    messages: [
+      { role: 'system', content: 's' },
+      { role: 'user', content: 'u' },
+      { role: 'assistant', content: 'a' },
+    ],
+  };
   const path = await writeLines('chat.jsonl', [JSON.stringify(chat)]);
   t.deepEqual(await readJsonl(path), [{ line: 1, record: chat }]);
 });
@@ -68,7 +74,16 @@ test('data - a missing file raises DataError with the cause', async (t) => {
 
 const untokenizable: ReadonlyArray<readonly [string, string, RegExp]> = [
   ['empty completion', pc('a', ''), /:2: "completion" has no tokens/],
-  ['empty assistant turn', JSON.stringify({ messages: [{ role: 'user', content: 'u' }, { role: 'assistant', content: '' }] }), /:2: "messages\[1\].content" has no tokens/],
+  [
+    'empty assistant turn',
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: 'u' },
+        { role: 'assistant', content: '' },
+      ],
+    }),
+    /:2: "messages\[1\].content" has no tokens/,
+  ],
   ['completion longer than maxSeqLen', pc('a', 'x'.repeat(40)), /:2: final target span needs 42 tokens/],
 ];
 for (const [name, line, problem] of untokenizable) {
@@ -100,11 +115,22 @@ test('data - writeJsonl writes atomically what readJsonl reads back, schema fiel
   const dir = await tempDir();
   const path = join(dir, 'out.jsonl');
   const withExtra = { prompt: 'p', completion: ' c', answer: 'c' };
-  const records: DataRecord[] = [withExtra, { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }] }];
+  const records: DataRecord[] = [
+    withExtra,
+    {
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'yo' },
+      ],
+    },
+  ];
   await writeJsonl(path, records);
   await writeJsonl(path, records); // replacing an existing file works too
   t.deepEqual(await readdir(dirname(path)), ['out.jsonl'], 'no temporary file left behind');
   const back = await readJsonl(path);
-  t.deepEqual(back.map((r) => r.record), [{ prompt: 'p', completion: ' c' }, records[1]]);
+  t.deepEqual(
+    back.map((r) => r.record),
+    [{ prompt: 'p', completion: ' c' }, records[1]],
+  );
   t.is((await readFile(path, 'utf8')).split('\n').length, 3);
 });

@@ -17,7 +17,11 @@ import {
 const compact = parseSyntheticTask({ kind: 'arithmetic', options: { style: 'compact', minSteps: 1, maxSteps: 3, maxOperand: 20 } });
 const words = parseSyntheticTask({ kind: 'arithmetic', options: { style: 'words', minSteps: 1, maxSteps: 3 } });
 const symbolic = parseSyntheticTask({ kind: 'symbolic' });
-const tasks: ReadonlyArray<readonly [string, SyntheticTask]> = [['compact', compact], ['words', words], ['symbolic', symbolic]];
+const tasks: ReadonlyArray<readonly [string, SyntheticTask]> = [
+  ['compact', compact],
+  ['words', words],
+  ['symbolic', symbolic],
+];
 
 /** Independent evaluation of a compact prompt like `Q: 3+5-2=? A:`. */
 function solveCompact(prompt: string): number {
@@ -118,10 +122,22 @@ test('data - corpus is deterministic, mixes formats and excludes held-out prompt
   t.deepEqual(generateCorpus(5, options), docs);
   t.is(docs.length, 100);
   const lines = docs.flatMap((d) => d.split('\n').filter((l) => !l.startsWith('Answer:')));
-  t.true(lines.some((l) => l.startsWith('Q: ')), 'compact lines');
-  t.true(lines.some((l) => / has \d+ \w+\. (He|She) /.test(l)), 'word lines');
-  t.true(lines.some((l) => /^(rev|sort|rot) /.test(l)), 'symbolic lines');
-  t.true(lines.some((l) => !/^Q: |^(rev|sort|rot) | has \d+ \w+\. (He|She) /.test(l)), 'free text lines');
+  t.true(
+    lines.some((l) => l.startsWith('Q: ')),
+    'compact lines',
+  );
+  t.true(
+    lines.some((l) => / has \d+ \w+\. (He|She) /.test(l)),
+    'word lines',
+  );
+  t.true(
+    lines.some((l) => /^(rev|sort|rot) /.test(l)),
+    'symbolic lines',
+  );
+  t.true(
+    lines.some((l) => !/^Q: |^(rev|sort|rot) | has \d+ \w+\. (He|She) /.test(l)),
+    'free text lines',
+  );
   const text = docs.join('\n');
   for (const p of split.eval) t.false(text.includes(p.prompt), p.prompt);
   // Solved compact lines carry correct answers.
@@ -136,7 +152,12 @@ test('data - encodeCorpus joins documents with eos', (t) => {
 test('data - synthetic problems build a byte-level dataset within a small context', (t) => {
   const tok = new ByteTokenizer();
   const problems = generateProblems(1, compact, 100);
-  const ds = buildDataset('synthetic:arithmetic', problems.map((record, i) => ({ line: i + 1, record })), tok, { maxSeqLen: 32 });
+  const ds = buildDataset(
+    'synthetic:arithmetic',
+    problems.map((record, i) => ({ line: i + 1, record })),
+    tok,
+    { maxSeqLen: 32 },
+  );
   t.is(ds.examples.length, 100);
   t.is(ds.truncated, 0);
 });

@@ -4,7 +4,17 @@ import { ByteTokenizer, Gpt2BpeTokenizer, createTokenizer } from '../../../train
 const byte = new ByteTokenizer();
 const gpt2 = new Gpt2BpeTokenizer();
 
-const roundTrips = ['', 'a', 'Hello world', 'héllo wörld', '日本語のテキスト', '🤖👍🏽 emoji', 'tabs\tand\nnewlines\r\n', '<|endoftext|> is text here', 'Q: 3+5-2=? A: 6'];
+const roundTrips = [
+  '',
+  'a',
+  'Hello world',
+  'héllo wörld',
+  '日本語のテキスト',
+  '🤖👍🏽 emoji',
+  'tabs\tand\nnewlines\r\n',
+  '<|endoftext|> is text here',
+  'Q: 3+5-2=? A: 6',
+];
 
 for (const text of roundTrips) {
   test(`data - byte tokenizer round-trips ${JSON.stringify(text)}`, (t) => {
@@ -15,7 +25,10 @@ for (const text of roundTrips) {
   });
   test(`data - gpt2 tokenizer round-trips ${JSON.stringify(text)}`, (t) => {
     const ids = gpt2.encode(text);
-    t.true(ids.every((id) => Number.isInteger(id) && id >= 0 && id < 50256), 'plain text never yields the eos id');
+    t.true(
+      ids.every((id) => Number.isInteger(id) && id >= 0 && id < 50256),
+      'plain text never yields the eos id',
+    );
     t.is(gpt2.decode(ids), text);
   });
 }

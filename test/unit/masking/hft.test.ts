@@ -59,5 +59,8 @@ test('hft - frozen names keep input order; unknown names stay trainable', (t) =>
   const frozen = hftFrozenNames(names, 3);
   t.false(frozen.includes('transformer.h.0.attn.bias'));
   t.false(frozen.includes('x'));
-  t.deepEqual(frozen, names.filter((n) => frozen.includes(n)));
+  t.deepEqual(
+    frozen,
+    names.filter((n) => frozen.includes(n)),
+  );
 });

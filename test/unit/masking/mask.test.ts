@@ -2,14 +2,7 @@
 
 import test from 'ava';
 import { Rng } from '../../../trainer/src/rng.js';
-import {
-  NonFiniteGradientError,
-  applyMaskInPlace,
-  computeMasks,
-  keepCount,
-  type MaskOptions,
-  type NamedTensor,
-} from '../../../trainer/src/masking/index.js';
+import { NonFiniteGradientError, applyMaskInPlace, computeMasks, keepCount, type MaskOptions, type NamedTensor } from '../../../trainer/src/masking/index.js';
 import { concat, firstDiff, normal, pick, reference } from './reference.js';
 
 function tensors(rng: Rng): NamedTensor[] {
@@ -23,9 +16,7 @@ function tensors(rng: Rng): NamedTensor[] {
 }
 
 const OPTIONS: readonly MaskOptions[] = [0.1, 0.5, 0.95].flatMap((maskRatio) =>
-  (['tensor', 'global'] as const).flatMap((scope) =>
-    (['all', 'exact'] as const).map((tieRule) => ({ maskRatio, scope, tieRule })),
-  ),
+  (['tensor', 'global'] as const).flatMap((scope) => (['all', 'exact'] as const).map((tieRule) => ({ maskRatio, scope, tieRule }))),
 );
 
 for (const o of OPTIONS) {
@@ -39,7 +30,10 @@ for (const o of OPTIONS) {
         const ref = reference(x.values, k);
         const want = o.tieRule === 'exact' ? ref.keepExact : ref.keepAll;
         t.is(firstDiff(set.masks[i]!, want), -1, x.name);
-        t.is(set.tensors[i]!.kept, want.reduce((a, b) => a + b, 0));
+        t.is(
+          set.tensors[i]!.kept,
+          want.reduce((a, b) => a + b, 0),
+        );
         t.is(set.tensors[i]!.threshold, ref.threshold);
         if (o.tieRule === 'exact') t.is(set.tensors[i]!.kept, k);
       });
@@ -57,8 +51,14 @@ for (const o of OPTIONS) {
       t.true(set.tensors.every((s) => s.threshold === ref.threshold));
       if (o.tieRule === 'exact') t.is(set.kept, k);
     }
-    t.is(set.kept, set.tensors.reduce((a, s) => a + s.kept, 0));
-    t.is(set.size, ts.reduce((a, x) => a + x.values.length, 0));
+    t.is(
+      set.kept,
+      set.tensors.reduce((a, s) => a + s.kept, 0),
+    );
+    t.is(
+      set.size,
+      ts.reduce((a, x) => a + x.values.length, 0),
+    );
     t.is(set.keptRatio, set.kept / set.size);
     t.true(set.kept >= set.scopes.reduce((a, s) => a + s.k, 0));
   });
@@ -76,7 +76,10 @@ test('mask - applyMaskInPlace zeroes dropped entries and leaves kept ones bit-id
   const grad = Float32Array.from([-1.5, 2, -0, 3e-42, 7, -8]);
   const before = Float32Array.from(grad);
   applyMaskInPlace(grad, Uint8Array.from([1, 0, 1, 1, 0, 1]));
-  t.deepEqual(Array.from(grad), [-1.5, 0, -0, 3e-42, 0, -8].map((x) => Math.fround(x)));
+  t.deepEqual(
+    Array.from(grad),
+    [-1.5, 0, -0, 3e-42, 0, -8].map((x) => Math.fround(x)),
+  );
   t.true(Object.is(grad[1], 0) && Object.is(grad[2], before[2]));
   t.throws(() => applyMaskInPlace(grad, new Uint8Array(2)), { instanceOf: RangeError });
 });
@@ -87,11 +90,11 @@ test('mask - NaN under global scope names the tensor and its own flat index', (t
   const err = t.throws(() => computeMasks(ts, { maskRatio: 0.1, scope: 'global', tieRule: 'all' }), {
     instanceOf: NonFiniteGradientError,
   });
-  t.is(err?.tensor, 'transformer.h.0.attn.c_attn.weight');
-  t.is(err?.index, 1234);
-  t.is(err?.scope, 'global');
+  t.is(err.tensor, 'transformer.h.0.attn.c_attn.weight');
+  t.is(err.index, 1234);
+  t.is(err.scope, 'global');
   const err2 = t.throws(() => computeMasks(ts, { maskRatio: 0.1, scope: 'tensor', tieRule: 'all' }), {
     instanceOf: NonFiniteGradientError,
   });
-  t.is(err2?.scope, 'transformer.h.0.attn.c_attn.weight');
+  t.is(err2.scope, 'transformer.h.0.attn.c_attn.weight');
 });

@@ -31,10 +31,16 @@ for (const tieRule of ['all', 'exact'] as const) {
         const keep = tieRule === 'exact' ? ref.keepExact : ref.keepAll;
         const want = f.map((v, j) => (keep[j] === 1 ? v : p[j]!));
         t.deepEqual(Array.from(x.values), Array.from(want), x.name);
-        t.is(res.stats[i]!.kept, keep.reduce((a, b) => a + b, 0));
+        t.is(
+          res.stats[i]!.kept,
+          keep.reduce((a, b) => a + b, 0),
+        );
         t.is(res.stats[i]!.threshold, ref.threshold);
       });
-      t.is(res.kept, res.stats.reduce((a, s) => a + s.kept, 0));
+      t.is(
+        res.kept,
+        res.stats.reduce((a, s) => a + s.kept, 0),
+      );
     });
   }
 }
@@ -45,8 +51,14 @@ test('oneoff - dare drops with probability r, rescales the rest, and is seeded',
   const a = oneOffDrop(pre, post, { maskRatio: r, method: 'dare', seed: 4 });
   const b = oneOffDrop(pre, post, { maskRatio: r, method: 'dare', seed: 4 });
   const c = oneOffDrop(pre, post, { maskRatio: r, method: 'dare', seed: 5 });
-  t.deepEqual(a.tensors.map((x) => Array.from(x.values)), b.tensors.map((x) => Array.from(x.values)));
-  t.notDeepEqual(a.tensors.map((x) => Array.from(x.values)), c.tensors.map((x) => Array.from(x.values)));
+  t.deepEqual(
+    a.tensors.map((x) => Array.from(x.values)),
+    b.tensors.map((x) => Array.from(x.values)),
+  );
+  t.notDeepEqual(
+    a.tensors.map((x) => Array.from(x.values)),
+    c.tensors.map((x) => Array.from(x.values)),
+  );
   const x = a.tensors[0]!.values;
   const p = pre[0]!.values;
   const f = post[0]!.values;
@@ -67,8 +79,8 @@ test('oneoff - non-finite deltas and mismatched tensors are errors', (t) => {
   post[1]!.values[2] = NaN;
   for (const method of ['magnitude', 'dare'] as const) {
     const err = t.throws(() => oneOffDrop(pre, post, { maskRatio: 0.5, method, seed: 1 }), { instanceOf: NonFiniteGradientError });
-    t.is(err?.tensor, 'p1');
-    t.is(err?.index, 2);
+    t.is(err.tensor, 'p1');
+    t.is(err.index, 2);
   }
   t.throws(() => oneOffDrop(pre, post.slice(1), { maskRatio: 0.5, method: 'magnitude' }), { instanceOf: RangeError });
 });

@@ -47,7 +47,17 @@ for (const scope of ['tensor', 'global'] as const) {
         });
       } else {
         t.is(set.kept, keepCount(set.size, maskRatio));
-        t.is(firstDiff(concat(set.masks), referenceMask(TENSORS, TENSORS.map((_, i) => i), o)), -1);
+        t.is(
+          firstDiff(
+            concat(set.masks),
+            referenceMask(
+              TENSORS,
+              TENSORS.map((_, i) => i),
+              o,
+            ),
+          ),
+          -1,
+        );
       }
     });
   }
@@ -94,7 +104,10 @@ test('random mask - roughly uniform over entries across steps', (t) => {
     for (let i = 0; i < n; i++) counts[i]! += m[i]!;
   }
   // Binomial(200, 0.5): sd ≈ 7.1; a ±45 band is over 6 sd, wide enough never to flake.
-  t.true(counts.every((c) => c >= 55 && c <= 145), `min ${Math.min(...counts)} max ${Math.max(...counts)}`);
+  t.true(
+    counts.every((c) => c >= 55 && c <= 145),
+    `min ${Math.min(...counts)} max ${Math.max(...counts)}`,
+  );
   const firstHalf = counts.subarray(0, n / 2).reduce((a, b) => a + b, 0);
   t.true(Math.abs(firstHalf / (steps * n * 0.25) - 1) < 0.02);
 });

@@ -86,7 +86,7 @@ export function pick(rng: Rng, n: number, set: readonly number[]): Float32Array 
 export function split(rng: Rng, values: Float32Array, parts: number): Float32Array[] {
   const cuts = Array.from({ length: parts - 1 }, () => rng.nextInt(values.length + 1)).sort((a, b) => a - b);
   const bounds = [0, ...cuts, values.length];
-  return bounds.slice(1).map((end, j) => values.subarray(bounds[j]!, end));
+  return bounds.slice(1).map((end, j) => values.subarray(bounds[j], end));
 }
 
 /** Byte-equality of two masks with the first differing index (for a readable assertion). */

@@ -28,7 +28,13 @@ function collectiveSelect(segments: readonly Float32Array[], k: number): RadixSe
   let state: RadixSelectState = createSelectState(n, k);
   while (state.status === 'running') {
     const spec = passSpec(state);
-    state = advance(state, sumHistograms(segments.map((s) => histogram(s, spec)), spec.bins));
+    state = advance(
+      state,
+      sumHistograms(
+        segments.map((s) => histogram(s, spec)),
+        spec.bins,
+      ),
+    );
   }
   return state;
 }
@@ -46,7 +52,7 @@ function checkAllRatios(t: ExecutionContext, values: Float32Array, rng: Rng): vo
     t.is(sel.countAbove, ref.countAbove, `countAbove ${at}`);
     t.is(sel.countEqual, ref.countEqual, `countEqual ${at}`);
     t.is(firstDiff(computeMask(values, sel.thresholdBits), ref.keepAll), -1, `ties-all mask ${at}`);
-    const exact = computeMask(values, sel.thresholdBits, sel.quotas[0]!);
+    const exact = computeMask(values, sel.thresholdBits, sel.quotas[0]);
     t.is(firstDiff(exact, ref.keepExact), -1, `exact mask ${at}`);
     t.is(countKept(exact), k, `exact keeps k ${at}`);
 
@@ -56,7 +62,7 @@ function checkAllRatios(t: ExecutionContext, values: Float32Array, rng: Rng): vo
     t.is(seg.countAbove, sel.countAbove, `segmented countAbove ${at}`);
     t.is(seg.countEqual, sel.countEqual, `segmented countEqual ${at}`);
     const segAll = concat(parts.map((p) => computeMask(p, seg.thresholdBits)));
-    const segExact = concat(parts.map((p, j) => computeMask(p, seg.thresholdBits, seg.quotas[j]!)));
+    const segExact = concat(parts.map((p, j) => computeMask(p, seg.thresholdBits, seg.quotas[j])));
     t.is(firstDiff(segAll, ref.keepAll), -1, `segmented ties-all mask ${at}`);
     t.is(firstDiff(segExact, ref.keepExact), -1, `segmented exact mask ${at}`);
 
@@ -123,7 +129,7 @@ test('select - exact rule breaks ties by lowest flat index, across segments', (t
   const sel = selectThreshold(parts, 4);
   t.deepEqual(sel.equalPerSegment, [2, 0, 4]);
   t.deepEqual(sel.quotas, [2, 0, 0]);
-  const mask = concat(parts.map((p, j) => computeMask(p, sel.thresholdBits, sel.quotas[j]!)));
+  const mask = concat(parts.map((p, j) => computeMask(p, sel.thresholdBits, sel.quotas[j])));
   t.deepEqual(Array.from(mask), [1, 1, 1, 0, 0, 1, 0, 0]);
 });
 
@@ -139,7 +145,7 @@ test('select - -0 and +0 are one saliency', (t) => {
   const sel = selectThreshold(values, 2);
   t.is(sel.thresholdBits, 0);
   t.is(sel.countEqual, 3);
-  t.deepEqual(Array.from(computeMask(values, sel.thresholdBits, sel.quotas[0]!)), [1, 0, 0, 1]);
+  t.deepEqual(Array.from(computeMask(values, sel.thresholdBits, sel.quotas[0])), [1, 0, 0, 1]);
 });
 
 test('select - empty scope keeps nothing; k = n keeps everything via the fast path', (t) => {
@@ -171,11 +177,11 @@ for (const c of NON_FINITE) {
     const err = t.throws(() => selectThreshold([a, b], k, { scope: 'global', names: ['wte', 'h.0.c_fc'] }), {
       instanceOf: NonFiniteGradientError,
     });
-    t.is(err?.index, 37);
-    t.is(err?.tensor, 'h.0.c_fc');
-    t.is(err?.scope, 'global');
-    t.is(err?.kind, c.kind);
-    t.regex(err?.message ?? '', /h\.0\.c_fc.*index 37/);
+    t.is(err.index, 37);
+    t.is(err.tensor, 'h.0.c_fc');
+    t.is(err.scope, 'global');
+    t.is(err.kind, c.kind);
+    t.regex(err.message, /h\.0\.c_fc.*index 37/);
     t.is(findNonFinite(b), 37);
     t.is(findNonFinite(a), -1);
   });
@@ -209,7 +215,7 @@ test('select - property: random sizes, ratios and segmentations match the sort',
     const parts = split(rng, values, 1 + rng.nextInt(5));
     const sel = selectThreshold(parts, k);
     t.is(sel.threshold, ref.threshold, `trial ${trial}`);
-    const exact = concat(parts.map((p, j) => computeMask(p, sel.thresholdBits, sel.quotas[j]!)));
+    const exact = concat(parts.map((p, j) => computeMask(p, sel.thresholdBits, sel.quotas[j])));
     t.is(firstDiff(exact, ref.keepExact), -1, `trial ${trial}`);
   }
 });

@@ -34,9 +34,20 @@ async function availableBackends(): Promise<BackendChoice[]> {
 }
 const backends = await availableBackends();
 
-function expectClose(t: import('ava').ExecutionContext, label: string, actual: Float32Array, expected: Float32Array, atol: number, rtol: number, skip?: (i: number) => boolean): void {
+function expectClose(
+  t: import('ava').ExecutionContext,
+  label: string,
+  actual: Float32Array,
+  expected: Float32Array,
+  atol: number,
+  rtol: number,
+  skip?: (i: number) => boolean,
+): void {
   const w = worstMismatch(actual, expected, atol, rtol, skip);
-  if (w === undefined) { t.pass(); return; }
+  if (w === undefined) {
+    t.pass();
+    return;
+  }
   const slot = layout.slots.find((s) => w.index >= s.offset && w.index < s.offset + s.size);
   t.fail(`${label}: ${slot?.name ?? '?'}[${w.index - (slot?.offset ?? 0)}] = ${w.actual}, expected ${w.expected}`);
 }
@@ -103,12 +114,19 @@ for (const backend of backends) {
           for (let i = goldenModelConfig.nEmbd; i < 2 * goldenModelConfig.nEmbd; i++) keyBias.add(s.offset + i);
         }
         const gA = await goldenFlat('grads-A.safetensors');
-        gA.forEach((g, i) => { if (Math.abs(g) < 1e-6) keyBias.add(i); });
+        gA.forEach((g, i) => {
+          if (Math.abs(g) < 1e-6) keyBias.add(i);
+        });
         t.true(keyBias.size < 0.02 * params.length, `${keyBias.size} entries with round-off-level gradients`);
       }
       const ref = await goldenFlat(run.file);
       expectClose(t, c.key, params, ref, 1e-5, 1e-4, (i) => keyBias.has(i));
-      const w = worstMismatch(params.filter((_, i) => keyBias.has(i)), ref.filter((_, i) => keyBias.has(i)), 3e-2, 0);
+      const w = worstMismatch(
+        params.filter((_, i) => keyBias.has(i)),
+        ref.filter((_, i) => keyBias.has(i)),
+        3e-2,
+        0,
+      );
       t.is(w, undefined);
     });
   }

@@ -2,7 +2,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../trainer/src/backend.js';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { MODEL_PRESETS } from '../../../trainer/src/model/config.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { initParams } from '../../../trainer/src/model/init.js';
@@ -17,8 +17,10 @@ test('leak - 100 training steps, evaluation and generation leave tf.memory().num
   const c = TrainerConfigSchema.parse({ method: 'gmt', steps: 100 });
   const updater = new Updater(model.layout, c, optimizerParams(c), scheduleParams(c));
   const state = createOptimizerState('adamw', params.length);
-  const B = 2, T = 16;
-  const inputs = new Int32Array(B * T).map((_, i) => (i * 31) % 258), targets = new Int32Array(B * T).map((_, i) => (i % 5 === 0 ? -1 : (i * 17) % 258));
+  const B = 2,
+    T = 16;
+  const inputs = new Int32Array(B * T).map((_, i) => (i * 31) % 258),
+    targets = new Int32Array(B * T).map((_, i) => (i % 5 === 0 ? -1 : (i * 17) % 258));
   const batch = { inputs, targets, batchSize: B, seqLen: T };
   const warm = model.lossAndGrads(params, batch);
   updater.update(0, params, warm.grads, state);

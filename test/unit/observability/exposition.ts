@@ -61,9 +61,7 @@ function parseValue(raw: string): number {
 
 /** Samples of metric `name` whose labels include every pair in `match`. */
 export function find(exp: Exposition, name: string, match: Readonly<Record<string, string>> = {}): Sample[] {
-  return exp.samples.filter(
-    (s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v),
-  );
+  return exp.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
 }
 
 /** The single value of metric `name` matching `match`; throws unless exactly one sample matches. */

@@ -96,7 +96,10 @@ test('observability - counters add up, gauges hold the last value, over real HTT
 
   // Every series, ours and the default process metrics alike, carries the constant labels.
   const unlabelled = exp.samples.filter((s) => s.labels['job'] !== 'job-a' || s.labels['rank'] !== '3');
-  t.deepEqual(unlabelled.map((s) => s.name), []);
+  t.deepEqual(
+    unlabelled.map((s) => s.name),
+    [],
+  );
   t.true(find(exp, 'process_cpu_user_seconds_total').length === 1, 'default process metrics, unprefixed');
 });
 
@@ -128,7 +131,10 @@ test('observability - NaN is never exported: gauges start absent and NaN leaves 
   // Only our series: prom-client's nodejs_eventloop_lag_{mean,stddev}_seconds read NaN until its
   // event-loop monitor has taken a first sample, which is prom-client's business.
   const nan = after.samples.filter((s) => s.name.startsWith(METRIC_PREFIX) && Number.isNaN(s.value));
-  t.deepEqual(nan.map((s) => s.name), []);
+  t.deepEqual(
+    nan.map((s) => s.name),
+    [],
+  );
 });
 
 test('observability - every exported metric name appears after one call of each observe method', async (t) => {
@@ -176,7 +182,7 @@ test('observability - two TrainerMetrics in one process keep separate registries
   t.is(value(eb, METRIC.loss), 9);
   t.deepEqual(find(ea, METRIC.stepsTotal, { job: 'job-b' }), []);
   const leaked = (await globalRegistry.getMetricsAsJSON()).filter((m) => m.name.startsWith(METRIC_PREFIX));
-  t.deepEqual(leaked, [], 'nothing on prom-client\'s global registry');
+  t.deepEqual(leaked, [], "nothing on prom-client's global registry");
 });
 
 test('observability - server: content type, /healthz, 404, 405', async (t) => {
@@ -218,5 +224,5 @@ test('observability - server: close is idempotent and resolves closed; a taken p
   const err = await t.throwsAsync(startMetricsServer({ port, host: '127.0.0.1', registry: metrics.registry }), {
     instanceOf: MetricsServerError,
   });
-  t.is((err?.cause as NodeJS.ErrnoException | undefined)?.code, 'EADDRINUSE');
+  t.is((err.cause as NodeJS.ErrnoException | undefined)?.code, 'EADDRINUSE');
 });

@@ -2,12 +2,20 @@
 // bounds agree with the trainer's config schema.
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { z } from 'zod';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
-import { buildCrd, buildResourceSchema, CHART_CRD_PATH, CRD_PATH, renderCrdYaml, SPEC_TO_TRAINER_KEY, toStructuralSchema, SchemaConversionError, type JsonValue, type OpenApiSchema } from '../../../operator/src/api/index.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
+import {
+  buildCrd,
+  buildResourceSchema,
+  CRD_PATH,
+  renderCrdYaml,
+  toStructuralSchema,
+  SchemaConversionError,
+  type JsonValue,
+  type OpenApiSchema,
+} from '../../../operator/src/api/index.js';
+import { SPEC_TO_TRAINER_KEY } from '../../../contract/spec-to-config.js';
 import { repoPath } from '../../helpers/repo.js';
 
 const FIX = 'the CRD is generated from operator/src/api/: run `npm run gen:crd` and commit the result';
@@ -15,15 +23,6 @@ const FIX = 'the CRD is generated from operator/src/api/: run `npm run gen:crd` 
 test('api crd - the committed CRD equals the generated one byte for byte', async (t) => {
   const committed = await readFile(repoPath(CRD_PATH), 'utf8').catch(() => '');
   t.true(committed === renderCrdYaml(), `${CRD_PATH} is out of date: ${FIX}`);
-});
-
-test("api crd - the chart's copy (when the chart has a crds/ folder) equals the generated one", async (t) => {
-  if (!existsSync(repoPath(dirname(CHART_CRD_PATH)))) {
-    t.pass('no charts/gmt-operator/crds/ folder yet');
-    return;
-  }
-  const copy = await readFile(repoPath(CHART_CRD_PATH), 'utf8').catch(() => '');
-  t.true(copy === renderCrdYaml(), `${CHART_CRD_PATH} is out of date: ${FIX}`);
 });
 
 test('api crd - generation is deterministic', (t) => {
@@ -39,7 +38,7 @@ function* nodes(s: OpenApiSchema, path: string): Generator<[string, OpenApiSchem
   }
   for (const key of ['items', 'additionalProperties'] as const) {
     const v = s[key];
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) yield* nodes(v as OpenApiSchema, `${path}${key === 'items' ? '[]' : '.*'}`);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) yield* nodes(v, `${path}${key === 'items' ? '[]' : '.*'}`);
   }
 }
 
@@ -54,24 +53,43 @@ test('api crd - the schema is structural: a type on every node, no additionalPro
 
 test('api crd - names, status subresource, printer columns and CEL rules', (t) => {
   const crd = buildCrd() as { spec: { names: Record<string, JsonValue>; scope: string; versions: { [k: string]: JsonValue }[] } };
-  t.deepEqual(crd.spec.names, { kind: 'GmtFineTune', listKind: 'GmtFineTuneList', plural: 'gmtfinetunes', singular: 'gmtfinetune', shortNames: ['gft'], categories: ['gmt', 'all'] });
+  t.deepEqual(crd.spec.names, {
+    kind: 'GmtFineTune',
+    listKind: 'GmtFineTuneList',
+    plural: 'gmtfinetunes',
+    singular: 'gmtfinetune',
+    shortNames: ['gft'],
+    categories: ['gmt', 'all'],
+  });
   t.is(crd.spec.scope, 'Namespaced');
   const v = crd.spec.versions[0]!;
   t.deepEqual(v['subresources'], { status: {} });
   const cols = (v['additionalPrinterColumns'] as { name: string; priority?: number }[]).filter((c) => c.priority === undefined).map((c) => c.name);
   t.deepEqual(cols, ['Phase', 'Progress', 'Loss', 'Restarts', 'Age']);
   const yaml = renderCrdYaml();
-  for (const field of ['metadata.name', 'spec.workers', 'spec.method', 'spec.checkpoint.volume', 'spec.optimizer.momentum', 'spec.resources.limits', 'spec.runPolicy.managedBy', 'spec.podTemplate.tolerations[].value']) {
+  for (const field of [
+    'metadata.name',
+    'spec.workers',
+    'spec.method',
+    'spec.checkpoint.volume',
+    'spec.optimizer.momentum',
+    'spec.resources.limits',
+    'spec.runPolicy.managedBy',
+    'spec.podTemplate.tolerations[].value',
+  ]) {
     t.regex(yaml, new RegExp(`message: "?${field.replace(/[.[\]]/g, '\\$&')} `), `a CEL message names ${field}`);
   }
 });
 
 test('api crd - the converter rejects what a structural schema cannot express', (t) => {
-  t.throws(() => toStructuralSchema(z.object({ a: z.union([z.string(), z.object({ b: z.string() })]) })), { instanceOf: SchemaConversionError, message: /<root>\.a: unions/ });
+  t.throws(() => toStructuralSchema(z.object({ a: z.union([z.string(), z.object({ b: z.string() })]) })), {
+    instanceOf: SchemaConversionError,
+    message: /<root>\.a: unions/,
+  });
   t.throws(() => toStructuralSchema(z.object({ a: z.unknown() })), { instanceOf: SchemaConversionError, message: /<root>\.a: every node .* needs a type/ });
 });
 
-// ---- agreement with the trainer (trainer/src/config/schema.ts) ---------------------------------------
+// ---- agreement with the trainer (contract/config.ts) ---------------------------------------
 
 const BOUNDS = ['type', 'enum', 'default', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum'] as const;
 

@@ -4,14 +4,28 @@
 import test from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import {
-  API_VERSION, computeProgress, computeTrainerConfig, CONDITION_TYPES, FIELD_MANAGER, GmtFineTuneSpecSchema, GmtFineTuneStatusSchema, KIND, LABELS,
-  parseGmtFineTune, type GmtFineTuneSpecInput,
+  API_VERSION,
+  computeProgress,
+  computeTrainerConfig,
+  CONDITION_TYPES,
+  FIELD_MANAGER,
+  GmtFineTuneSpecSchema,
+  GmtFineTuneStatusSchema,
+  KIND,
+  LABELS,
+  parseGmtFineTune,
+  type GmtFineTuneSpecInput,
 } from '../../../operator/src/api/index.js';
 import { repoPath } from '../../helpers/repo.js';
 
-const minimal = (spec: Partial<GmtFineTuneSpecInput> = {}): unknown => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'job' }, spec: { image: 'img:1', ...spec } });
+const minimal = (spec: Partial<GmtFineTuneSpecInput> = {}): unknown => ({
+  apiVersion: API_VERSION,
+  kind: KIND,
+  metadata: { name: 'job' },
+  spec: { image: 'img:1', ...spec },
+});
 
 test('api - names and constants', (t) => {
   t.is(API_VERSION, 'gmt.dev/v1alpha1');
@@ -49,7 +63,7 @@ const INVALID: readonly [string, Partial<GmtFineTuneSpecInput> | Record<string, 
 
 for (const [name, spec, field] of INVALID) {
   test(`api - rejects ${name}, naming the field`, (t) => {
-    const r = parseGmtFineTune(minimal(spec as Partial<GmtFineTuneSpecInput>));
+    const r = parseGmtFineTune(minimal(spec));
     t.false(r.ok);
     if (!r.ok) t.regex(r.error, field);
   });
@@ -86,13 +100,30 @@ test('api - boundary specs map to configs the trainer accepts', (t) => {
 test('api - status: conditions in metav1.Condition shape; progress text', (t) => {
   const ok = GmtFineTuneStatusSchema.safeParse({
     phase: 'Running',
-    conditions: [{ type: 'Running', status: 'True', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'WorkersRunning', message: '2/2 workers running' }],
+    conditions: [
+      {
+        type: 'Running',
+        status: 'True',
+        observedGeneration: 1,
+        lastTransitionTime: '2026-01-01T00:00:00Z',
+        reason: 'WorkersRunning',
+        message: '2/2 workers running',
+      },
+    ],
     restarts: { total: 1, retryable: 1 },
-    step: 5, totalSteps: 20, progress: '5/20', loss: 1.5, keptRatio: 0.8,
+    step: 5,
+    totalSteps: 20,
+    progress: '5/20',
+    loss: 1.5,
+    keptRatio: 0.8,
     workers: { active: 2, succeeded: 0, failed: 0 },
   });
   t.true(ok.success, ok.error?.message);
-  t.false(GmtFineTuneStatusSchema.safeParse({ conditions: [{ type: 'Running', status: 'Yes', lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'X', message: '' }] }).success);
+  t.false(
+    GmtFineTuneStatusSchema.safeParse({
+      conditions: [{ type: 'Running', status: 'Yes', lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'X', message: '' }],
+    }).success,
+  );
   t.false(GmtFineTuneStatusSchema.safeParse({ phase: 'Stalled' }).success);
   t.is(computeProgress(5, 20), '5/20');
   t.is(computeProgress(undefined, 20), undefined);

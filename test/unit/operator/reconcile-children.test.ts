@@ -3,10 +3,15 @@
 import test from 'ava';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
 import { buildConfigMap, buildService, buildWorkerPod, computeJobId, PATHS } from '../../../operator/src/controller/index.js';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
-  const r = parseGmtFineTune({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'tiny', namespace: 'team-a', uid: '7D2431F1-aaaa-bbbb', generation: 1 }, spec: { image: 'gmt:1', workers: 2, ...spec } });
+  const r = parseGmtFineTune({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'tiny', namespace: 'team-a', uid: '7D2431F1-aaaa-bbbb', generation: 1 },
+    spec: { image: 'gmt:1', workers: 2, ...spec },
+  });
   if (!r.ok) throw new Error(r.error);
   return r.value;
 }
@@ -18,7 +23,15 @@ test('children - job id is DNS-safe, one NATS token, unique per incarnation', (t
 });
 
 test('children - worker pod: name, labels, env, owner, security, overrides', (t) => {
-  const p = buildWorkerPod(job({ resources: { requests: { cpu: '2' }, limits: { 'nvidia.com/gpu': 1 } }, podTemplate: { nodeSelector: { pool: 'gpu' }, labels: { 'gmt.dev/job': 'evil', team: 'a' }, tolerations: [{ key: 'gpu', operator: 'Exists' }] } }), 1, 3, opts);
+  const p = buildWorkerPod(
+    job({
+      resources: { requests: { cpu: '2' }, limits: { 'nvidia.com/gpu': 1 } },
+      podTemplate: { nodeSelector: { pool: 'gpu' }, labels: { 'gmt.dev/job': 'evil', team: 'a' }, tolerations: [{ key: 'gpu', operator: 'Exists' }] },
+    }),
+    1,
+    3,
+    opts,
+  );
   t.is(p.metadata.name, 'tiny-a3-r1');
   t.like(p.metadata.labels, { 'gmt.dev/job': 'tiny', 'gmt.dev/rank': '1', 'gmt.dev/attempt': '3', 'gmt.dev/role': 'worker', team: 'a' });
   t.like(p.metadata.ownerReferences?.[0], { kind: 'GmtFineTune', name: 'tiny', controller: true });
@@ -34,8 +47,14 @@ test('children - worker pod: name, labels, env, owner, security, overrides', (t)
   t.deepEqual(c?.resources, { requests: { cpu: '2' }, limits: { 'nvidia.com/gpu': '1' } });
   const env = Object.fromEntries((c?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
   t.like(env, {
-    GMT_JOB_ID: 'team-a-tiny-7d2431f1', GMT_RANK: '1', GMT_WORLD_SIZE: '2', GMT_ATTEMPT: '3', NATS_URL: 'nats://nats.gmt:4222',
-    GMT_CONFIG: `${PATHS.configDir}/config.json`, GMT_CHECKPOINT_DIR: `${PATHS.checkpointMount}/team-a-tiny-7d2431f1`, GMT_METRICS_PORT: '9400',
+    GMT_JOB_ID: 'team-a-tiny-7d2431f1',
+    GMT_RANK: '1',
+    GMT_WORLD_SIZE: '2',
+    GMT_ATTEMPT: '3',
+    NATS_URL: 'nats://nats.gmt:4222',
+    GMT_CONFIG: `${PATHS.configDir}/config.json`,
+    GMT_CHECKPOINT_DIR: `${PATHS.checkpointMount}/team-a-tiny-7d2431f1`,
+    GMT_METRICS_PORT: '9400',
   });
   t.deepEqual(buildWorkerPod(job(), 0, 0, opts), buildWorkerPod(job(), 0, 0, opts), 'pure');
 });
@@ -50,7 +69,12 @@ test('children - spec NATS URL and credentials Secret win over the operator defa
 
 test('children - checkpoint volume: emptyDir by default, the claim when given', (t) => {
   t.truthy(buildWorkerPod(job(), 0, 0, opts).spec?.volumes?.find((v) => v.name === 'checkpoints')?.emptyDir);
-  t.is(buildWorkerPod(job({ checkpoint: { volume: { persistentVolumeClaim: { claimName: 'ck' } } } }), 0, 0, opts).spec?.volumes?.find((v) => v.name === 'checkpoints')?.persistentVolumeClaim?.claimName, 'ck');
+  t.is(
+    buildWorkerPod(job({ checkpoint: { volume: { persistentVolumeClaim: { claimName: 'ck' } } } }), 0, 0, opts).spec?.volumes?.find(
+      (v) => v.name === 'checkpoints',
+    )?.persistentVolumeClaim?.claimName,
+    'ck',
+  );
 });
 
 test('children - headless Service and ConfigMap; the config parses with the trainer schema', (t) => {

@@ -1,12 +1,26 @@
 // computeStatus and the failure-policy tables: table-driven, pure (no API server, no clock).
 import test from 'ava';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput, type GmtFineTuneStatus } from '../../../operator/src/api/index.js';
-import { classifyPod, computeStatus, exitPolicy, formatTime, type Decision, type PodView, type ProgressSnapshot } from '../../../operator/src/controller/index.js';
+import {
+  classifyPod,
+  computeStatus,
+  exitPolicy,
+  formatTime,
+  type Decision,
+  type PodView,
+  type ProgressSnapshot,
+} from '../../../operator/src/controller/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}, status?: GmtFineTuneStatus): GmtFineTune {
-  const r = parseGmtFineTune({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'j', namespace: 'ns', uid: 'u-1', generation: 3 }, spec: { image: 'img', workers: 2, ...spec }, ...(status !== undefined ? { status } : {}) });
+  const r = parseGmtFineTune({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'j', namespace: 'ns', uid: 'u-1', generation: 3 },
+    spec: { image: 'img', workers: 2, ...spec },
+    ...(status !== undefined ? { status } : {}),
+  });
   if (!r.ok) throw new Error(r.error);
   return r.value;
 }
@@ -17,15 +31,31 @@ function pod(rank: number, state: PodState, attempt = 0): PodView {
   const labels = { 'gmt.dev/rank': String(rank), 'gmt.dev/attempt': String(attempt) };
   const metadata = { name: `j-a${attempt}-r${rank}`, namespace: 'ns', labels };
   if (state === 'pending') return { metadata, status: { phase: 'Pending' } };
-  if (state === 'unschedulable') return { metadata, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes have nvidia.com/gpu' }] } };
+  if (state === 'unschedulable')
+    return {
+      metadata,
+      status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes have nvidia.com/gpu' }] },
+    };
   if (state === 'running') return { metadata, status: { phase: 'Running' } };
-  if (state === 'succeeded') return { metadata, status: { phase: 'Succeeded', containerStatuses: [{ name: 'trainer', state: { terminated: { exitCode: 0 } } }] } };
+  if (state === 'succeeded')
+    return { metadata, status: { phase: 'Succeeded', containerStatuses: [{ name: 'trainer', state: { terminated: { exitCode: 0 } } }] } };
   if (state === 'evicted') return { metadata, status: { phase: 'Failed', reason: 'Evicted', message: 'node pressure' } };
-  return { metadata, status: { phase: 'Failed', containerStatuses: [{ name: 'trainer', state: { terminated: { exitCode: state.exit, ...(state.message !== undefined ? { message: state.message } : {}) } } }] } };
+  return {
+    metadata,
+    status: {
+      phase: 'Failed',
+      containerStatuses: [
+        { name: 'trainer', state: { terminated: { exitCode: state.exit, ...(state.message !== undefined ? { message: state.message } : {}) } } },
+      ],
+    },
+  };
 }
 
 const running: GmtFineTuneStatus = {
-  phase: 'Running', attempt: 0, restarts: { total: 0 }, startTime: formatTime(T0),
+  phase: 'Running',
+  attempt: 0,
+  restarts: { total: 0 },
+  startTime: formatTime(T0),
   conditions: [
     { type: 'Created', status: 'True', lastTransitionTime: formatTime(T0), reason: 'ChildrenCreated', message: 'created 2 worker pods for attempt 0' },
     { type: 'Running', status: 'True', lastTransitionTime: formatTime(T0), reason: 'WorkersRunning', message: '2 workers running (attempt 0)' },
@@ -33,20 +63,36 @@ const running: GmtFineTuneStatus = {
 };
 
 function decide(j: GmtFineTune, pods: PodView[], extra: { now?: number; otherPods?: number; progress?: ProgressSnapshot; natsUrl?: string } = {}): Decision {
-  return computeStatus({ job: j, pods, otherPods: extra.otherPods ?? 0, progress: extra.progress, natsUrl: extra.natsUrl ?? 'nats://n:4222', now: extra.now ?? T0 + 10_000 });
+  return computeStatus({
+    job: j,
+    pods,
+    otherPods: extra.otherPods ?? 0,
+    progress: extra.progress,
+    natsUrl: extra.natsUrl ?? 'nats://n:4222',
+    now: extra.now ?? T0 + 10_000,
+  });
 }
 const condOf = (d: Decision, type: string): string | undefined => d.status.conditions?.find((c) => c.type === type)?.status;
 const reasonOf = (d: Decision, type: string): string | undefined => d.status.conditions?.find((c) => c.type === type)?.reason;
 
 test('policy - exit code table', (t) => {
   const rows: [number, string, string?][] = [
-    [0, 'succeed'], [1, 'fail'], [2, 'fail'], [3, 'fail'], [4, 'fail'], [5, 'fail'],
-    [75, 'restart', 'retryable'], [76, 'restart', 'retryable'], [137, 'restart', 'other'], [143, 'restart', 'other'], [7, 'fail'],
+    [0, 'succeed'],
+    [1, 'fail'],
+    [2, 'fail'],
+    [3, 'fail'],
+    [4, 'fail'],
+    [5, 'fail'],
+    [75, 'restart', 'retryable'],
+    [76, 'restart', 'retryable'],
+    [137, 'restart', 'other'],
+    [143, 'restart', 'other'],
+    [7, 'fail'],
   ];
   for (const [code, action, cause] of rows) {
     const p = exitPolicy(code);
-    t.is(String(p.action), action, `exit ${code}`);
-    if (cause !== undefined && p.action === 'restart') t.is(String(p.cause), cause, `exit ${code} cause`);
+    t.is<string, string>(p.action, action, `exit ${code}`);
+    if (cause !== undefined && p.action === 'restart') t.is<string, string>(p.cause, cause, `exit ${code} cause`);
   }
 });
 
@@ -57,28 +103,80 @@ test('policy - pod classification', (t) => {
   t.deepEqual(classifyPod(pod(0, 'evicted')), { kind: 'restart', cause: 'preempted', message: 'pod j-a0-r0 Evicted: node pressure' });
   const fatal = classifyPod(pod(1, { exit: 3, message: 'line 1\n[gmt-train] DataError: bad.jsonl:2: not JSON\n' }));
   t.is(fatal.kind, 'fail');
-  if (fatal.kind === 'fail') t.is(fatal.message, 'rank 1 (pod j-a0-r1) exited with code 3 (invalid training data): [gmt-train] DataError: bad.jsonl:2: not JSON');
+  if (fatal.kind === 'fail')
+    t.is(fatal.message, 'rank 1 (pod j-a0-r1) exited with code 3 (invalid training data): [gmt-train] DataError: bad.jsonl:2: not JSON');
 });
 
 test('status - the gang table', (t) => {
-  const rows: { name: string; pods: PodView[]; phase: string; create?: boolean; deletePods?: string; attempt?: number; restarts?: number; cond?: [string, string, string] }[] = [
+  const rows: {
+    name: string;
+    pods: PodView[];
+    phase: string;
+    create?: boolean;
+    deletePods?: string;
+    attempt?: number;
+    restarts?: number;
+    cond?: [string, string, string];
+  }[] = [
     { name: 'no pods yet → create, Pending', pods: [], phase: 'Pending', create: true, cond: ['Created', 'True', 'ChildrenCreated'] },
     { name: 'one pod pending', pods: [pod(0, 'running'), pod(1, 'pending')], phase: 'Pending', cond: ['Running', 'False', 'WorkersPending'] },
     { name: 'unschedulable', pods: [pod(0, 'unschedulable'), pod(1, 'unschedulable')], phase: 'Pending', cond: ['Running', 'False', 'Unschedulable'] },
     { name: 'all running', pods: [pod(0, 'running'), pod(1, 'running')], phase: 'Running', cond: ['Running', 'True', 'WorkersRunning'] },
     { name: 'all succeeded', pods: [pod(0, 'succeeded'), pod(1, 'succeeded')], phase: 'Succeeded', cond: ['Succeeded', 'True', 'TrainingCompleted'] },
-    { name: 'retryable exit → gang restart', pods: [pod(0, 'running'), pod(1, { exit: 75 })], phase: 'Restarting', attempt: 1, restarts: 1, cond: ['Restarting', 'True', 'RetryableFailure'] },
-    { name: 'killed → gang restart', pods: [pod(0, { exit: 137 }), pod(1, 'running')], phase: 'Restarting', attempt: 1, restarts: 1, cond: ['Restarting', 'True', 'PodFailed'] },
-    { name: 'evicted → gang restart', pods: [pod(0, 'evicted'), pod(1, 'running')], phase: 'Restarting', attempt: 1, restarts: 1, cond: ['Restarting', 'True', 'Preempted'] },
-    { name: 'lost rank after start → gang restart', pods: [pod(0, 'running')], phase: 'Restarting', attempt: 1, restarts: 1, cond: ['Restarting', 'True', 'Preempted'] },
-    { name: 'bad data → Failed, stop the rest', pods: [pod(0, 'running'), pod(1, { exit: 3 })], phase: 'Failed', deletePods: 'active', attempt: 0, restarts: 0, cond: ['Failed', 'True', 'NonRetryableFailure'] },
-    { name: 'fatal wins over retryable', pods: [pod(0, { exit: 75 }), pod(1, { exit: 2 })], phase: 'Failed', attempt: 0, cond: ['Failed', 'True', 'NonRetryableFailure'] },
+    {
+      name: 'retryable exit → gang restart',
+      pods: [pod(0, 'running'), pod(1, { exit: 75 })],
+      phase: 'Restarting',
+      attempt: 1,
+      restarts: 1,
+      cond: ['Restarting', 'True', 'RetryableFailure'],
+    },
+    {
+      name: 'killed → gang restart',
+      pods: [pod(0, { exit: 137 }), pod(1, 'running')],
+      phase: 'Restarting',
+      attempt: 1,
+      restarts: 1,
+      cond: ['Restarting', 'True', 'PodFailed'],
+    },
+    {
+      name: 'evicted → gang restart',
+      pods: [pod(0, 'evicted'), pod(1, 'running')],
+      phase: 'Restarting',
+      attempt: 1,
+      restarts: 1,
+      cond: ['Restarting', 'True', 'Preempted'],
+    },
+    {
+      name: 'lost rank after start → gang restart',
+      pods: [pod(0, 'running')],
+      phase: 'Restarting',
+      attempt: 1,
+      restarts: 1,
+      cond: ['Restarting', 'True', 'Preempted'],
+    },
+    {
+      name: 'bad data → Failed, stop the rest',
+      pods: [pod(0, 'running'), pod(1, { exit: 3 })],
+      phase: 'Failed',
+      deletePods: 'active',
+      attempt: 0,
+      restarts: 0,
+      cond: ['Failed', 'True', 'NonRetryableFailure'],
+    },
+    {
+      name: 'fatal wins over retryable',
+      pods: [pod(0, { exit: 75 }), pod(1, { exit: 2 })],
+      phase: 'Failed',
+      attempt: 0,
+      cond: ['Failed', 'True', 'NonRetryableFailure'],
+    },
   ];
   for (const r of rows) {
     const d = decide(job({}, running), r.pods);
     t.is(d.status.phase, r.phase, r.name);
     t.is(d.create, r.create ?? false, `${r.name}: create`);
-    if (r.deletePods !== undefined) t.is(String(d.deletePods), r.deletePods, `${r.name}: deletePods`);
+    if (r.deletePods !== undefined) t.is<string | undefined, string>(d.deletePods, r.deletePods, `${r.name}: deletePods`);
     if (r.attempt !== undefined) t.is(d.status.attempt, r.attempt, `${r.name}: attempt`);
     if (r.restarts !== undefined) t.is(d.status.restarts?.total, r.restarts, `${r.name}: restarts`);
     if (r.cond !== undefined) {
@@ -107,10 +205,31 @@ test('status - a new attempt waits for the previous attempt’s pods to go', (t)
 });
 
 test('status - progress is folded in; older attempts are ignored; no progress past the deadline → Stalled restart', (t) => {
-  const msg = { attempt: 0, step: 7, totalSteps: 20, epoch: 0, loss: 1.5, samplesPerSecond: 10, tokensPerSecond: 320, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', phase: 'training' };
+  const msg = {
+    attempt: 0,
+    step: 7,
+    totalSteps: 20,
+    epoch: 0,
+    loss: 1.5,
+    samplesPerSecond: 10,
+    tokensPerSecond: 320,
+    keptRatio: 0.8,
+    lastCheckpoint: '/c/step-00000005',
+    phase: 'training',
+  };
   const d = decide(job({}, running), [pod(0, 'running'), pod(1, 'running')], { progress: { message: msg, receivedAt: T0 + 9000, stepChangedAt: T0 + 9000 } });
-  t.like(d.status, { step: 7, totalSteps: 20, progress: '7/20', loss: 1.5, keptRatio: 0.8, lastCheckpoint: '/c/step-00000005', lastProgressTime: formatTime(T0 + 9000) });
-  const old = decide(job({}, { ...running, attempt: 1 }), [pod(0, 'running', 1), pod(1, 'running', 1)], { progress: { message: msg, receivedAt: T0, stepChangedAt: T0 } });
+  t.like(d.status, {
+    step: 7,
+    totalSteps: 20,
+    progress: '7/20',
+    loss: 1.5,
+    keptRatio: 0.8,
+    lastCheckpoint: '/c/step-00000005',
+    lastProgressTime: formatTime(T0 + 9000),
+  });
+  const old = decide(job({}, { ...running, attempt: 1 }), [pod(0, 'running', 1), pod(1, 'running', 1)], {
+    progress: { message: msg, receivedAt: T0, stepChangedAt: T0 },
+  });
   t.is(old.status.step, undefined);
   const spec = { runPolicy: { progressDeadlineSeconds: 60 } };
   const fresh = decide(job(spec, { ...running, step: 7, lastProgressTime: formatTime(T0) }), [pod(0, 'running'), pod(1, 'running')], { now: T0 + 30_000 });
@@ -126,7 +245,11 @@ test('status - activeDeadlineSeconds fails the job; TTL deletes it when due', (t
   const d = decide(job({ runPolicy: { activeDeadlineSeconds: 5 } }, running), [pod(0, 'running'), pod(1, 'running')]);
   t.is(reasonOf(d, 'Failed'), 'DeadlineExceeded');
   t.is(d.deletePods, 'active');
-  const done: GmtFineTuneStatus = { phase: 'Succeeded', completionTime: formatTime(T0), conditions: [{ type: 'Succeeded', status: 'True', lastTransitionTime: formatTime(T0), reason: 'TrainingCompleted', message: '' }] };
+  const done: GmtFineTuneStatus = {
+    phase: 'Succeeded',
+    completionTime: formatTime(T0),
+    conditions: [{ type: 'Succeeded', status: 'True', lastTransitionTime: formatTime(T0), reason: 'TrainingCompleted', message: '' }],
+  };
   const early = decide(job({ runPolicy: { ttlSecondsAfterFinished: 60 } }, done), [], { now: T0 + 10_000 });
   t.false(early.deleteJob);
   t.is(early.requeueAfterMs, 50_000);

@@ -1,7 +1,14 @@
 // Controller on a FakeClock: retries with backoff on error, forget on success, requeueAfter,
 // at most one reconcile per key across workers, graceful shutdown, controller-runtime metrics.
 import test from 'ava';
-import { Controller, ExponentialBackoffRateLimiter, FakeClock, WorkQueue, flushMicrotasks, type ReconcileOutcome } from '../../../operator/src/runtime/index.js';
+import {
+  Controller,
+  ExponentialBackoffRateLimiter,
+  FakeClock,
+  WorkQueue,
+  flushMicrotasks,
+  type ReconcileOutcome,
+} from '../../../operator/src/runtime/index.js';
 import { METRIC, OperatorMetrics } from '../../../operator/src/metrics/index.js';
 
 interface Deferred {
@@ -78,7 +85,11 @@ test('controller - table: outcome → next reconcile time and result label', asy
     t.regex(text, new RegExp(`${METRIC.reconcileTotal}\\{controller="${row.name}",result="${row.result}"\\} 1`), row.name);
     t.regex(text, new RegExp(`${METRIC.reconcileErrorsTotal}\\{controller="${row.name}"\\} ${row.result === 'error' ? 1 : 0}`), row.name);
     t.regex(text, new RegExp(`${METRIC.reconcileTimeSeconds}_count\\{controller="${row.name}"\\} ${calls.length}`), row.name);
-    t.regex(text, new RegExp(`${METRIC.workqueueRetriesTotal}\\{name="${row.name}"\\} ${row.result === 'error' || row.result === 'requeue' ? 1 : 0}`), row.name);
+    t.regex(
+      text,
+      new RegExp(`${METRIC.workqueueRetriesTotal}\\{name="${row.name}"\\} ${row.result === 'error' || row.result === 'requeue' ? 1 : 0}`),
+      row.name,
+    );
     await c.close();
   }
 });
@@ -100,7 +111,10 @@ test('controller - one key is never reconciled concurrently, even with several w
       seen.push(key);
       inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
       maxPerKey = Math.max(maxPerKey, ...inFlight.values());
-      maxTotal = Math.max(maxTotal, [...inFlight.values()].reduce((a, b) => a + b, 0));
+      maxTotal = Math.max(
+        maxTotal,
+        [...inFlight.values()].reduce((a, b) => a + b, 0),
+      );
       const g = deferred();
       gates.push(g);
       await g.promise;
@@ -164,7 +178,15 @@ test('controller - start waits for caches to sync', async (t) => {
   const queue = new WorkQueue({ name: 'c', clock });
   const sync = deferred();
   let calls = 0;
-  const c = new Controller({ name: 'c', queue, clock, waitFor: [{ waitForSync: () => sync.promise }], reconcile: async () => void calls++ });
+  const c = new Controller({
+    name: 'c',
+    queue,
+    clock,
+    waitFor: [{ waitForSync: () => sync.promise }],
+    reconcile: async () => {
+      calls++;
+    },
+  });
   const starting = c.start();
   queue.add('a');
   await flushMicrotasks();

@@ -17,9 +17,20 @@ test('metrics - every controller-runtime series is exposed under its constant na
 
 test('metrics server - /metrics, /healthz, /readyz follow the checks', async (t) => {
   const m = new OperatorMetrics({ defaultMetrics: false });
-  const informer = { name: 'configmaps', synced: false, hasSynced(): boolean { return this.synced; } };
+  const informer = {
+    name: 'configmaps',
+    synced: false,
+    hasSynced(): boolean {
+      return this.synced;
+    },
+  };
   const elector = { state: 'standby' };
-  const server = await startOperatorServer({ port: 0, host: '127.0.0.1', registry: m.registry, readiness: [cachesSyncedCheck([informer]), leaderElectionCheck(elector)] });
+  const server = await startOperatorServer({
+    port: 0,
+    host: '127.0.0.1',
+    registry: m.registry,
+    readiness: [cachesSyncedCheck([informer]), leaderElectionCheck(elector)],
+  });
   t.teardown(() => server.close());
   const get = async (path: string): Promise<{ status: number; body: string }> => {
     const r = await fetch(`${server.url}${path}`);

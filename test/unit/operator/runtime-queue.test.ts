@@ -16,8 +16,12 @@ import {
 function recorder(): { metrics: WorkQueueMetrics; adds: number; retries: number; depths: number[]; latencies: number[]; works: number[] } {
   const r = { adds: 0, retries: 0, depths: [] as number[], latencies: [] as number[], works: [] as number[] };
   const metrics: WorkQueueMetrics = {
-    added: () => void r.adds++,
-    retried: () => void r.retries++,
+    added: () => {
+      r.adds++;
+    },
+    retried: () => {
+      r.retries++;
+    },
     depth: (n) => void r.depths.push(n),
     queueLatency: (s) => void r.latencies.push(s),
     workDuration: (s) => void r.works.push(s),

@@ -4,7 +4,7 @@
  * "gradient"), plus the invariants of ARCHITECTURE §2 on random data.
  */
 import test from 'ava';
-import { TrainerConfigSchema } from '../../../trainer/src/config/schema.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
@@ -19,7 +19,17 @@ const layout = model.layout;
 await initBackend('wasm');
 
 function config(over: Record<string, unknown>) {
-  return TrainerConfigSchema.parse({ method: 'gmt', maskRatio: 0.5, lr: 1e-2, weightDecay: 0.1, schedule: 'constant', warmupRatio: 0, steps: 3, maxGradNorm: 1, ...over });
+  return TrainerConfigSchema.parse({
+    method: 'gmt',
+    maskRatio: 0.5,
+    lr: 1e-2,
+    weightDecay: 0.1,
+    schedule: 'constant',
+    warmupRatio: 0,
+    steps: 3,
+    maxGradNorm: 1,
+    ...over,
+  });
 }
 
 const goldenRuns = [
@@ -62,12 +72,14 @@ test('update - maskMode update leaves masked parameters and their optimizer stat
   const { params, grad } = randomCase(1, 500);
   const state = createOptimizerState('adamw', params.length);
   // Warm the state so that untouched moments are non-zero.
-  state.m.fill(0.25); state.v.fill(0.5);
+  state.m.fill(0.25);
+  state.v.fill(0.5);
   const before = { p: params.slice(), m: state.m.slice(), v: state.v.slice() };
   const r = updater.update(0, params, grad.slice(), state);
   const keep = new Uint8Array(layout.size);
   layout.slots.forEach((s, i) => keep.set(r.masks!.masks[i]!, s.offset));
-  let masked = 0, moved = 0;
+  let masked = 0,
+    moved = 0;
   for (let i = 0; i < keep.length; i++) {
     if (keep[i] === 0) {
       masked++;
@@ -82,16 +94,19 @@ test('update - maskMode update leaves masked parameters and their optimizer stat
 test('update - maskMode gradient equals "zero the masked gradient, then plain AdamW"', (t) => {
   const c = config({ maskRatio: 0.4, maskMode: 'gradient' });
   const { params, grad } = randomCase(2, 100);
-  const p1 = params.slice(), s1 = createOptimizerState('adamw', p1.length);
+  const p1 = params.slice(),
+    s1 = createOptimizerState('adamw', p1.length);
   const r = new Updater(layout, c, optimizerParams(c), scheduleParams(c)).update(0, p1, grad.slice(), s1);
   const keep = new Uint8Array(layout.size);
   layout.slots.forEach((s, i) => keep.set(r.masks!.masks[i]!, s.offset));
   // Reference: clip, zero masked entries, dense AdamW.
   const g2 = grad.slice();
-  let ss = 0; for (const x of g2) ss += x * x;
+  let ss = 0;
+  for (const x of g2) ss += x * x;
   const coef = Math.min(1, 1 / (Math.sqrt(ss) + 1e-6));
   for (let i = 0; i < g2.length; i++) g2[i] = keep[i] ? g2[i]! * Math.fround(coef) : 0;
-  const p2 = params.slice(), s2 = createOptimizerState('adamw', p2.length);
+  const p2 = params.slice(),
+    s2 = createOptimizerState('adamw', p2.length);
   optimizerStep(optimizerParams(c), s2, p2, g2, c.lr, undefined);
   t.true(bitEqual(p1, p2));
   t.true(bitEqual(s1.m, s2.m) && bitEqual(s1.v, s2.v));
@@ -116,7 +131,7 @@ test('update - NaN or Inf in the gradient skips the step (nothing changes) or ra
     const strict = config({ nonFinite: 'error' });
     const err = t.throws(() => new Updater(layout, strict, optimizerParams(strict), scheduleParams(strict)).update(0, params, grad, state));
     t.true(err instanceof NumericError);
-    t.regex(err?.message ?? '', /c_fc\.weight\[5\]/);
+    t.regex(err.message, /c_fc\.weight\[5\]/);
   }
 });
 

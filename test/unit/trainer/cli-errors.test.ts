@@ -6,7 +6,7 @@ import test from 'ava';
 import { mkdtemp, readFile, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { runCli } from '../../helpers/cli.js';
 
 const quick = ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--steps', '2', '--eval-examples', '4', '--progress', 'none'];
@@ -85,7 +85,9 @@ test(`cli - a checkpoint of another architecture or a truncated weights file exi
 test(`cli - an unreadable NATS credentials file exits ${EXIT_CODES.config} naming it`, async (t) => {
   const dir = await tmp();
   try {
-    const r = await runCli([...quick, '--world-size', '2', '--nats-url', 'nats://127.0.0.1:1', '--checkpoint-dir', join(dir, 'ckpt')], { NATS_CREDS: join(dir, 'missing.creds') });
+    const r = await runCli([...quick, '--world-size', '2', '--nats-url', 'nats://127.0.0.1:1', '--checkpoint-dir', join(dir, 'ckpt')], {
+      NATS_CREDS: join(dir, 'missing.creds'),
+    });
     t.is(r.code, EXIT_CODES.config, r.stderr);
     t.true(r.stderr.includes('missing.creds'), r.stderr);
   } finally {

@@ -8,11 +8,33 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT_CODES } from '../../../trainer/src/errors.js';
+import { EXIT_CODES } from '../../../contract/exit-codes.js';
 import { CLI, runCli } from '../../helpers/cli.js';
 
-const args = (dir: string, method: string) => ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32', '--micro-batch-size', '8', '--steps', '40',
-  '--checkpoint-every', '5', '--keep-checkpoints', '3', '--eval-examples', '4', '--progress', 'none', '--method', method, '--checkpoint-dir', dir];
+const args = (dir: string, method: string) => [
+  '--base-model',
+  'none',
+  '--model-preset',
+  'micro',
+  '--seq-len',
+  '32',
+  '--micro-batch-size',
+  '8',
+  '--steps',
+  '40',
+  '--checkpoint-every',
+  '5',
+  '--keep-checkpoints',
+  '3',
+  '--eval-examples',
+  '4',
+  '--progress',
+  'none',
+  '--method',
+  method,
+  '--checkpoint-dir',
+  dir,
+];
 
 async function finalFiles(dir: string): Promise<{ model: Buffer; optimizer: Buffer }> {
   const latest = (await readFile(join(dir, 'latest'), 'utf-8')).trim();
@@ -29,16 +51,23 @@ async function waitFor(path: string, child: ReturnType<typeof spawn>, timeoutMs:
   }
 }
 
-for (const [method, signal] of [['gmt', 'SIGKILL'], ['random', 'SIGKILL'], ['gmt', 'SIGTERM']] as const) {
+for (const [method, signal] of [
+  ['gmt', 'SIGKILL'],
+  ['random', 'SIGKILL'],
+  ['gmt', 'SIGTERM'],
+] as const) {
   test(`resume - ${method}: ${signal} after a checkpoint, then resume → bit-identical to the uninterrupted run`, async (t) => {
     const root = await mkdtemp(join(tmpdir(), 'gmt-resume-'));
     try {
-      const straight = join(root, 'straight'), broken = join(root, 'broken');
+      const straight = join(root, 'straight'),
+        broken = join(root, 'broken');
       const a = await runCli(args(straight, method));
       t.is(a.code, 0, a.stderr);
       const child = spawn(process.execPath, [CLI, ...args(broken, method)], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, sig) => r({ code, signal: sig })));
       await waitFor(join(broken, 'step-00000010'), child, 120_000);
       child.kill(signal);

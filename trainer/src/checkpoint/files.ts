@@ -71,10 +71,13 @@ export function parseLatestTmpName(name: string): number | undefined {
 export const ManifestSchema = z.strictObject({
   formatVersion: z.literal(1),
   step: z.number().int().nonnegative(),
-  files: z.record(z.string(), z.strictObject({
-    bytes: z.number().int().nonnegative(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  })),
+  files: z.record(
+    z.string(),
+    z.strictObject({
+      bytes: z.number().int().nonnegative(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    }),
+  ),
 });
 
 /** A parsed manifest. */
@@ -100,7 +103,9 @@ export async function readManifest(ckpt: string): Promise<Manifest> {
     text = await readFile(path, 'utf-8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === 'ENOENT' ? `${path}: missing (checkpoint incomplete)` : `${path}: cannot read (${code ?? (e as Error).message})`, { cause: e });
+    throw new CheckpointError(code === 'ENOENT' ? `${path}: missing (checkpoint incomplete)` : `${path}: cannot read (${code ?? (e as Error).message})`, {
+      cause: e,
+    });
   }
   let raw: unknown;
   try {

@@ -76,8 +76,11 @@ function normalizeNames(file: SafetensorsFile, source: string): Map<string, Name
   }
   if (head !== undefined) {
     const wte = out.get(WTE);
-    const tied = wte !== undefined && wte.shape.length === head.shape.length && wte.shape.every((d, i) => d === head.shape[i])
-      && wte.data.every((x, i) => Object.is(x, head.data[i]));
+    const tied =
+      wte !== undefined &&
+      wte.shape.length === head.shape.length &&
+      wte.shape.every((d, i) => d === head.shape[i]) &&
+      wte.data.every((x, i) => Object.is(x, head.data[i]));
     if (!tied) throw new CheckpointError(`${source}: lm_head.weight differs from ${WTE}; only a tied output head is supported`);
   }
   return out;
@@ -90,7 +93,8 @@ async function configFromFiles(source: string, tensors: ReadonlyMap<string, Name
   try {
     text = await readFile(hfConfigPath, 'utf-8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new CheckpointError(`${hfConfigPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new CheckpointError(`${hfConfigPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
   if (text !== undefined) {
     let raw: unknown;
@@ -116,7 +120,9 @@ async function configFromFiles(source: string, tensors: ReadonlyMap<string, Name
   }
   const inferred = { vocabSize: wte[0], nPositions: wpe[0], nEmbd: wte[1], nLayer: blocks.size };
   if (fields.nHead === undefined) {
-    throw new CheckpointError(`${source}: cannot tell the number of attention heads: no ${MODEL_CONFIG_METADATA_KEY} metadata and no n_head in ${hfConfigPath}`);
+    throw new CheckpointError(
+      `${source}: cannot tell the number of attention heads: no ${MODEL_CONFIG_METADATA_KEY} metadata and no n_head in ${hfConfigPath}`,
+    );
   }
   const parsed = ModelConfigSchema.safeParse({ ...inferred, ...fields });
   if (!parsed.success) throw new CheckpointError(`${source}: invalid architecture (${z.prettifyError(parsed.error)})`);

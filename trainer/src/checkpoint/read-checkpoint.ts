@@ -13,8 +13,15 @@ import { type SafetensorsFile, parseSafetensors } from '../model/safetensors.js'
 import { OptimizerParamsSchema } from '../optim/optimizer.js';
 import { assembleParams, assertSameArchitecture } from './assemble.js';
 import {
-  CHECKPOINT_FILES, LATEST_FILE, MODEL_CONFIG_METADATA_KEY, type Manifest, checkAgainstManifest, parseSideDirName,
-  parseStepDirName, readManifest, verifyCheckpoint,
+  CHECKPOINT_FILES,
+  LATEST_FILE,
+  MODEL_CONFIG_METADATA_KEY,
+  type Manifest,
+  checkAgainstManifest,
+  parseSideDirName,
+  parseStepDirName,
+  readManifest,
+  verifyCheckpoint,
 } from './files.js';
 import { type TrainerState, TrainerStateSchema } from './trainer-state.js';
 import { type OptimizerSnapshot } from './write-checkpoint.js';
@@ -135,7 +142,9 @@ export async function readCheckpoint(path: string, expect: ReadCheckpointExpect 
   const state = parseState(new TextDecoder().decode(await readVerified(path, manifest, CHECKPOINT_FILES.state)), statePath);
   if (state.step !== manifest.step) throw new CheckpointError(`${statePath}: step ${state.step} but the manifest says ${manifest.step}`);
   if (expect.configHash !== undefined && expect.configHash !== state.configHash) {
-    throw new CheckpointError(`${statePath}: config hash ${state.configHash} differs from this run's ${expect.configHash}${describeConfigChange(state.config, expect.config)}`);
+    throw new CheckpointError(
+      `${statePath}: config hash ${state.configHash} differs from this run's ${expect.configHash}${describeConfigChange(state.config, expect.config)}`,
+    );
   }
 
   const modelPath = join(path, CHECKPOINT_FILES.model);
@@ -183,7 +192,8 @@ export function changedConfigKeys(stored: Readonly<Record<string, unknown>>, cur
   const keys = [...new Set([...Object.keys(stored), ...Object.keys(current)])].sort();
   const out: string[] = [];
   for (const k of keys) {
-    const a = stored[k], b = current[k];
+    const a = stored[k],
+      b = current[k];
     if (isRecord(a) && isRecord(b)) out.push(...changedConfigKeys(a, b, `${prefix}${k}.`));
     else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${prefix}${k}`);
   }
@@ -202,7 +212,6 @@ function describeConfigChange(stored: Readonly<Record<string, unknown>>, current
     const s = x === undefined ? 'unset' : JSON.stringify(x);
     return s.length > 40 ? `${s.slice(0, 37)}...` : s;
   };
-  const at = (rec: Readonly<Record<string, unknown>>, key: string): unknown =>
-    key.split('.').reduce<unknown>((o, p) => (isRecord(o) ? o[p] : undefined), rec);
+  const at = (rec: Readonly<Record<string, unknown>>, key: string): unknown => key.split('.').reduce<unknown>((o, p) => (isRecord(o) ? o[p] : undefined), rec);
   return `; changed: ${changed.map((k) => `${k} (${show(at(stored, k))} -> ${show(at(current, k))})`).join(', ')}`;
 }

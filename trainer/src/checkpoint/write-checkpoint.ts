@@ -13,8 +13,16 @@ import { ParamLayout } from '../model/params.js';
 import { encodeSafetensors } from '../model/safetensors.js';
 import { type OptimizerParams, type OptimizerState } from '../optim/optimizer.js';
 import {
-  CHECKPOINT_FILES, LATEST_FILE, MODEL_CONFIG_METADATA_KEY, type Manifest, parseLatestTmpName, parseSideDirName,
-  parseStepDirName, readManifest, sha256Hex, stepDirName,
+  CHECKPOINT_FILES,
+  LATEST_FILE,
+  MODEL_CONFIG_METADATA_KEY,
+  type Manifest,
+  parseLatestTmpName,
+  parseSideDirName,
+  parseStepDirName,
+  readManifest,
+  sha256Hex,
+  stepDirName,
 } from './files.js';
 import { buildHfConfig } from './hf-config.js';
 import { type TrainerState, TrainerStateSchema } from './trainer-state.js';
@@ -58,7 +66,12 @@ export function encodeOptimizerFile(opt: OptimizerSnapshot, total: number): Uint
   // offset/size/total describe the covered range of the flat vector, so that a data-parallel
   // writer can later store one shard per rank in the same format.
   return encodeSafetensors(tensors, {
-    format: 'pt', kind: opt.kind, step: String(opt.step), offset: '0', size: String(total), total: String(total),
+    format: 'pt',
+    kind: opt.kind,
+    step: String(opt.step),
+    offset: '0',
+    size: String(total),
+    total: String(total),
   });
 }
 

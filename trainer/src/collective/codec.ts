@@ -8,7 +8,8 @@ import { RetryableError } from '../errors.js';
 /** Below this density, indices (4 B per kept entry) beat a bitmap (1/8 B per entry). */
 export const BITMAP_MIN_DENSITY = 1 / 32;
 
-const KIND_BITMAP = 1, KIND_INDICES = 2;
+const KIND_BITMAP = 1,
+  KIND_INDICES = 2;
 const HEADER = 12; // u32 kind, u32 shard size, u32 kept count
 
 /** Copy the bytes of a typed array into a standalone Uint8Array view (no aliasing of the source). */
@@ -58,11 +59,19 @@ export function encodeMasked(values: Float32Array, keep: Uint8Array, lo: number,
   if (bitmap) {
     const bits = new Uint8Array(out.buffer, HEADER + kept * 4, Math.ceil(n / 8));
     let j = 0;
-    for (let i = 0; i < n; i++) if (keep[lo + i]) { bits[i >> 3] = bits[i >> 3]! | (1 << (i & 7)); vals[j++] = values[lo + i]!; }
+    for (let i = 0; i < n; i++)
+      if (keep[lo + i]) {
+        bits[i >> 3] = bits[i >> 3]! | (1 << (i & 7));
+        vals[j++] = values[lo + i]!;
+      }
   } else {
     const idx = new Uint32Array(out.buffer, HEADER + kept * 4, kept);
     let j = 0;
-    for (let i = 0; i < n; i++) if (keep[lo + i]) { idx[j] = i; vals[j++] = values[lo + i]!; }
+    for (let i = 0; i < n; i++)
+      if (keep[lo + i]) {
+        idx[j] = i;
+        vals[j++] = values[lo + i]!;
+      }
   }
   return out;
 }
@@ -76,17 +85,24 @@ export function decodeMasked(bytes: Uint8Array, target: Float32Array, lo: number
   const buf = aligned(bytes);
   if (buf.byteLength < HEADER) throw new RetryableError(`${what}: truncated header`);
   const head = new DataView(buf);
-  const kind = head.getUint32(0, true), size = head.getUint32(4, true), kept = head.getUint32(8, true);
+  const kind = head.getUint32(0, true),
+    size = head.getUint32(4, true),
+    kept = head.getUint32(8, true);
   if (size !== n) throw new RetryableError(`${what}: shard of ${size} entries, expected ${n}`);
   if (kept > n || buf.byteLength !== maskedBytes(n, kept)) throw new RetryableError(`${what}: ${buf.byteLength} bytes do not match ${kept} kept of ${n}`);
   const expectBitmap = kept >= n * BITMAP_MIN_DENSITY;
-  if ((kind === KIND_BITMAP) !== expectBitmap || (kind !== KIND_BITMAP && kind !== KIND_INDICES)) throw new RetryableError(`${what}: unexpected encoding ${kind}`);
+  if ((kind === KIND_BITMAP) !== expectBitmap || (kind !== KIND_BITMAP && kind !== KIND_INDICES))
+    throw new RetryableError(`${what}: unexpected encoding ${kind}`);
   const vals = new Float32Array(buf, HEADER, kept);
   if (zeroMasked) target.fill(0, lo, hi);
   let j = 0;
   if (kind === KIND_BITMAP) {
     const bits = new Uint8Array(buf, HEADER + kept * 4, Math.ceil(n / 8));
-    for (let i = 0; i < n; i++) if (bits[i >> 3]! & (1 << (i & 7))) { if (j >= kept) break; target[lo + i] = vals[j++]!; }
+    for (let i = 0; i < n; i++)
+      if (bits[i >> 3]! & (1 << (i & 7))) {
+        if (j >= kept) break;
+        target[lo + i] = vals[j++]!;
+      }
   } else {
     const idx = new Uint32Array(buf, HEADER + kept * 4, kept);
     let prev = -1;
@@ -104,7 +120,8 @@ export function decodeMasked(bytes: Uint8Array, target: Float32Array, lo: number
 /** 64-bit FNV-1a-style hash of a float vector's bits, as a hex string (consistency checks). */
 export function hashParams(v: Float32Array): string {
   const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
-  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ v.length;
+  let h1 = 0x811c9dc5,
+    h2 = 0x01000193 ^ v.length;
   for (let i = 0; i < u.length; i++) {
     const x = u[i]!;
     h1 = Math.imul(h1 ^ x, 0x01000193);

@@ -8,7 +8,7 @@
  * (maskMode "gradient"). `DenseCollective` is the test reference: a dense all-reduce, then the
  * single-process update on every rank.
  */
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 import { NumericError, RetryableError } from '../errors.js';
 import { findNonFinite, hftFrozenNames, randomKeyWords } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
@@ -152,7 +152,14 @@ export class ShardedCollective implements Collective {
   private readonly keep: Uint8Array;
   private readonly hftKeep: Uint8Array | undefined;
 
-  constructor(private readonly transport: Transport, private readonly layout: ParamLayout, private readonly cfg: CollectiveConfig, private readonly hp: OptimizerParams, private readonly schedule: ScheduleParams, private readonly timer?: PhaseTimer) {
+  constructor(
+    private readonly transport: Transport,
+    private readonly layout: ParamLayout,
+    private readonly cfg: CollectiveConfig,
+    private readonly hp: OptimizerParams,
+    private readonly schedule: ScheduleParams,
+    private readonly timer?: PhaseTimer,
+  ) {
     this.rank = transport.rank;
     this.worldSize = transport.worldSize;
     this.shards = shardRanges(layout.size, this.worldSize);
@@ -165,7 +172,10 @@ export class ShardedCollective implements Collective {
     this.keep = new Uint8Array(layout.size);
     if (cfg.method === 'hft') {
       this.hftKeep = new Uint8Array(layout.size).fill(1);
-      for (const name of hftFrozenNames(layout.slots.map((s) => s.name), cfg.seed)) {
+      for (const name of hftFrozenNames(
+        layout.slots.map((s) => s.name),
+        cfg.seed,
+      )) {
         const s = layout.slot(name);
         this.hftKeep.fill(0, s.offset, s.offset + s.size);
       }
@@ -183,12 +193,19 @@ export class ShardedCollective implements Collective {
   }
 
   /** Broadcast `data` and receive every other rank's message of the same (step, phase, tag). */
-  private async allGather(step: number, phase: 'norm' | 'threshold' | 'all_gather' | 'hash', tag: number, data: Uint8Array): Promise<Array<Uint8Array | undefined>> {
+  private async allGather(
+    step: number,
+    phase: 'norm' | 'threshold' | 'all_gather' | 'hash',
+    tag: number,
+    data: Uint8Array,
+  ): Promise<Array<Uint8Array | undefined>> {
     const sent = quiet(this.transport.broadcast(step, phase, tag, data));
     const got = await Promise.all(this.others().map((j) => this.transport.recv(j, step, phase, tag)));
     await sent;
-    const out: Array<Uint8Array | undefined> = new Array(this.worldSize);
-    this.others().forEach((j, i) => { out[j] = got[i]; });
+    const out = new Array<Uint8Array | undefined>(this.worldSize);
+    this.others().forEach((j, i) => {
+      out[j] = got[i];
+    });
     out[this.rank] = data;
     return out;
   }
@@ -202,8 +219,10 @@ export class ShardedCollective implements Collective {
     });
     const parts = await Promise.all(this.others().map((j) => this.transport.recv(j, step, 'reduce_scatter', 0)));
     await Promise.all(sends);
-    const byRank: Float32Array[] = new Array(this.worldSize);
-    this.others().forEach((j, i) => { byRank[j] = f32(parts[i]!, hi - lo, `reduce-scatter from rank ${j}`); });
+    const byRank = new Array<Float32Array>(this.worldSize);
+    this.others().forEach((j, i) => {
+      byRank[j] = f32(parts[i]!, hi - lo, `reduce-scatter from rank ${j}`);
+    });
     byRank[this.rank] = localSum.subarray(lo, hi);
     const g = this.grad;
     g.fill(0, lo, hi);
@@ -220,14 +239,16 @@ export class ShardedCollective implements Collective {
     const slots = this.layout.slots;
     const ranksOf = (a: number, b: number) => this.shards.map((s, j) => (s.lo < b && a < s.hi ? j : -1)).filter((j) => j >= 0);
     const keys = this.cfg.method === 'random';
-    const piecesOf = (slotIndices: number[]): Piece[] => slotIndices.flatMap((si): Piece[] => {
-      const s = slots[si]!;
-      const a = Math.max(lo, s.offset), b = Math.min(hi, s.offset + s.size);
-      if (a >= b) return [];
-      const out = this.keep.subarray(a, b);
-      if (keys) return [{ kind: 'keys', range: { words: randomKeyWords(this.cfg.seed, step, si), start: a - s.offset, end: b - s.offset }, out }];
-      return [{ kind: 'values', values: this.grad.subarray(a, b), out }];
-    });
+    const piecesOf = (slotIndices: number[]): Piece[] =>
+      slotIndices.flatMap((si): Piece[] => {
+        const s = slots[si]!;
+        const a = Math.max(lo, s.offset),
+          b = Math.min(hi, s.offset + s.size);
+        if (a >= b) return [];
+        const out = this.keep.subarray(a, b);
+        if (keys) return [{ kind: 'keys', range: { words: randomKeyWords(this.cfg.seed, step, si), start: a - s.offset, end: b - s.offset }, out }];
+        return [{ kind: 'values', values: this.grad.subarray(a, b), out }];
+      });
     if (this.cfg.maskScope === 'global') {
       return [{ index: 0, size: this.layout.size, ranks: ranksOf(0, this.layout.size), pieces: piecesOf(slots.map((_, i) => i)) }];
     }
@@ -257,7 +278,17 @@ export class ShardedCollective implements Collective {
       const slot = layout.slots.find((s) => idx >= s.offset && idx < s.offset + s.size);
       const where = `${slot?.name ?? '?'}[${idx - (slot?.offset ?? 0)}] = ${firstBad[1]}`;
       if (cfg.nonFinite === 'error') throw new NumericError(`non-finite gradient at step ${step}: ${where}`);
-      return { applied: false, skipReason: `non-finite gradient ${where}`, gradNorm: NaN, clipCoef: 1, lr, kept: 0, keptRatio: 0, threshold: NaN, masks: undefined };
+      return {
+        applied: false,
+        skipReason: `non-finite gradient ${where}`,
+        gradNorm: NaN,
+        clipCoef: 1,
+        lr,
+        kept: 0,
+        keptRatio: 0,
+        threshold: NaN,
+        masks: undefined,
+      };
     }
     const gradNorm = normFromPartials(normAll.map((m) => m.subarray(2)));
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
@@ -267,13 +298,23 @@ export class ShardedCollective implements Collective {
     let masked = true;
     const thresholds: Array<[number, number]> = [];
     if (cfg.method === 'gmt' || cfg.method === 'random') {
-      const sel = await selectScopes(this.rank, this.scopes(step), cfg.maskRatio, cfg.tieRule === 'exact', cfg.method === 'random', async (round, mine) => {
-        const got = await this.allGather(step, 'threshold', round, bytesOf(mine));
-        return got.map((b, j) => (b === undefined || j === this.rank ? undefined : u32(b, `histograms from rank ${j}`)));
-      }, this.worldSize);
+      const sel = await selectScopes(
+        this.rank,
+        this.scopes(step),
+        cfg.maskRatio,
+        cfg.tieRule === 'exact',
+        cfg.method === 'random',
+        async (round, mine) => {
+          const got = await this.allGather(step, 'threshold', round, bytesOf(mine));
+          return got.map((b, j) => (b === undefined || j === this.rank ? undefined : u32(b, `histograms from rank ${j}`)));
+        },
+        this.worldSize,
+      );
       // Report each scope's threshold once: by the lowest rank holding it.
       const scopes = this.scopes(step);
-      for (const s of sel) if (cfg.method === 'gmt' && scopes[s.index]!.ranks[0] === this.rank) thresholds.push([s.index, new Float32Array(new Uint32Array([s.threshold.thresholdBits]).buffer)[0]!]);
+      for (const s of sel)
+        if (cfg.method === 'gmt' && scopes[s.index]!.ranks[0] === this.rank)
+          thresholds.push([s.index, new Float32Array(new Uint32Array([s.threshold.thresholdBits]).buffer)[0]!]);
     } else if (this.hftKeep !== undefined) {
       this.keep.set(this.hftKeep.subarray(lo, hi), lo);
     } else {
@@ -296,7 +337,10 @@ export class ShardedCollective implements Collective {
     const head = new Float64Array(2 + 2 * thresholds.length);
     head[0] = keptHere;
     head[1] = thresholds.length;
-    thresholds.forEach(([s, t], i) => { head[2 + 2 * i] = s; head[3 + 2 * i] = t; });
+    thresholds.forEach(([s, t], i) => {
+      head[2 + 2 * i] = s;
+      head[3 + 2 * i] = t;
+    });
     const msg = new Uint8Array(4 + head.byteLength + payload.byteLength);
     new DataView(msg.buffer).setUint32(0, head.length, true);
     msg.set(bytesOf(head), 4);
@@ -329,7 +373,10 @@ export class ShardedCollective implements Collective {
     const all = await this.allGather(step, 'hash', 0, new TextEncoder().encode(mine));
     const hashes = all.map((b) => new TextDecoder().decode(b));
     const differ = hashes.map((h, j) => (h !== mine ? j : -1)).filter((j) => j >= 0);
-    if (differ.length > 0) throw new DivergenceError(`parameters diverged at step ${step}: rank ${this.rank} hash ${mine}, ranks ${differ.join(', ')} differ (${differ.map((j) => hashes[j]).join(', ')})`);
+    if (differ.length > 0)
+      throw new DivergenceError(
+        `parameters diverged at step ${step}: rank ${this.rank} hash ${mine}, ranks ${differ.join(', ')} differ (${differ.map((j) => hashes[j]).join(', ')})`,
+      );
     return mine;
   }
 
@@ -372,7 +419,14 @@ export class DenseCollective implements Collective {
   readonly optimizerRange: Range;
   private readonly local: LocalCollective;
 
-  constructor(private readonly transport: Transport, layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams, private readonly timer?: PhaseTimer) {
+  constructor(
+    private readonly transport: Transport,
+    layout: ParamLayout,
+    cfg: CollectiveConfig,
+    hp: OptimizerParams,
+    schedule: ScheduleParams,
+    private readonly timer?: PhaseTimer,
+  ) {
     this.rank = transport.rank;
     this.worldSize = transport.worldSize;
     this.local = new LocalCollective(layout, cfg, hp, schedule);
@@ -384,7 +438,10 @@ export class DenseCollective implements Collective {
     const mark = phaseClock(this.timer);
     const sent = quiet(this.transport.broadcast(step, 'reduce_scatter', 0, bytesOf(localSum)));
     const parts: Float32Array[] = [];
-    for (let j = 0; j < this.worldSize; j++) parts.push(j === this.rank ? localSum.slice() : f32(await this.transport.recv(j, step, 'reduce_scatter', 0), localSum.length, `dense all-reduce from rank ${j}`));
+    for (let j = 0; j < this.worldSize; j++)
+      parts.push(
+        j === this.rank ? localSum.slice() : f32(await this.transport.recv(j, step, 'reduce_scatter', 0), localSum.length, `dense all-reduce from rank ${j}`),
+      );
     await sent;
     localSum.fill(0);
     for (const p of parts) for (let i = 0; i < p.length; i++) localSum[i] = localSum[i]! + p[i]!;

@@ -89,10 +89,11 @@ export class Mailbox {
 export function checkMessageArgs(step: number, phase: CollectivePhase, tag: number): void {
   if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) throw new RangeError(`step must be an integer in [0, 2^32), got ${step}`);
   if (!Number.isInteger(tag) || tag < 0 || tag > 0xffffffff) throw new RangeError(`tag must be an integer in [0, 2^32), got ${tag}`);
-  if (!COLLECTIVE_PHASES.includes(phase)) throw new RangeError(`unknown phase ${String(phase)}`);
+  if (!COLLECTIVE_PHASES.includes(phase)) throw new RangeError(`unknown phase ${phase}`);
 }
 
 /** Throws a RangeError unless `peer` is another rank of the world. */
 export function checkPeer(self: number, worldSize: number, peer: number): void {
-  if (!Number.isInteger(peer) || peer < 0 || peer >= worldSize || peer === self) throw new RangeError(`rank ${self}: peer ${peer} is not another rank of world size ${worldSize}`);
+  if (!Number.isInteger(peer) || peer < 0 || peer >= worldSize || peer === self)
+    throw new RangeError(`rank ${self}: peer ${peer} is not another rank of world size ${worldSize}`);
 }

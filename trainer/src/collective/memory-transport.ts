@@ -21,7 +21,10 @@ export class MemoryHub {
   /** The transports of ranks 0..worldSize−1. */
   readonly transports: readonly MemoryTransport[];
 
-  constructor(readonly worldSize: number, options: MemoryHubOptions = {}) {
+  constructor(
+    readonly worldSize: number,
+    options: MemoryHubOptions = {},
+  ) {
     if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize must be a positive integer, got ${worldSize}`);
     const transports: MemoryTransport[] = [];
     for (let rank = 0; rank < worldSize; rank++) transports.push(new MemoryTransport(this, rank, options.observer?.(rank)));
@@ -37,7 +40,10 @@ export class MemoryHub {
 
   /** Fails every rank as if `fromRank` had called abort(reason). */
   abortFrom(fromRank: number, reason: string): void {
-    for (const t of this.transports) t.fail(new RetryableError(t.rank === fromRank ? `collective aborted on rank ${fromRank}: ${reason}` : `collective aborted by rank ${fromRank}: ${reason}`));
+    for (const t of this.transports)
+      t.fail(
+        new RetryableError(t.rank === fromRank ? `collective aborted on rank ${fromRank}: ${reason}` : `collective aborted by rank ${fromRank}: ${reason}`),
+      );
   }
 
   /** Closes every transport. */
@@ -56,7 +62,11 @@ export class MemoryTransport implements Transport {
   readonly #mailbox = new Mailbox();
   #resolveClosed: () => void = () => undefined;
 
-  constructor(hub: MemoryHub, readonly rank: number, observer?: TransportObserver) {
+  constructor(
+    hub: MemoryHub,
+    readonly rank: number,
+    observer?: TransportObserver,
+  ) {
     this.#hub = hub;
     this.worldSize = hub.worldSize;
     this.#observer = observer;
@@ -72,7 +82,7 @@ export class MemoryTransport implements Transport {
       checkPeer(this.rank, this.worldSize, to);
       this.#checkOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.#observer?.onBytes?.(phase, 'sent', data.length);
     this.#hub.transport(to).deliver(this.rank, step, phase, tag, data.slice());
@@ -85,7 +95,7 @@ export class MemoryTransport implements Transport {
       checkMessageArgs(step, phase, tag);
       this.#checkOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.#observer?.onBytes?.(phase, 'sent', data.length);
     for (const t of this.#hub.transports) if (t.rank !== this.rank) t.deliver(this.rank, step, phase, tag, data.slice());
@@ -98,7 +108,7 @@ export class MemoryTransport implements Transport {
       checkMessageArgs(step, phase, tag);
       checkPeer(this.rank, this.worldSize, from);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     return this.#mailbox.take(messageKey(from, step, phase, tag), step);
   }

@@ -6,8 +6,20 @@
  * communication. Works on gradient saliencies (GMT) and on random keys (Random Mask) alike.
  */
 import {
-  type KeyRange, type PassSpec, type RadixSelectDone, type RadixSelectState, SELECT_PASSES, advance, computeMaskInto, createSelectState,
-  histogram, keepCount, passSpec, randomKeyHistogram, randomMaskInto, tieQuotas,
+  type KeyRange,
+  type PassSpec,
+  type RadixSelectDone,
+  type RadixSelectState,
+  SELECT_PASSES,
+  advance,
+  computeMaskInto,
+  createSelectState,
+  histogram,
+  keepCount,
+  passSpec,
+  randomKeyHistogram,
+  randomMaskInto,
+  tieQuotas,
 } from '../masking/index.js';
 import { RetryableError } from '../errors.js';
 
@@ -49,7 +61,15 @@ function sumInto(acc: Uint32Array, h: Uint32Array): void {
  * keeps exactly k (ties by flat index, across ranks in rank order); otherwise all ties are kept.
  * Random keys always use the exact rule (a mask of exactly the ratio).
  */
-export async function selectScopes(rank: number, scopes: readonly ScopeView[], maskRatio: number, exact: boolean, keys: boolean, exchange: HistogramExchange | undefined, worldSize: number): Promise<ScopeSelection[]> {
+export async function selectScopes(
+  rank: number,
+  scopes: readonly ScopeView[],
+  maskRatio: number,
+  exact: boolean,
+  keys: boolean,
+  exchange: HistogramExchange | undefined,
+  worldSize: number,
+): Promise<ScopeSelection[]> {
   const mine = scopes.filter((s) => s.pieces.length > 0);
   const split = scopes.filter((s) => s.ranks.length > 1);
   // Every rank tracks the scopes it touches and every split scope (it receives all their histograms),
@@ -80,7 +100,10 @@ export async function selectScopes(rank: number, scopes: readonly ScopeView[], m
       const parts = split.filter((s) => own.has(s.index)).map((s) => own.get(s.index)!);
       const msg = new Uint32Array(parts.reduce((n, p) => n + p.length, 0));
       let o = 0;
-      for (const p of parts) { msg.set(p, o); o += p.length; }
+      for (const p of parts) {
+        msg.set(p, o);
+        o += p.length;
+      }
       const got = await exchange(round, msg);
       // Parse each sender's message with the scopes it touches that are still running (same states everywhere).
       for (let j = 0; j < worldSize; j++) {
@@ -98,7 +121,8 @@ export async function selectScopes(rank: number, scopes: readonly ScopeView[], m
           list[s.index] = m.subarray(off, off + bins);
           off += bins;
         }
-        if (off !== m.length) throw new RetryableError(`collective threshold: histogram message from rank ${j} has ${m.length} counts, expected ${off} (round ${round})`);
+        if (off !== m.length)
+          throw new RetryableError(`collective threshold: histogram message from rank ${j} has ${m.length} counts, expected ${off} (round ${round})`);
         others.set(j, list);
       }
     }
@@ -142,9 +166,10 @@ export async function selectScopes(rank: number, scopes: readonly ScopeView[], m
     let kept = 0;
     s.pieces.forEach((p, i) => {
       const q = pieceQuotas?.[i] ?? 0;
-      kept += p.kind === 'values'
-        ? computeMaskInto(p.values, st.thresholdBits, useQuota ? q : undefined, p.out)
-        : randomMaskInto(p.range, st.thresholdBits, q, p.out);
+      kept +=
+        p.kind === 'values'
+          ? computeMaskInto(p.values, st.thresholdBits, useQuota ? q : undefined, p.out)
+          : randomMaskInto(p.range, st.thresholdBits, q, p.out);
     });
     out.push({ index: s.index, threshold: st, kept });
   }

@@ -26,9 +26,13 @@ export function blockSumSquares(v: Float32Array, lo = 0, hi = v.length): Float64
   if (lo % NORM_BLOCK !== 0) throw new RangeError(`range start ${lo} is not a multiple of ${NORM_BLOCK}`);
   const out = new Float64Array(Math.ceil((hi - lo) / NORM_BLOCK));
   for (let b = 0; b < out.length; b++) {
-    const s = lo + b * NORM_BLOCK, e = Math.min(hi, s + NORM_BLOCK);
+    const s = lo + b * NORM_BLOCK,
+      e = Math.min(hi, s + NORM_BLOCK);
     let acc = 0;
-    for (let i = s; i < e; i++) { const x = v[i]!; acc += x * x; }
+    for (let i = s; i < e; i++) {
+      const x = v[i]!;
+      acc += x * x;
+    }
     out[b] = acc;
   }
   return out;

@@ -6,22 +6,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from './schema.js';
+import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from '../../../contract/config.js';
+import { ENV, ENV_KEYS } from '../../../contract/env.js';
 
 type Raw = Record<string, unknown>;
-
-/** Environment variables of the trainer↔operator contract (ARCHITECTURE §4) and their keys. */
-export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
-  GMT_JOB_ID: 'jobId',
-  GMT_RANK: 'rank',
-  GMT_WORLD_SIZE: 'worldSize',
-  GMT_ATTEMPT: 'attempt',
-  NATS_URL: 'natsUrl',
-  NATS_CREDS: 'natsCreds',
-  GMT_CHECKPOINT_DIR: 'checkpointDir',
-  GMT_METRICS_PORT: 'metricsPort',
-  GMT_BACKEND: 'backend',
-};
 
 const KEYS = Object.keys(TrainerConfigSchema.shape) as ConfigKey[];
 
@@ -58,11 +46,13 @@ function coerce(key: ConfigKey, value: string, source: string): unknown {
 }
 
 function formatIssues(err: z.ZodError, source: (key: string) => string): string {
-  return err.issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"`).join('; ');
-    const key = String(i.path[0] ?? '');
-    return `${source(key)}: ${key}: ${i.message}`;
-  }).join('; ');
+  return err.issues
+    .map((i) => {
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"`).join('; ');
+      const key = String(i.path[0] ?? '');
+      return `${source(key)}: ${key}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 /** Read a JSON config file strictly (unknown keys are rejected by the final parse). */
@@ -112,7 +102,10 @@ export function parseFlags(argv: readonly string[], extra: readonly string[] = [
       i++;
       return next;
     };
-    if (flag === '--config') { configPath = take(); continue; }
+    if (flag === '--config') {
+      configPath = take();
+      continue;
+    }
     if (extra.includes(flag)) {
       const name = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
       values[name] = take();
@@ -155,7 +148,11 @@ export function resolveConfig(layers: ReadonlyArray<{ values: Raw; source: strin
 }
 
 /** Load the configuration from a file path (or GMT_CONFIG), the environment and CLI flags. */
-export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, extra: readonly string[] = []): Promise<{ config: TrainerConfig; extra: Raw }> {
+export async function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  extra: readonly string[] = [],
+): Promise<{ config: TrainerConfig; extra: Raw }> {
   const flags = parseFlags(argv, extra);
   const extraValues: Raw = {};
   const flagValues: Raw = {};
@@ -163,7 +160,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     if ((configKeys() as readonly string[]).includes(k)) flagValues[k] = v;
     else extraValues[k] = v;
   }
-  const path = flags.configPath ?? env['GMT_CONFIG'];
+  const path = flags.configPath ?? env[ENV.config];
   const fileValues = path !== undefined && path !== '' ? await readConfigFile(path) : {};
   const envLayer = envValues(env);
   const config = resolveConfig([

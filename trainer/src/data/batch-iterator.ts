@@ -12,12 +12,7 @@ import type { Example } from './example.js';
 import { epochOrder } from './shuffle.js';
 
 /** The `count` examples starting at `cursor`, and the cursor after them. */
-export function takeExamples(
-  dataset: Dataset,
-  seed: number | bigint,
-  cursor: DataCursor,
-  count: number,
-): { examples: Example[]; cursor: DataCursor } {
+export function takeExamples(dataset: Dataset, seed: number | bigint, cursor: DataCursor, count: number): { examples: Example[]; cursor: DataCursor } {
   const n = dataset.examples.length;
   if (!Number.isInteger(cursor.epoch) || cursor.epoch < 0 || !Number.isInteger(cursor.index) || cursor.index < 0 || cursor.index >= n) {
     throw new DataError(`${dataset.source}: data cursor ${JSON.stringify(cursor)} does not fit a dataset of ${n} examples`);

@@ -37,13 +37,6 @@ export { exactMatch, extractAnswer, generationDone, normalizeAnswer } from './an
 export { buildProblem, type SyntheticProblem } from './synthetic/problem.js';
 export { ArithmeticOptionsSchema, arithmeticProblem, type ArithmeticOptions } from './synthetic/arithmetic.js';
 export { SYMBOLIC_OPS, SymbolicOptionsSchema, applySymbolicOp, symbolicProblem, type SymbolicOp, type SymbolicOptions } from './synthetic/symbolic.js';
-export {
-  SyntheticTaskSchema,
-  drawProblem,
-  generateProblems,
-  parseSyntheticTask,
-  type SyntheticTask,
-  type SyntheticTaskInput,
-} from './synthetic/task.js';
+export { SyntheticTaskSchema, drawProblem, generateProblems, parseSyntheticTask, type SyntheticTask, type SyntheticTaskInput } from './synthetic/task.js';
 export { splitTrainEval, type SplitSizes, type TrainEvalSplit } from './synthetic/split.js';
 export { generateCorpus, type CorpusOptions } from './synthetic/corpus.js';

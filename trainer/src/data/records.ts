@@ -29,7 +29,7 @@ export const ChatRecordSchema = z.strictObject({
   messages: z
     .array(ChatMessageSchema)
     .min(1)
-    .refine((ms) => ms.some((m) => m.role === 'assistant'), { message: 'needs at least one "assistant" message' }),
+    .refine((ms) => ms.some((m) => m.role === 'assistant'), { error: 'needs at least one "assistant" message' }),
 });
 
 /** A prompt/completion record. */
@@ -72,7 +72,9 @@ function formatIssue(issue: z.core.$ZodIssue, root: unknown): string {
   const where = `"${formatPath(issue.path)}"`;
   switch (issue.code) {
     case 'invalid_type':
-      return valueAt(root, issue.path) === undefined ? `missing ${where}` : `${where} must be ${article(issue.expected)}, got ${describe(valueAt(root, issue.path))}`;
+      return valueAt(root, issue.path) === undefined
+        ? `missing ${where}`
+        : `${where} must be ${article(issue.expected)}, got ${describe(valueAt(root, issue.path))}`;
     case 'unrecognized_keys': {
       const keys = issue.keys.map((k) => `"${k}"`).join(', ');
       const noun = issue.keys.length === 1 ? 'key' : 'keys';

@@ -18,13 +18,7 @@ export {
   sumHistograms,
   tieQuotas,
 } from './radix-select.js';
-export type {
-  PassSpec,
-  RadixSelectDone,
-  RadixSelectNonFinite,
-  RadixSelectRunning,
-  RadixSelectState,
-} from './radix-select.js';
+export type { PassSpec, RadixSelectDone, RadixSelectNonFinite, RadixSelectRunning, RadixSelectState } from './radix-select.js';
 export { assertFinite, selectThreshold } from './select-threshold.js';
 export type { SelectNames, ThresholdSelection } from './select-threshold.js';
 export { applyMaskInPlace, buildMaskSet, computeMask, computeMaskInto, computeMasks, countKept, scopeStats } from './mask.js';

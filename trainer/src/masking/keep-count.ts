@@ -17,9 +17,7 @@ function decimalFraction(x: number): { num: bigint; den: bigint } {
   const frac = m[2] ?? '';
   const scale = frac.length - Number(m[3] ?? '0'); // value = digits · 10^-scale
   const digits = BigInt((m[1] ?? '0') + frac);
-  return scale >= 0
-    ? { num: digits, den: 10n ** BigInt(scale) }
-    : { num: digits * 10n ** BigInt(-scale), den: 1n };
+  return scale >= 0 ? { num: digits, den: 10n ** BigInt(scale) } : { num: digits * 10n ** BigInt(-scale), den: 1n };
 }
 
 /** k = ceil((1 − maskRatio)·n), exactly; maskRatio ∈ [0, 1), n a non-negative safe integer. */

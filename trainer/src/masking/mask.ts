@@ -64,12 +64,7 @@ export interface MaskSet {
  * Write the mask of one segment into `out` (1 = keep) and return how many entries it keeps:
  * s > T, plus s == T for all ties (tieQuota undefined) or for the first `tieQuota` of them.
  */
-export function computeMaskInto(
-  segment: Float32Array,
-  thresholdBits: number,
-  tieQuota: number | undefined,
-  out: Uint8Array,
-): number {
+export function computeMaskInto(segment: Float32Array, thresholdBits: number, tieQuota: number | undefined, out: Uint8Array): number {
   if (out.length !== segment.length) throw new RangeError(`computeMask: mask of ${out.length} for ${segment.length} entries`);
   const u = new Uint32Array(segment.buffer, segment.byteOffset, segment.length);
   const n = u.length;
@@ -133,8 +128,7 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
   const kept = tensors.map(() => 0);
   const thresholds = tensors.map(() => 0);
   const scopes: ScopeMaskStats[] = [];
-  const groups: number[][] =
-    options.scope === 'global' ? [tensors.map((_, i) => i)] : tensors.map((_, i) => [i]);
+  const groups: number[][] = options.scope === 'global' ? [tensors.map((_, i) => i)] : tensors.map((_, i) => [i]);
   for (const group of groups) {
     const segs = group.map((i) => tensors[i]!.values);
     const names = group.map((i) => tensors[i]!.name);
@@ -147,7 +141,7 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
       const quota = options.tieRule === 'exact' ? sel.quotas[j]! : undefined;
       kept[i] = computeMaskInto(segs[j]!, sel.thresholdBits, quota, masks[i]!);
       thresholds[i] = sel.threshold;
-      scopeKept += kept[i]!;
+      scopeKept += kept[i];
     });
     scopes.push(scopeStats(scope, sel, scopeKept));
   }

@@ -38,11 +38,7 @@ export interface OneOffResult {
 }
 
 /** Apply One-off Drop to fine-tuned tensors against pretrained ones (same names, order and sizes). */
-export function oneOffDrop(
-  pretrained: readonly NamedTensor[],
-  finetuned: readonly NamedTensor[],
-  options: OneOffOptions,
-): OneOffResult {
+export function oneOffDrop(pretrained: readonly NamedTensor[], finetuned: readonly NamedTensor[], options: OneOffOptions): OneOffResult {
   if (pretrained.length !== finetuned.length) throw new RangeError('oneoff: tensor lists differ in length');
   if (options.method === 'dare' && options.seed === undefined) throw new RangeError('oneoff: dare needs a seed');
   const out: NamedTensor[] = [];
@@ -61,7 +57,7 @@ export function oneOffDrop(
     const delta = new Float32Array(n);
     for (let i = 0; i < n; i++) delta[i] = f[i]! - p[i]!; // rounds to fp32 on store: IEEE f32 subtraction
     const values = new Float32Array(n);
-    let tensorKept = 0;
+    let tensorKept: number;
     let threshold: number | null = null;
     if (options.method === 'magnitude') {
       const sel = selectThreshold(delta, keepCount(n, options.maskRatio), { scope: tuned.name, names: [tuned.name] });

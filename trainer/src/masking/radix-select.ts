@@ -92,11 +92,7 @@ export interface RadixSelectNonFinite {
 export type RadixSelectState = RadixSelectRunning | RadixSelectDone | RadixSelectNonFinite;
 
 /** Start selecting the k-th largest of n keys; k = 0 (empty scope) is done at once, keeping none. */
-export function createSelectState(
-  n: number,
-  k: number,
-  options: { readonly checkNonFinite?: boolean } = {},
-): RadixSelectRunning | RadixSelectDone {
+export function createSelectState(n: number, k: number, options: { readonly checkNonFinite?: boolean } = {}): RadixSelectRunning | RadixSelectDone {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`radix select: bad size ${n}`);
   if (!Number.isSafeInteger(k) || k < 0 || k > n) throw new RangeError(`radix select: k=${k} not in [0, ${n}]`);
   if (k === 0) {
@@ -125,9 +121,7 @@ export function passSpec(state: RadixSelectRunning): PassSpec {
 
 /** Bit view of a segment: a Float32Array's bits (zero-copy) or keys already given as u32. */
 function bitsOf(segment: Float32Array | Uint32Array): Uint32Array {
-  return segment instanceof Uint32Array
-    ? segment
-    : new Uint32Array(segment.buffer, segment.byteOffset, segment.length);
+  return segment instanceof Uint32Array ? segment : new Uint32Array(segment.buffer, segment.byteOffset, segment.length);
 }
 
 /**
@@ -215,8 +209,7 @@ export function advance(state: RadixSelectRunning, summed: ArrayLike<number>): R
   }
   if (total !== state.candidates) {
     throw new RangeError(
-      `radix select: pass ${state.pass + 1} counted ${total} keys, expected ${state.candidates} ` +
-        '(a segment is missing or counted twice)',
+      `radix select: pass ${state.pass + 1} counted ${total} keys, expected ${state.candidates} ` + '(a segment is missing or counted twice)',
     );
   }
   if (state.pass === 0 && state.checkNonFinite) {

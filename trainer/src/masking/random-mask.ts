@@ -11,14 +11,7 @@
 import { deriveSeed, hash32, seedWords } from '../rng.js';
 import { keepCount } from './keep-count.js';
 import { buildMaskSet, scopeStats, type MaskScope, type MaskSet, type ScopeMaskStats } from './mask.js';
-import {
-  advance,
-  createSelectState,
-  passSpec,
-  type RadixSelectState,
-  sumHistograms,
-  type PassSpec,
-} from './radix-select.js';
+import { advance, createSelectState, passSpec, type RadixSelectState, sumHistograms, type PassSpec } from './radix-select.js';
 import { selectionFromDone, type ThresholdSelection } from './select-threshold.js';
 
 /** Settings of one step's random mask. */
@@ -119,7 +112,7 @@ export function computeRandomMasks(tensors: readonly TensorSize[], options: Rand
     group.forEach((i, j) => {
       kept[i] = randomMaskInto(ranges[j]!, sel.thresholdBits, sel.quotas[j]!, masks[i]!);
       thresholds[i] = sel.threshold;
-      scopeKept += kept[i]!;
+      scopeKept += kept[i];
     });
     scopes.push(scopeStats(options.scope === 'global' ? 'global' : tensors[group[0]!]!.name, sel, scopeKept));
   }

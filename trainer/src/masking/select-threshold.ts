@@ -60,11 +60,7 @@ export function assertFinite(segments: readonly Float32Array[], names: SelectNam
  * order), with countAbove, countEqual and per-segment tie quotas; equals a full sort, ties
  * included. Throws NonFiniteGradientError (naming scope, tensor, index) on any NaN or ±Inf.
  */
-export function selectThreshold(
-  segments: Float32Array | readonly Float32Array[],
-  k: number,
-  names: SelectNames = {},
-): ThresholdSelection {
+export function selectThreshold(segments: Float32Array | readonly Float32Array[], k: number, names: SelectNames = {}): ThresholdSelection {
   const segs = segments instanceof Float32Array ? [segments] : segments;
   let n = 0;
   for (const s of segs) n += s.length;

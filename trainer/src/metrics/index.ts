@@ -19,11 +19,5 @@ export {
   type RejectReason,
   type SkipReason,
 } from './names.js';
-export {
-  TrainerMetrics,
-  type CheckpointObservation,
-  type EvalObservation,
-  type StepObservation,
-  type TrainerMetricsOptions,
-} from './trainer-metrics.js';
+export { TrainerMetrics, type CheckpointObservation, type EvalObservation, type StepObservation, type TrainerMetricsOptions } from './trainer-metrics.js';
 export { MetricsServerError, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';

@@ -89,15 +89,7 @@ export type LabelName = (typeof LABEL)[keyof typeof LABEL];
 export const LABEL_NAMES: readonly LabelName[] = Object.freeze(Object.values(LABEL));
 
 /** Phases of one optimizer step, in order (ARCHITECTURE.md §3), plus checkpoint and eval. */
-export const PHASES = [
-  'compute',
-  'reduce_scatter',
-  'threshold',
-  'all_gather',
-  'optimizer',
-  'checkpoint',
-  'eval',
-] as const;
+export const PHASES = ['compute', 'reduce_scatter', 'threshold', 'all_gather', 'optimizer', 'checkpoint', 'eval'] as const;
 
 /** One step phase. */
 export type Phase = (typeof PHASES)[number];
@@ -115,23 +107,13 @@ export const SKIP_REASONS = ['non_finite_gradient', 'non_finite_loss'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** Known reasons for a rejected collective message (ARCHITECTURE.md §3 "rules"). */
-export const REJECT_REASONS = [
-  'wrong_job',
-  'wrong_attempt',
-  'wrong_step',
-  'wrong_phase',
-  'bad_checksum',
-  'duplicate_chunk',
-  'malformed',
-] as const;
+export const REJECT_REASONS = ['wrong_job', 'wrong_attempt', 'wrong_step', 'wrong_phase', 'bad_checksum', 'duplicate_chunk', 'malformed'] as const;
 
 /** One known reject reason. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Step duration buckets in seconds: 10 ms (tiny CPU models) to ~20 min (large models on CPU). */
-export const STEP_DURATION_BUCKETS: readonly number[] = Object.freeze([
-  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200,
-]);
+export const STEP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200]);
 
 /** Phase duration buckets in seconds: 100 µs to 10 min. */
 export const PHASE_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -139,6 +121,4 @@ export const PHASE_DURATION_BUCKETS: readonly number[] = Object.freeze([
 ]);
 
 /** Checkpoint write duration buckets in seconds: 10 ms to 30 min. */
-export const CHECKPOINT_DURATION_BUCKETS: readonly number[] = Object.freeze([
-  0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800,
-]);
+export const CHECKPOINT_DURATION_BUCKETS: readonly number[] = Object.freeze([0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]);

@@ -28,11 +28,8 @@ export interface MetricsServer {
 
 /** Error raised when the metrics server cannot listen (port in use, bad host, …). */
 export class MetricsServerError extends Error {
+  /** The listen failure is in `cause`. */
   override readonly name = 'MetricsServerError';
-  /** Wraps the listen failure in `cause`. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /** Answers one request: /metrics, /healthz, 405 for other methods on them, 404 otherwise. */

@@ -6,14 +6,16 @@
 import { z } from 'zod';
 
 /** Model hyper-parameters (Hugging Face GPT2Config field meanings, camel-cased). */
-export const ModelConfigSchema = z.strictObject({
-  vocabSize: z.number().int().min(2).max(1_000_000), // V: token embedding rows (tied output head)
-  nPositions: z.number().int().min(1).max(65_536), // maximum sequence length T (learned positions)
-  nEmbd: z.number().int().min(1).max(65_536), // C: residual stream width
-  nLayer: z.number().int().min(1).max(1_024), // transformer blocks
-  nHead: z.number().int().min(1).max(1_024), // attention heads; nEmbd must be divisible by it
-  layerNormEps: z.number().positive().max(1).default(1e-5), // LayerNorm epsilon (GPT-2: 1e-5)
-}).refine((c) => c.nEmbd % c.nHead === 0, { message: 'nEmbd must be divisible by nHead', path: ['nHead'] });
+export const ModelConfigSchema = z
+  .strictObject({
+    vocabSize: z.number().int().min(2).max(1_000_000), // V: token embedding rows (tied output head)
+    nPositions: z.number().int().min(1).max(65_536), // maximum sequence length T (learned positions)
+    nEmbd: z.number().int().min(1).max(65_536), // C: residual stream width
+    nLayer: z.number().int().min(1).max(1_024), // transformer blocks
+    nHead: z.number().int().min(1).max(1_024), // attention heads; nEmbd must be divisible by it
+    layerNormEps: z.number().positive().max(1).default(1e-5), // LayerNorm epsilon (GPT-2: 1e-5)
+  })
+  .refine((c) => c.nEmbd % c.nHead === 0, { error: 'nEmbd must be divisible by nHead', path: ['nHead'] });
 
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
@@ -67,10 +69,7 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
       { name: `${p}.mlp.c_proj.bias`, shape: [C], kind: 'mlp', layer: l },
     );
   }
-  specs.push(
-    { name: 'transformer.ln_f.weight', shape: [C], kind: 'norm', layer: -1 },
-    { name: 'transformer.ln_f.bias', shape: [C], kind: 'norm', layer: -1 },
-  );
+  specs.push({ name: 'transformer.ln_f.weight', shape: [C], kind: 'norm', layer: -1 }, { name: 'transformer.ln_f.bias', shape: [C], kind: 'norm', layer: -1 });
   return specs;
 }
 

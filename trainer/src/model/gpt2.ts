@@ -66,7 +66,7 @@ function transposeLast(x: tf.Tensor): tf.Tensor {
  * transposeA/transposeB flags, which the wasm backend runs 15-20× slower than a plain matmul
  * (measured: 1.2 vs 21.6 GFLOP/s for [512,384]@[384,128]); an explicit transpose costs O(n).
  */
-const mm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+const mm = tf.customGrad<tf.Tensor>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([a, b]);
   return {
@@ -76,11 +76,11 @@ const mm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       return [tf.matMul(dy, transposeLast(sb)), tf.matMul(transposeLast(sa), dy)];
     },
   };
-}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+});
 
 /** x @ W + b for a Hugging Face Conv1D (W stored [in, out]). x: [N, in] → [N, out]. */
 function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(mm(x, w), b) as tf.Tensor2D;
+  return tf.add<tf.Tensor2D>(mm(x, w), b);
 }
 
 /** Tied output head: h @ wteᵀ. h: [N, C] → logits [N, V]. */
@@ -97,15 +97,17 @@ function causalBias(T: number): tf.Tensor2D {
 
 /** Multi-head causal self-attention. x: [B*T, C] → [B*T, C]. */
 function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor): tf.Tensor2D {
-  const C = cfg.nEmbd, nh = cfg.nHead, hs = C / nh;
+  const C = cfg.nEmbd,
+    nh = cfg.nHead,
+    hs = C / nh;
   const pre = `transformer.h.${l}.attn`;
   const qkv = linear(x, param(p, `${pre}.c_attn.weight`), param(p, `${pre}.c_attn.bias`)); // [B*T, 3C]
-  const [q, k, v] = tf.split(qkv, 3, 1).map((t) =>
-    tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
+  const [q, k, v] = tf.split(qkv, 3, 1).map(
+    (t) => tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
   ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
   const scores = tf.add(tf.mul(mm(q, transposeLast(k)), 1 / Math.sqrt(hs)), bias); // [B, nh, T, T]
   const y = mm(tf.softmax(scores, -1), v); // [B, nh, T, hs]
-  const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B*T, C]
+  const merged = tf.reshape<tf.Rank.R2>(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]); // [B*T, C]
   return linear(merged, param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
 }
 
@@ -121,16 +123,16 @@ function block(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number
   const pre = `transformer.h.${l}`;
   const eps = cfg.layerNormEps;
   const a = attention(cfg, p, l, layerNorm(x, param(p, `${pre}.ln_1.weight`), param(p, `${pre}.ln_1.bias`), eps) as tf.Tensor2D, B, T, bias);
-  const x1 = tf.add(x, a) as tf.Tensor2D;
+  const x1 = tf.add<tf.Tensor2D>(x, a);
   const m = mlp(p, l, layerNorm(x1, param(p, `${pre}.ln_2.weight`), param(p, `${pre}.ln_2.bias`), eps) as tf.Tensor2D);
-  return tf.add(x1, m) as tf.Tensor2D;
+  return tf.add<tf.Tensor2D>(x1, m);
 }
 
 /** The trunk: token embeddings [B*T, C] (already looked up) → final hidden states [B*T, C]. */
 function trunk(cfg: ModelConfig, p: Params, tokEmb: tf.Tensor, B: number, T: number): tf.Tensor2D {
   const C = cfg.nEmbd;
   const pos = tf.slice(param(p, 'transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
-  let x = tf.reshape(tf.add(tf.reshape(tokEmb, [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
+  let x = tf.reshape<tf.Rank.R2>(tf.add(tf.reshape(tokEmb, [B, T, C]), pos), [B * T, C]);
   const bias = causalBias(T);
   for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, p, l, x, B, T, bias);
   return layerNorm(x, param(p, 'transformer.ln_f.weight'), param(p, 'transformer.ln_f.bias'), cfg.layerNormEps) as tf.Tensor2D;
@@ -154,7 +156,8 @@ export class Gpt2Model {
     if (b.seqLen > this.config.nPositions) throw new RangeError(`sequence length ${b.seqLen} exceeds nPositions ${this.config.nPositions}`);
     const V = this.config.vocabSize;
     for (let i = 0; i < n; i++) {
-      const id = b.inputs[i]!, tg = b.targets[i]!;
+      const id = b.inputs[i]!,
+        tg = b.targets[i]!;
       if (id < 0 || id >= V || tg < -1 || tg >= V) throw new RangeError(`token id out of range [0, ${V}) at flat position ${i}`);
     }
   }
@@ -166,18 +169,26 @@ export class Gpt2Model {
   lossAndGrads(flat: Float32Array, batch: TokenBatch, into?: Float32Array): LossAndGrads {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
-    const cfg = this.config, V = cfg.vocabSize, C = cfg.nEmbd;
+    const cfg = this.config,
+      V = cfg.vocabSize,
+      C = cfg.nEmbd;
     let lossTokens = 0;
     const weights = new Float32Array(B * T);
     const targets = new Int32Array(B * T);
     for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) lossTokens++;
     for (let i = 0; i < B * T; i++) {
       const tg = batch.targets[i]!;
-      if (tg >= 0) { weights[i] = 1 / lossTokens; targets[i] = tg; }
+      if (tg >= 0) {
+        weights[i] = 1 / lossTokens;
+        targets[i] = tg;
+      }
     }
     const grads = into ?? new Float32Array(this.layout.size);
     if (grads.length !== this.layout.size) throw new RangeError('gradient buffer has the wrong size');
-    if (lossTokens === 0) { grads.fill(0); return { loss: 0, lossTokens: 0, grads }; }
+    if (lossTokens === 0) {
+      grads.fill(0);
+      return { loss: 0, lossTokens: 0, grads };
+    }
 
     const names = this.layout.slots.map((s) => s.name);
     const out = tf.tidy(() => {
@@ -196,13 +207,14 @@ export class Gpt2Model {
     });
     try {
       const loss = out.value.dataSync()[0]!;
-      this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync() as Float32Array, s.offset));
+      this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync(), s.offset));
       // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
       // row order (deterministic). wpe's gradient already came through the differentiated slice.
       const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
       const wte = this.layout.view(grads, 'transformer.wte.weight');
       for (let r = 0; r < B * T; r++) {
-        const row = r * C, tok = batch.inputs[r]! * C;
+        const row = r * C,
+          tok = batch.inputs[r]! * C;
         for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
       }
       return { loss, lossTokens, grads };
@@ -217,9 +229,15 @@ export class Gpt2Model {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
     const V = this.config.vocabSize;
-    const targets = new Int32Array(B * T), weights = new Float32Array(B * T);
+    const targets = new Int32Array(B * T),
+      weights = new Float32Array(B * T);
     let lossTokens = 0;
-    for (let i = 0; i < B * T; i++) if (batch.targets[i]! >= 0) { lossTokens++; targets[i] = batch.targets[i]!; weights[i] = 1; }
+    for (let i = 0; i < B * T; i++)
+      if (batch.targets[i]! >= 0) {
+        lossTokens++;
+        targets[i] = batch.targets[i]!;
+        weights[i] = 1;
+      }
     if (lossTokens === 0) return { loss: 0, lossTokens: 0 };
     const total = tf.tidy(() => {
       const p = this.tensors(flat);
@@ -258,7 +276,7 @@ export class Gpt2Model {
       const h = trunk(this.config, p, tokEmb, batchSize, seqLen); // [B*T, C]
       const rows = new Int32Array(batchSize);
       for (let b = 0; b < batchSize; b++) rows[b] = b * seqLen + positions[b]!;
-      const last = tf.gather(h, tf.tensor1d(rows, 'int32')) as tf.Tensor2D; // [B, C]
+      const last = tf.gather<tf.Tensor2D>(h, tf.tensor1d(rows, 'int32')); // [B, C]
       return head(last, param(p, 'transformer.wte.weight')); // [B, V]
     });
     const data = out.dataSync() as Float32Array;

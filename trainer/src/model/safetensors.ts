@@ -4,10 +4,9 @@
  * {string: string}}`, then the raw little-endian tensor bytes. Every field is validated, so a
  * truncated or foreign file fails with a message that names the file and the problem.
  */
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
 
 /** A tensor read from a file, converted to fp32. */
 export interface NamedTensor {
@@ -32,7 +31,9 @@ const EntrySchema = z.strictObject({
 const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit (100 MB)
 
 function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    f = h & 0x3ff;
   if (e === 0) return s * f * 2 ** -24;
   if (e === 31) return f === 0 ? s * Infinity : NaN;
   return s * (1 + f / 1024) * 2 ** (e - 15);
@@ -42,9 +43,15 @@ function decode(dtype: SupportedDtype, bytes: Uint8Array, count: number): Float3
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true); break;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true)); break;
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+      break;
     case 'BF16': {
       const u = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) u[i] = dv.getUint16(i * 2, true) << 16;
@@ -56,7 +63,9 @@ function decode(dtype: SupportedDtype, bytes: Uint8Array, count: number): Float3
 
 /** Parse a safetensors file held in memory; `source` names it in errors. */
 export function parseSafetensors(buf: Uint8Array, source: string): SafetensorsFile {
-  const fail = (msg: string): never => { throw new CheckpointError(`${source}: ${msg}`); };
+  const fail = (msg: string): never => {
+    throw new CheckpointError(`${source}: ${msg}`);
+  };
   if (buf.byteLength < 8) fail(`truncated: ${buf.byteLength} bytes, no header`);
   const n = Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
   if (n > MAX_HEADER) fail(`header length ${n} exceeds the 100 MB limit (not a safetensors file?)`);
@@ -80,11 +89,16 @@ export function parseSafetensors(buf: Uint8Array, source: string): SafetensorsFi
     }
     const e = EntrySchema.safeParse(raw);
     if (!e.success) return fail(`tensor "${name}": malformed entry (${e.error.issues[0]?.message ?? 'invalid'})`);
-    const { dtype, shape, data_offsets: [begin, end] } = e.data;
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = e.data;
     if (!(dtype in DTYPE_BYTES)) fail(`tensor "${name}": unsupported dtype ${dtype} (F32, F16, BF16, F64 are read)`);
     const dt = dtype as SupportedDtype;
     const count = shape.reduce((a, b) => a * b, 1);
-    if (end < begin || end - begin !== count * DTYPE_BYTES[dt]) fail(`tensor "${name}": offsets [${begin}, ${end}] do not match shape [${shape.join(', ')}] of ${dt}`);
+    if (end < begin || end - begin !== count * DTYPE_BYTES[dt])
+      fail(`tensor "${name}": offsets [${begin}, ${end}] do not match shape [${shape.join(', ')}] of ${dt}`);
     if (end > data.byteLength) fail(`truncated: tensor "${name}" ends at byte ${end} of the data section but only ${data.byteLength} bytes are present`);
     tensors.set(name, { shape, data: decode(dt, data.subarray(begin, end), count) });
   }
@@ -100,22 +114,6 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
-}
-
-/** Read only the header (names, shapes, metadata) without loading tensor data. */
-export async function readSafetensorsHeader(path: string): Promise<Record<string, unknown>> {
-  const fh = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(8);
-    await fh.read(head, 0, 8, 0);
-    const n = Number(head.readBigUInt64LE(0));
-    if (n > MAX_HEADER) throw new CheckpointError(`${path}: header length ${n} exceeds the 100 MB limit`);
-    const json = Buffer.alloc(n);
-    await fh.read(json, 0, n, 8);
-    return JSON.parse(json.toString('utf-8')) as Record<string, unknown>;
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Serialise fp32 tensors (in the given order) and metadata to safetensors bytes. */
@@ -141,9 +139,4 @@ export function encodeSafetensors(tensors: ReadonlyArray<readonly [string, Named
     for (let i = 0; i < t.data.length; i++, pos += 4) dv.setFloat32(pos, t.data[i]!, true);
   }
   return out;
-}
-
-/** Write fp32 tensors to `path` atomically (temporary file, fsync, rename). */
-export async function writeSafetensors(path: string, tensors: ReadonlyArray<readonly [string, NamedTensor]>, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }

@@ -6,11 +6,20 @@
 
 /** Sum of squares of a vector range, accumulated in fp64 in index order (deterministic). */
 export function sumSquares(v: Float32Array, lo = 0, hi = v.length): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   let i = lo;
   for (; i + 3 < hi; i += 4) {
-    const a = v[i]!, b = v[i + 1]!, c = v[i + 2]!, d = v[i + 3]!;
-    s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d;
+    const a = v[i]!,
+      b = v[i + 1]!,
+      c = v[i + 2]!,
+      d = v[i + 3]!;
+    s0 += a * a;
+    s1 += b * b;
+    s2 += c * c;
+    s3 += d * d;
   }
   for (; i < hi; i++) s0 += v[i]! * v[i]!;
   return s0 + s1 + s2 + s3;

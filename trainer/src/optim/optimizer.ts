@@ -34,32 +34,37 @@ export function createOptimizerState(kind: OptimizerParams['kind'], size: number
   return { step: 0, m: new Float32Array(size), v: new Float32Array(kind === 'adamw' ? size : 0) };
 }
 
-/** Bytes of optimizer state per parameter entry. */
-export function stateBytesPerParam(kind: OptimizerParams['kind']): number {
-  return kind === 'adamw' ? 8 : 4;
-}
-
 /**
  * One optimizer step on params[lo, hi) with gradient g[lo, hi); state arrays are indexed from
  * `stateOffset` (0 when the state covers exactly this range). keep[i] = 0 skips entry i entirely.
  * Increments state.step. Elementwise maths in fp64, stored in fp32: identical on every rank.
  */
 export function optimizerStep(
-  hp: OptimizerParams, state: OptimizerState, params: Float32Array, g: Float32Array, lr: number,
-  keep: Uint8Array | undefined, lo = 0, hi = params.length, stateOffset = lo,
+  hp: OptimizerParams,
+  state: OptimizerState,
+  params: Float32Array,
+  g: Float32Array,
+  lr: number,
+  keep: Uint8Array | undefined,
+  lo = 0,
+  hi = params.length,
+  stateOffset = lo,
 ): void {
   state.step += 1;
   const t = state.step;
   const { m, v } = state;
   const so = stateOffset - lo;
   if (hp.kind === 'adamw') {
-    const b1 = hp.beta1, b2 = hp.beta2, eps = hp.eps;
+    const b1 = hp.beta1,
+      b2 = hp.beta2,
+      eps = hp.eps;
     const decay = 1 - lr * hp.weightDecay;
     const stepSize = lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
     for (let i = lo; i < hi; i++) {
       if (keep !== undefined && keep[i] === 0) continue;
-      const gi = g[i]!, j = i + so;
+      const gi = g[i]!,
+        j = i + so;
       const mi = Math.fround(b1 * m[j]! + (1 - b1) * gi);
       const vi = Math.fround(b2 * v[j]! + (1 - b2) * gi * gi);
       m[j] = mi;
@@ -68,10 +73,12 @@ export function optimizerStep(
       params[i] = p - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
     }
   } else {
-    const mu = hp.momentum, wd = hp.weightDecay;
+    const mu = hp.momentum,
+      wd = hp.weightDecay;
     for (let i = lo; i < hi; i++) {
       if (keep !== undefined && keep[i] === 0) continue;
-      const p = params[i]!, j = i + so;
+      const p = params[i]!,
+        j = i + so;
       const gi = wd !== 0 ? g[i]! + wd * p : g[i]!;
       if (mu !== 0) {
         const b = Math.fround(mu * m[j]! + gi);

@@ -28,9 +28,15 @@ export function lrAt(step: number, p: ScheduleParams): number {
   const progress = (step - p.warmupSteps) / Math.max(1, p.totalSteps - p.warmupSteps);
   let factor: number;
   switch (p.kind) {
-    case 'constant': factor = 1; break;
-    case 'linear': factor = Math.max(0, 1 - progress); break;
-    case 'cosine': factor = Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress))); break;
+    case 'constant':
+      factor = 1;
+      break;
+    case 'linear':
+      factor = Math.max(0, 1 - progress);
+      break;
+    case 'cosine':
+      factor = Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
+      break;
   }
   return p.lr * (p.minLrRatio + (1 - p.minLrRatio) * factor);
 }

@@ -1,7 +1,6 @@
 // Public API of the trainer's tracing.
 export { ATTR, RESOURCE_ATTR, SPAN, phaseSpanName } from './names.js';
 export {
-  TRACER_NAME,
   computeTracingMode,
   startTracing,
   withSpan,
@@ -11,4 +10,4 @@ export {
   type TracingEnv,
   type TracingMode,
   type TracingOptions,
-} from './tracing.js';
+} from '../../../contract/tracing.js';

@@ -7,7 +7,7 @@
 import { type DataCursor, type Dataset, nextGlobalBatch } from '../data/index.js';
 import { NumericError, InterruptedError } from '../errors.js';
 import type { Gpt2Model } from '../model/gpt2.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 import type { Collective } from '../collective/collective.js';
 import type { UpdateResult } from './update.js';
 
@@ -77,15 +77,15 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     const drawn = nextGlobalBatch(train, c.seed, state.cursor, batchLayout);
     const mine = drawn.microBatches;
     grad.fill(0);
-    let lossSum = 0, samples = 0, tokens = 0;
+    let lossSum = 0;
     for (const mb of mine) {
       const r = model.lossAndGrads(state.params, mb, micro);
       for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! + micro[i]!; // fp32 sum in micro-batch order
       lossSum += r.loss;
     }
     // Throughput counts the whole global batch (every rank draws the same layout).
-    samples = c.microBatchSize * c.accumSteps * c.worldSize;
-    tokens = drawn.globalTokens;
+    const samples = c.microBatchSize * c.accumSteps * c.worldSize;
+    const tokens = drawn.globalTokens;
     const t1 = now();
     // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (ARCHITECTURE §2-3).
     const update = await collective.step({ step: state.step, params: state.params, localSum: grad, microBatches: M });
@@ -99,10 +99,25 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     state.lastUpdate = update;
     if (!update.applied) {
       state.skippedSteps += 1;
-      if (state.skippedSteps > c.maxSkippedSteps) throw new NumericError(`${state.skippedSteps} steps skipped for non-finite gradients (maxSkippedSteps ${c.maxSkippedSteps}); last: ${update.skipReason ?? ''}`);
+      if (state.skippedSteps > c.maxSkippedSteps)
+        throw new NumericError(
+          `${state.skippedSteps} steps skipped for non-finite gradients (maxSkippedSteps ${c.maxSkippedSteps}); last: ${update.skipReason ?? ''}`,
+        );
     }
     if (c.hashEvery > 0 && state.step % c.hashEvery === 0) await collective.checkConsistency(state.step, state.params);
-    hooks.onStep?.({ step: state.step, loss: state.lastLoss, update, samples, tokens, computeSeconds: (t1 - t0) / 1000, updateSeconds: (t2 - t1) / 1000, stepSeconds: (t2 - t0) / 1000 }, state);
+    hooks.onStep?.(
+      {
+        step: state.step,
+        loss: state.lastLoss,
+        update,
+        samples,
+        tokens,
+        computeSeconds: (t1 - t0) / 1000,
+        updateSeconds: (t2 - t1) / 1000,
+        stepSeconds: (t2 - t0) / 1000,
+      },
+      state,
+    );
     if (c.evalEvery > 0 && state.step % c.evalEvery === 0 && state.step < c.steps) hooks.onEval?.(state);
     if (c.checkpointEvery > 0 && state.step % c.checkpointEvery === 0 && state.step < c.steps) await hooks.checkpoint?.(state);
   }

@@ -4,10 +4,19 @@
  */
 import { ConfigError } from '../errors.js';
 import {
-  type ChatMessage, type Dataset, type LocatedRecord, type SyntheticProblem, type SyntheticTask, type Tokenizer,
-  buildDataset, loadJsonlDataset, parseSyntheticTask, readJsonl, splitTrainEval,
+  type ChatMessage,
+  type Dataset,
+  type LocatedRecord,
+  type SyntheticProblem,
+  type SyntheticTask,
+  type Tokenizer,
+  buildDataset,
+  loadJsonlDataset,
+  parseSyntheticTask,
+  readJsonl,
+  splitTrainEval,
 } from '../data/index.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 
 /** A held-out item for exact-match evaluation: the prompt to generate from and the reference answer. */
 export type EvalItem =
@@ -57,7 +66,8 @@ function evalItemsOf(recs: readonly LocatedRecord[]): EvalItem[] {
 export async function loadRunData(c: TrainerConfig, tokenizer: Tokenizer): Promise<RunData> {
   const opts = { maxSeqLen: c.seqLen };
   const task = parseSyntheticSpec(c.trainData, 'trainData');
-  let train: Dataset, evalRecs: LocatedRecord[] = [];
+  let train: Dataset,
+    evalRecs: LocatedRecord[] = [];
   if (task !== undefined) {
     const split = splitTrainEval(c.seed, task, { trainCount: c.syntheticTrainSize, evalCount: c.syntheticEvalSize });
     train = buildDataset(c.trainData, records(split.train), tokenizer, opts);

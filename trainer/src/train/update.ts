@@ -11,7 +11,7 @@ import { canonicalNorm } from '../collective/shards.js';
 import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt, warmupStepsFor } from '../optim/schedule.js';
-import type { TrainerConfig } from '../config/schema.js';
+import type { TrainerConfig } from '../../../contract/config.js';
 
 /** The method-related part of the config. */
 export type MethodConfig = Pick<TrainerConfig, 'method' | 'maskRatio' | 'maskScope' | 'maskMode' | 'tieRule' | 'seed' | 'nonFinite' | 'maxGradNorm'>;
@@ -46,7 +46,10 @@ export function scheduleParams(c: TrainerConfig): ScheduleParams {
 
 /** HFT's static keep-mask over the flat vector (1 = trainable), chosen once per run from the seed. */
 export function hftKeepMask(layout: ParamLayout, seed: number): { keep: Uint8Array; frozen: readonly string[] } {
-  const frozen = hftFrozenNames(layout.slots.map((s) => s.name), seed);
+  const frozen = hftFrozenNames(
+    layout.slots.map((s) => s.name),
+    seed,
+  );
   const keep = new Uint8Array(layout.size).fill(1);
   for (const name of frozen) {
     const s = layout.slot(name);
@@ -72,7 +75,12 @@ export class Updater {
   private readonly keep: Uint8Array;
   private readonly hft: Uint8Array | undefined;
 
-  constructor(private readonly layout: ParamLayout, private readonly cfg: MethodConfig, private readonly hp: OptimizerParams, private readonly schedule: ScheduleParams) {
+  constructor(
+    private readonly layout: ParamLayout,
+    private readonly cfg: MethodConfig,
+    private readonly hp: OptimizerParams,
+    private readonly schedule: ScheduleParams,
+  ) {
     this.keep = new Uint8Array(layout.size);
     this.hft = cfg.method === 'hft' ? hftKeepMask(layout, cfg.seed).keep : undefined;
   }
@@ -86,7 +94,17 @@ export class Updater {
       const slot = layout.slots.find((s) => bad >= s.offset && bad < s.offset + s.size);
       const where = `${slot?.name ?? '?'}[${bad - (slot?.offset ?? 0)}] = ${grad[bad]}`;
       if (cfg.nonFinite === 'error') throw new NumericError(`non-finite gradient at step ${step}: ${where}`);
-      return { applied: false, skipReason: `non-finite gradient ${where}`, gradNorm: NaN, clipCoef: 1, lr, kept: 0, keptRatio: 0, threshold: NaN, masks: undefined };
+      return {
+        applied: false,
+        skipReason: `non-finite gradient ${where}`,
+        gradNorm: NaN,
+        clipCoef: 1,
+        lr,
+        kept: 0,
+        keptRatio: 0,
+        threshold: NaN,
+        masks: undefined,
+      };
     }
     const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
@@ -103,7 +121,10 @@ export class Updater {
         break;
       }
       case 'random':
-        masks = computeRandomMasks(layout.slots.map((s) => ({ name: s.name, size: s.size })), { seed: cfg.seed, step, maskRatio: cfg.maskRatio, scope: cfg.maskScope });
+        masks = computeRandomMasks(
+          layout.slots.map((s) => ({ name: s.name, size: s.size })),
+          { seed: cfg.seed, step, maskRatio: cfg.maskRatio, scope: cfg.maskScope },
+        );
         break;
       case 'hft':
         keep = this.hft;
@@ -123,7 +144,10 @@ export class Updater {
       optimizerStep(this.hp, state, params, grad, lr, keep);
     }
     let kept = layout.size;
-    if (keep !== undefined) { kept = 0; for (let i = 0; i < keep.length; i++) kept += keep[i]!; }
+    if (keep !== undefined) {
+      kept = 0;
+      for (let i = 0; i < keep.length; i++) kept += keep[i]!;
+    }
     return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks };
   }
 }

@@ -18,7 +18,13 @@ export class Assembly {
   /** Whether `f` describes the same message as the first chunk (geometry, broadcast flag, message CRC). */
   matches(f: DataFrame): boolean {
     const a = this.first;
-    return f.totalLength === a.totalLength && f.chunkCount === a.chunkCount && f.chunkSize === a.chunkSize && f.messageCrc === a.messageCrc && f.broadcast === a.broadcast;
+    return (
+      f.totalLength === a.totalLength &&
+      f.chunkCount === a.chunkCount &&
+      f.chunkSize === a.chunkSize &&
+      f.messageCrc === a.messageCrc &&
+      f.broadcast === a.broadcast
+    );
   }
 
   /** Claims chunk `index`; false when it was already claimed (a duplicate). */
@@ -48,6 +54,9 @@ export class Assembly {
 
   /** "k of n chunks (b of t bytes)" for deadline errors. */
   progress(): string {
-    return `${this.#written} of ${this.first.chunkCount} chunks (${this.#writtenBytes} of ${this.first.totalLength} bytes)` + (this.#claimed > this.#written ? `, ${this.#claimed - this.#written} more being consumed` : '');
+    return (
+      `${this.#written} of ${this.first.chunkCount} chunks (${this.#writtenBytes} of ${this.first.totalLength} bytes)` +
+      (this.#claimed > this.#written ? `, ${this.#claimed - this.#written} more being consumed` : '')
+    );
   }
 }

@@ -1,16 +1,14 @@
-/** NATS authentication from a .creds file (the Secret the operator mounts; NATS_CREDS in ARCHITECTURE §4). */
-import { readFileSync } from 'node:fs';
-import { type Authenticator, credsAuthenticator } from '@nats-io/transport-node';
+/** NATS authentication for the trainer: the contract's creds loading, its failure a ConfigError (exit code 2). */
+import type { Authenticator } from '@nats-io/transport-node';
+import { NatsCredentialsError, natsAuth as contractNatsAuth } from '../../../../contract/nats-auth.js';
 import { ConfigError } from '../../errors.js';
 
 /** Connection options that authenticate with `credsFile`, or none when it is unset. */
 export function natsAuth(credsFile: string | undefined): { authenticator?: Authenticator } {
-  if (credsFile === undefined || credsFile === '') return {};
-  let creds: Uint8Array;
   try {
-    creds = readFileSync(credsFile);
+    return contractNatsAuth(credsFile);
   } catch (e) {
-    throw new ConfigError(`NATS credentials file ${credsFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    if (e instanceof NatsCredentialsError) throw new ConfigError(e.message, { cause: e.cause });
+    throw e;
   }
-  return { authenticator: credsAuthenticator(creds) };
 }

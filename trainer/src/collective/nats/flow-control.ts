@@ -21,7 +21,10 @@ export class FlowControl {
   readonly #waiters = new Set<CreditWaiter>();
   #failure: Error | undefined;
 
-  constructor(worldSize: number, readonly window: number) {
+  constructor(
+    worldSize: number,
+    readonly window: number,
+  ) {
     this.#sent = new Array<number>(worldSize).fill(0);
     this.#acked = new Array<number>(worldSize).fill(0);
   }
@@ -46,7 +49,7 @@ export class FlowControl {
    */
   onGrant(receiver: number, consumed: number): boolean {
     const sent = this.#sent[receiver] ?? 0;
-    const outstanding = (((sent % U32) - consumed) % U32 + U32) % U32;
+    const outstanding = ((((sent % U32) - consumed) % U32) + U32) % U32;
     const acked = sent - outstanding;
     if (acked < 0 || outstanding > sent) return false;
     if (acked > (this.#acked[receiver] ?? 0)) {

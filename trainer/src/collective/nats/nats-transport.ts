@@ -7,7 +7,7 @@
  * published on the abort subject so that every rank fails its step with a RetryableError.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, RetryableError } from '../../errors.js';
 import type { CollectivePhase, RejectReason, Transport, TransportObserver } from '../transport.js';
 import { Assembly } from './assembly.js';
@@ -53,7 +53,6 @@ export class NatsTransport implements Transport {
   readonly #peers: NatsPeers;
   readonly #timers = new Set<Scheduled>();
   #nc: NatsConnection | undefined;
-  #subs: Subscription[] = [];
   #chunkBytes: number;
   #failure: Error | undefined;
   #closing = false;
@@ -178,7 +177,9 @@ export class NatsTransport implements Transport {
       const partial = this.#assemblies.get(key);
       const got = partial === undefined ? 'no chunk' : partial.progress();
       const ms = Math.round(this.#clock.now() - started);
-      this.#abortWith(new RetryableError(`step deadline: rank ${this.rank} waited ${ms} ms for step ${step} phase ${phase} tag ${tag} from rank ${from} and received ${got}`));
+      this.#abortWith(
+        new RetryableError(`step deadline: rank ${this.rank} waited ${ms} ms for step ${step} phase ${phase} tag ${tag} from rank ${from} and received ${got}`),
+      );
     });
     try {
       return await this.#mailbox.take(key, step);
@@ -221,9 +222,26 @@ export class NatsTransport implements Transport {
     const subject = dest === 'all' ? this.#subjects.broadcast(phase) : this.#subjects.data(phase, dest);
     const broadcast = dest === 'all';
     for (let i = 0; i < chunkCount; i++) {
-      await this.#acquireCredit(targets, () => `send of step ${step} phase ${phase} tag ${tag} to rank${targets.length > 1 ? 's' : ''} ${targets.join(', ')} stalled at chunk ${i + 1} of ${chunkCount}`);
+      await this.#acquireCredit(
+        targets,
+        () =>
+          `send of step ${step} phase ${phase} tag ${tag} to rank${targets.length > 1 ? 's' : ''} ${targets.join(', ')} stalled at chunk ${i + 1} of ${chunkCount}`,
+      );
       const payload = data.subarray(i * chunkSize, Math.min(data.length, (i + 1) * chunkSize));
-      const frame = encodeDataFrame(this.#ctx, { source: this.rank, step, phase, broadcast, dest: broadcast ? 0 : dest, tag, chunkIndex: i, chunkCount, totalLength: data.length, chunkSize, messageCrc, payload });
+      const frame = encodeDataFrame(this.#ctx, {
+        source: this.rank,
+        step,
+        phase,
+        broadcast,
+        dest: broadcast ? 0 : dest,
+        tag,
+        chunkIndex: i,
+        chunkCount,
+        totalLength: data.length,
+        chunkSize,
+        messageCrc,
+        payload,
+      });
       this.#publish(subject, frame);
       this.#observer?.onBytes?.(phase, 'sent', payload.length);
     }
@@ -235,7 +253,11 @@ export class NatsTransport implements Transport {
     const timer = this.#schedule(this.#opts.stepDeadlineMs, () => {
       const starved = targets.filter((r) => this.#flow.inFlight(r) >= this.#flow.window);
       const ms = Math.round(this.#clock.now() - started);
-      this.#abortWith(new RetryableError(`step deadline: rank ${this.rank}: ${what()}: no flow-control credit from rank${starved.length > 1 ? 's' : ''} ${starved.join(', ')} for ${ms} ms`));
+      this.#abortWith(
+        new RetryableError(
+          `step deadline: rank ${this.rank}: ${what()}: no flow-control credit from rank${starved.length > 1 ? 's' : ''} ${starved.join(', ')} for ${ms} ms`,
+        ),
+      );
     });
     try {
       await this.#flow.acquire(targets);
@@ -259,20 +281,27 @@ export class NatsTransport implements Transport {
       this.#abortWith(new RetryableError(`NATS subscription failed: ${err.message}`, { cause: err }));
       return true;
     };
-    this.#subs = [
-      nc.subscribe(s.inbox(this.rank), { callback: (err, msg) => {
+    // The subscriptions end with the connection (close() closes it), so no handles are kept.
+    nc.subscribe(s.inbox(this.rank), {
+      callback: (err, msg) => {
         if (!onError(err)) this.#onInbox(msg.subject, msg.data);
-      } }),
-      nc.subscribe(s.broadcasts, { callback: (err, msg) => {
+      },
+    });
+    nc.subscribe(s.broadcasts, {
+      callback: (err, msg) => {
         if (!onError(err)) this.#onData(msg.subject, msg.data);
-      } }),
-      nc.subscribe(s.heartbeat, { callback: (err, msg) => {
+      },
+    });
+    nc.subscribe(s.heartbeat, {
+      callback: (err, msg) => {
         if (!onError(err)) this.#onControl(msg.data, 'heartbeat');
-      } }),
-      nc.subscribe(s.abort, { callback: (err, msg) => {
+      },
+    });
+    nc.subscribe(s.abort, {
+      callback: (err, msg) => {
         if (!onError(err)) this.#onControl(msg.data, 'abort');
-      } }),
-    ];
+      },
+    });
   }
 
   #reject(reason: RejectReason, detail: string): void {
@@ -413,7 +442,13 @@ export class NatsTransport implements Transport {
 
   async #watchConnection(nc: NatsConnection): Promise<void> {
     void nc.closed().then((err) => {
-      if (!this.#closing) this.#fail(new RetryableError(`NATS connection closed; step aborted${err instanceof Error ? ` (${err.message})` : ''}`, err instanceof Error ? { cause: err } : {}));
+      if (!this.#closing)
+        this.#fail(
+          new RetryableError(
+            `NATS connection closed; step aborted${err instanceof Error ? ` (${err.message})` : ''}`,
+            err instanceof Error ? { cause: err } : {},
+          ),
+        );
     });
     for await (const s of nc.status()) {
       if (this.#closing) return;
@@ -429,7 +464,8 @@ export class NatsTransport implements Transport {
     if (maxPayload === undefined) return;
     const room = maxPayload - DATA_HEADER_BYTES;
     if (this.#chunkBytes <= room) return;
-    if (this.#opts.chunkBytesExplicit) throw new ConfigError(`chunkBytes ${this.#chunkBytes} plus the ${DATA_HEADER_BYTES}-byte header exceeds the server's max_payload ${maxPayload}`);
+    if (this.#opts.chunkBytesExplicit)
+      throw new ConfigError(`chunkBytes ${this.#chunkBytes} plus the ${DATA_HEADER_BYTES}-byte header exceeds the server's max_payload ${maxPayload}`);
     this.#chunkBytes = room;
   }
 

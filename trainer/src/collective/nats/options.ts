@@ -99,7 +99,8 @@ export function resolveOptions(o: NatsTransportOptions): ResolvedOptions {
   const worldSize = int('worldSize', o.worldSize, 0, 1, MAX_WORLD_SIZE);
   const heartbeatMs = int('heartbeatMs', o.heartbeatMs, d.heartbeatMs, 10, 3_600_000);
   const peerTimeoutMs = int('peerTimeoutMs', o.peerTimeoutMs, d.peerTimeoutMs, 1, 86_400_000);
-  if (peerTimeoutMs < 2 * heartbeatMs) throw new ConfigError(`NatsTransport: peerTimeoutMs (${peerTimeoutMs}) must be at least twice heartbeatMs (${heartbeatMs})`);
+  if (peerTimeoutMs < 2 * heartbeatMs)
+    throw new ConfigError(`NatsTransport: peerTimeoutMs (${peerTimeoutMs}) must be at least twice heartbeatMs (${heartbeatMs})`);
   return {
     servers,
     jobId: o.jobId,

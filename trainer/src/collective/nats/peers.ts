@@ -72,7 +72,11 @@ export class NatsPeers {
     this.#deadline = clock.schedule(rendezvousTimeoutMs, () => {
       const missing = this.#ranksWhere((r) => this.#lastSeen[r] === undefined);
       const unready = this.#ranksWhere((r) => this.#lastSeen[r] !== undefined && !this.#ready[r] && r !== this.#c.rank);
-      const parts = [missing.length > 0 ? `${nameRanks(missing)} of job ${jobId} attempt ${attempt} did not join within ${seconds(rendezvousTimeoutMs)}` : `every rank of job ${jobId} attempt ${attempt} joined but the gang did not form within ${seconds(rendezvousTimeoutMs)}`];
+      const parts = [
+        missing.length > 0
+          ? `${nameRanks(missing)} of job ${jobId} attempt ${attempt} did not join within ${seconds(rendezvousTimeoutMs)}`
+          : `every rank of job ${jobId} attempt ${attempt} joined but the gang did not form within ${seconds(rendezvousTimeoutMs)}`,
+      ];
       if (unready.length > 0) parts.push(`${nameRanks(unready)} had not heard every rank`);
       this.fail(new RetryableError(`rendezvous: ${parts.join('; ')}`));
     });
@@ -169,6 +173,10 @@ export class NatsPeers {
     const silent = this.#ranksWhere((r) => r !== rank && now - (this.#lastSeen[r] ?? now) > peerTimeoutMs);
     if (silent.length === 0) return;
     const ms = Math.round(now - Math.max(...silent.map((r) => this.#lastSeen[r] ?? now)));
-    this.fail(new RetryableError(`peer ${nameRanks(silent)} of job ${this.#c.jobId} attempt ${this.#c.attempt} silent for ${ms} ms (peerTimeoutMs ${peerTimeoutMs}); step aborted`));
+    this.fail(
+      new RetryableError(
+        `peer ${nameRanks(silent)} of job ${this.#c.jobId} attempt ${this.#c.attempt} silent for ${ms} ms (peerTimeoutMs ${peerTimeoutMs}); step aborted`,
+      ),
+    );
   }
 }

@@ -1,6 +1,6 @@
 /**
  * A nats-server for tests and the local launcher: a config tuned for collective traffic and a
- * process handle. The binary path comes from the caller (test/harness/binaries.ts ensureBinary).
+ * process handle. The binary path comes from the caller (find-server.ts, or the test harness's ensureBinary).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -124,8 +124,8 @@ export async function startNatsServer(o: StartNatsServerOptions): Promise<NatsSe
         reject(new NatsServerError(`nats-server (${o.binary}) on ${host}:${port} ${why}; log tail:\n${log.slice(-2000)}`));
       };
       const timer = setTimeout(() => fail(`not ready within ${readyTimeoutMs} ms`), readyTimeoutMs);
-      proc.stderr?.setEncoding('utf8');
-      proc.stderr?.on('data', (text: string) => {
+      proc.stderr.setEncoding('utf8');
+      proc.stderr.on('data', (text: string) => {
         log = (log + text).slice(-8000);
         if (log.includes('Server is ready')) {
           clearTimeout(timer);

@@ -11,10 +11,9 @@
  * A rank subscribes to `gmt.<job>.<attempt>.*.<ownRank>` (its data and its credits), `….*.all`,
  * `….hb` and `….abort`.
  */
+import { SUBJECT_ROOT } from '../../../../contract/progress.js';
 import type { CollectivePhase } from '../transport.js';
 
-/** Root of every subject this trainer uses. */
-export const SUBJECT_ROOT = 'gmt';
 /** Subject token of flow-control grants (never a phase name). */
 export const CREDIT_TOKEN = 'credit';
 /** Subject token of broadcast data. */

@@ -270,12 +270,19 @@ export function decodeFrame(bytes: Uint8Array, ctx: DecodeContext): DecodeResult
     }
     case FRAME_KIND.heartbeat: {
       if (bytes.length !== HEARTBEAT_FRAME_BYTES) return reject('malformed', `heartbeat frame of ${bytes.length} bytes`);
-      const frame: HeartbeatFrame = { kind: 'heartbeat', source, ready: (view.getUint8(20) & 1) === 1, instance: view.getBigUint64(24, true), seq: view.getUint32(32, true) };
+      const frame: HeartbeatFrame = {
+        kind: 'heartbeat',
+        source,
+        ready: (view.getUint8(20) & 1) === 1,
+        instance: view.getBigUint64(24, true),
+        seq: view.getUint32(32, true),
+      };
       return { ok: true, frame };
     }
     default: {
       const length = view.getUint16(20, true);
-      if (length > MAX_ABORT_REASON_BYTES || bytes.length !== ABORT_HEADER_BYTES + length) return reject('malformed', `abort reason length ${length} does not match a frame of ${bytes.length} bytes`);
+      if (length > MAX_ABORT_REASON_BYTES || bytes.length !== ABORT_HEADER_BYTES + length)
+        return reject('malformed', `abort reason length ${length} does not match a frame of ${bytes.length} bytes`);
       const text = bytes.subarray(ABORT_HEADER_BYTES);
       if (checksum(text) !== view.getUint32(24, true)) return reject('bad_checksum', 'abort reason CRC mismatch');
       return { ok: true, frame: { kind: 'abort', source, reason: new TextDecoder().decode(text) } };
@@ -298,7 +305,8 @@ function decodeData(bytes: Uint8Array, view: DataView, source: number, ctx: Deco
   const totalLength = Number(total);
   if (chunkSize === 0) return reject('malformed', 'chunk size 0');
   const expectedCount = Math.max(1, Math.ceil(totalLength / chunkSize));
-  if (chunkCount !== expectedCount) return reject('malformed', `chunk count ${chunkCount}, expected ${expectedCount} for ${totalLength} bytes in chunks of ${chunkSize}`);
+  if (chunkCount !== expectedCount)
+    return reject('malformed', `chunk count ${chunkCount}, expected ${expectedCount} for ${totalLength} bytes in chunks of ${chunkSize}`);
   if (chunkIndex >= chunkCount) return reject('malformed', `chunk index ${chunkIndex} of ${chunkCount}`);
   const expectedLength = Math.min(chunkSize, totalLength - chunkIndex * chunkSize);
   const payload = bytes.subarray(DATA_HEADER_BYTES);

@@ -10,20 +10,29 @@ import type { Rng } from '../../rng.js';
 import { buildProblem, type SyntheticProblem } from './problem.js';
 
 /** Options of the arithmetic task: the number of operations and operand size set the difficulty. */
-export const ArithmeticOptionsSchema = z.strictObject({
-  style: z.enum(['compact', 'words']).default('compact'),
-  /** Fewest operations (+ or −) after the starting number. */
-  minSteps: z.number().int().min(1).max(3).default(1),
-  /** Most operations; each problem draws its count uniformly in [minSteps, maxSteps]. */
-  maxSteps: z.number().int().min(1).max(3).default(2),
-  /** Operands are drawn from [0, maxOperand] (the start) and [1, maxOperand] (the operations). */
-  maxOperand: z.number().int().min(1).max(1_000_000).default(9),
-}).refine((o) => o.minSteps <= o.maxSteps, { message: 'minSteps must be ≤ maxSteps' });
+export const ArithmeticOptionsSchema = z
+  .strictObject({
+    style: z.enum(['compact', 'words']).default('compact'),
+    /** Fewest operations (+ or −) after the starting number. */
+    minSteps: z.number().int().min(1).max(3).default(1),
+    /** Most operations; each problem draws its count uniformly in [minSteps, maxSteps]. */
+    maxSteps: z.number().int().min(1).max(3).default(2),
+    /** Operands are drawn from [0, maxOperand] (the start) and [1, maxOperand] (the operations). */
+    maxOperand: z.number().int().min(1).max(1_000_000).default(9),
+  })
+  .refine((o) => o.minSteps <= o.maxSteps, { error: 'minSteps must be ≤ maxSteps' });
 
 /** Resolved arithmetic options. */
 export type ArithmeticOptions = z.infer<typeof ArithmeticOptionsSchema>;
 
-const NAMES = [['Tom', 'He'], ['Anna', 'She'], ['Ben', 'He'], ['Mia', 'She'], ['Sam', 'He'], ['Lea', 'She']] as const;
+const NAMES = [
+  ['Tom', 'He'],
+  ['Anna', 'She'],
+  ['Ben', 'He'],
+  ['Mia', 'She'],
+  ['Sam', 'He'],
+  ['Lea', 'She'],
+] as const;
 const ITEMS = ['apples', 'pears', 'coins', 'cards', 'books', 'shells'] as const;
 const ADD_VERBS = ['buys {n} more', 'finds {n} more', 'gets {n} more'] as const;
 const SUB_VERBS = ['gives away {n}', 'loses {n}', 'sells {n}'] as const;

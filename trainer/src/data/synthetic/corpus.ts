@@ -62,8 +62,7 @@ function freeTextLine(rng: Rng): string {
   let word = '';
   const length = 2 + rng.nextInt(4);
   for (let i = 0; i < length; i++) word += String.fromCharCode(97 + rng.nextInt(8));
-  return FREE_TEXT[rng.nextInt(FREE_TEXT.length)]!
-    .replace('{name}', NAMES[rng.nextInt(NAMES.length)]!)
+  return FREE_TEXT[rng.nextInt(FREE_TEXT.length)]!.replace('{name}', NAMES[rng.nextInt(NAMES.length)]!)
     .replace('{item}', ITEMS[rng.nextInt(ITEMS.length)]!)
     .replace('{n}', String(rng.nextInt(10)))
     .replace('{word}', word);

@@ -15,20 +15,25 @@ export const SYMBOLIC_OPS = ['rev', 'sort', 'rot'] as const;
 export type SymbolicOp = (typeof SYMBOLIC_OPS)[number];
 
 /** Options of the symbolic task. */
-export const SymbolicOptionsSchema = z.strictObject({
-  ops: z.array(z.enum(SYMBOLIC_OPS)).min(1).default([...SYMBOLIC_OPS]),
-  minLength: z.number().int().min(1).max(32).default(2),
-  maxLength: z.number().int().min(1).max(32).default(5),
-  /** Letters used: the first `alphabet` letters of a..z. */
-  alphabet: z.number().int().min(2).max(26).default(8),
-}).refine((o) => o.minLength <= o.maxLength, { message: 'minLength must be ≤ maxLength' });
+export const SymbolicOptionsSchema = z
+  .strictObject({
+    ops: z
+      .array(z.enum(SYMBOLIC_OPS))
+      .min(1)
+      .default([...SYMBOLIC_OPS]),
+    minLength: z.number().int().min(1).max(32).default(2),
+    maxLength: z.number().int().min(1).max(32).default(5),
+    /** Letters used: the first `alphabet` letters of a..z. */
+    alphabet: z.number().int().min(2).max(26).default(8),
+  })
+  .refine((o) => o.minLength <= o.maxLength, { error: 'minLength must be ≤ maxLength' });
 
 /** Resolved symbolic options. */
 export type SymbolicOptions = z.infer<typeof SymbolicOptionsSchema>;
 
 /** The result of applying `op` to `word` over an alphabet of `alphabet` letters (the reference semantics). */
 export function applySymbolicOp(op: SymbolicOp, word: string, alphabet: number): string {
-  const letters = [...word];
+  const letters = Array.from(word);
   switch (op) {
     case 'rev':
       return letters.reverse().join('');

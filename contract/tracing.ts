@@ -1,4 +1,5 @@
-// OpenTelemetry tracing for the trainer. Tracing is opt-in through the standard OTEL_* variables
+// OpenTelemetry tracing, started once per process by the trainer and by the operator. Tracing is
+// opt-in through the standard OTEL_* variables
 // (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/): with none of
 // them set, no SDK is started and the tracer is a no-op, so a plain run never dials a collector.
 import {
@@ -48,7 +49,7 @@ export interface Tracing {
 }
 
 /** Name of the tracer (instrumentation scope) the trainer's spans come from. */
-export const TRACER_NAME = 'gmt-trainer';
+const TRACER_NAME = 'gmt-trainer';
 
 /** True when `value` is set to something other than blanks. */
 function isSet(value: string | undefined): value is string {
@@ -65,10 +66,7 @@ export function computeTracingMode(env: TracingEnv, injected: boolean): TracingM
     .filter((s) => s !== '');
   // The SDK itself treats a leading "none" as "no tracing" (sdk-node getSpanProcessorsFromEnv).
   if (exporters[0] === 'none') return { enabled: false, reason: 'exporter-none' };
-  const configured =
-    exporters.length > 0 ||
-    isSet(env['OTEL_EXPORTER_OTLP_ENDPOINT']) ||
-    isSet(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
+  const configured = exporters.length > 0 || isSet(env['OTEL_EXPORTER_OTLP_ENDPOINT']) || isSet(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
   return configured ? { enabled: true, source: 'env' } : { enabled: false, reason: 'not-configured' };
 }
 
@@ -85,6 +83,7 @@ export function startTracing(options: TracingOptions): Tracing {
     // A provider that is never registered has no delegate, so its tracers are the API's no-op
     // tracer, whatever else the process registers globally.
     const done = (): Promise<void> => Promise.resolve();
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- @opentelemetry/api 1.x offers no replacement for a no-op provider
     return { tracer: new ProxyTracerProvider().getTracer(TRACER_NAME), mode, forceFlush: done, shutdown: done };
   }
 
@@ -101,6 +100,7 @@ export function startTracing(options: TracingOptions): Tracing {
   sdk.start();
   // NodeSDK keeps its provider private; the API's global proxy hands it out.
   const global = trace.getTracerProvider();
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- the only way to reach the SDK provider behind the global proxy
   const provider = global instanceof ProxyTracerProvider ? global.getDelegate() : global;
 
   const forceFlush = async (): Promise<void> => {
@@ -114,12 +114,14 @@ export function startTracing(options: TracingOptions): Tracing {
     shutdown(): Promise<void> {
       // Flush first: a SimpleSpanProcessor's shutdown drops exports still waiting on async
       // resource attributes (host.id).
-      stopping ??= forceFlush().then(() => sdk.shutdown()).finally(() => {
-        // Unregister so that a later startTracing in the same process (tests) can register again.
-        trace.disable();
-        context.disable();
-        propagation.disable();
-      });
+      stopping ??= forceFlush()
+        .then(() => sdk.shutdown())
+        .finally(() => {
+          // Unregister so that a later startTracing in the same process (tests) can register again.
+          trace.disable();
+          context.disable();
+          propagation.disable();
+        });
       return stopping;
     },
   };
@@ -169,12 +171,7 @@ export function withSpan<T>(tracer: Tracer, name: string, attributes: LooseAttri
 }
 
 /** Runs async `fn` in an active child span, ended when it settles; rejections are recorded and rethrown. */
-export function withSpanAsync<T>(
-  tracer: Tracer,
-  name: string,
-  attributes: LooseAttributes,
-  fn: (span: Span) => Promise<T>,
-): Promise<T> {
+export function withSpanAsync<T>(tracer: Tracer, name: string, attributes: LooseAttributes, fn: (span: Span) => Promise<T>): Promise<T> {
   return tracer.startActiveSpan(name, { attributes: cleanAttributes(attributes) }, async (span) => {
     try {
       return await fn(span);

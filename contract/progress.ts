@@ -1,0 +1,43 @@
+/**
+ * The trainer's progress message (ARCHITECTURE §4): rank 0 publishes one JSON object per second on
+ * `gmt.<jobId>.progress` (trainer/src/train/run.ts); the operator's progress tracker and the local
+ * launcher parse it with this one schema.
+ */
+import { z } from 'zod';
+
+const num = z.number().nullish();
+
+/** One progress message; unknown fields are ignored, nulls mean "not known". */
+export const ProgressMessageSchema = z.looseObject({
+  attempt: z.number().int().min(0), // gang attempt of the publishing rank
+  step: z.number().int().min(0), // optimizer steps done
+  totalSteps: z.number().int().min(0).nullish(), // optimizer steps of the run
+  epoch: z.number().int().min(0).nullish(), // data epoch of the cursor
+  loss: num, // training loss of the last step
+  samplesPerSecond: num, // over the last step, this rank
+  tokensPerSecond: num, // over the last step, this rank
+  keptRatio: num, // fraction of entries the last step updated
+  lastCheckpoint: z.string().nullish(), // path of the last checkpoint written
+  phase: z.string().nullish(), // 'training' or 'finished'
+  evalLoss: num, // final evaluation loss (phase 'finished')
+  exactMatch: num, // final exact-match accuracy (phase 'finished')
+});
+
+/** A parsed progress message. */
+export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;
+
+/** Root token of every NATS subject of the project. */
+export const SUBJECT_ROOT = 'gmt';
+
+/** The progress subject of one job (rank 0 publishes, the launcher subscribes). */
+export function progressSubject(jobId: string): string {
+  return `${SUBJECT_ROOT}.${jobId}.progress`;
+}
+
+/** Wildcard subject of every job's progress (the operator subscribes). */
+export const PROGRESS_SUBJECT = `${SUBJECT_ROOT}.*.progress`;
+
+/** The job id token of a progress subject ('' when it is not one). */
+export function jobIdOfProgressSubject(subject: string): string {
+  return subject.split('.')[1] ?? '';
+}
