@@ -1,5 +1,5 @@
 // `npm run setup:node`: the system-wide part of the real test node's set-up (Debian packages via
-// apt-get, as root), then the node's Go binaries (kubelet, kube-proxy, coredns) into the binary cache.
+// apt-get, as root), then the node's Go binaries (kubelet, kube-proxy, coredns, gpu-device-plugin) into the binary cache.
 
 import { ensureBinaries, formatDuration } from '../test/harness/binaries.js';
 import { installNodePackages } from '../test/harness/real-node/packages.js';
@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const installed = await installNodePackages(log);
   log(installed.length > 0 ? `gmt: installed ${installed.join(', ')}` : 'gmt: node packages already installed');
-  const bins = await ensureBinaries(['kubelet', 'kube-proxy', 'coredns'], { log });
+  const bins = await ensureBinaries(['kubelet', 'kube-proxy', 'coredns', 'gpu-device-plugin'], { log });
   for (const [name, path] of Object.entries(bins)) process.stdout.write(`${name} ${path}\n`);
   log(`gmt: node set-up done in ${formatDuration(Date.now() - started)}`);
 }
