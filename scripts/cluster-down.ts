@@ -2,14 +2,19 @@
 // daemon, which stops the node and the control plane and undoes their changes; SIGKILL after 120 s).
 
 import { readFile, rm } from 'node:fs/promises';
-import { ClusterStateSchema, isAlive, statePath } from './cluster-state.js';
+import { join } from 'node:path';
+import { cleanupStaleNode } from '../test/harness/real-node/teardown.js';
+import { ClusterStateSchema, clusterDir, isAlive, statePath } from './cluster-state.js';
+
+const log = (line: string): void => void process.stderr.write(`gmt: ${line}\n`);
 
 async function main(): Promise<number> {
   let pid: number;
   try {
     pid = ClusterStateSchema.parse(JSON.parse(await readFile(statePath(), 'utf8'))).pid;
   } catch {
-    process.stderr.write('gmt: no local cluster is running\n');
+    // A daemon killed before it could stop the node leaves it behind: undo it now.
+    if (!(await cleanupStaleNode(join(clusterDir(), 'node'), log))) log('no local cluster is running');
     return 0;
   }
   if (isAlive(pid)) {
@@ -19,6 +24,7 @@ async function main(): Promise<number> {
     // The daemon leads its own process group (detached); take its components with it.
     if (isAlive(pid)) process.kill(-pid, 'SIGKILL');
   }
+  await cleanupStaleNode(join(clusterDir(), 'node'), log);
   await rm(statePath(), { force: true });
   process.stderr.write('gmt: local cluster stopped\n');
   process.stdout.write('unset KUBECONFIG\n');

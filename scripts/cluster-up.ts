@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ensureBinaries, formatDuration } from '../test/harness/binaries.js';
 import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from '../test/harness/real-node/images.js';
 import { requireNodePackages } from '../test/harness/real-node/packages.js';
+import { cleanupStaleNode } from '../test/harness/real-node/teardown.js';
 import { clusterDir, isAlive, readLiveState, type ClusterState } from './cluster-state.js';
 
 function announce(state: ClusterState, note: string): void {
@@ -37,6 +38,8 @@ async function main(): Promise<number> {
   await ensureCorednsImage(log);
   await ensureDebianImage(log);
   const dir = clusterDir();
+  // A node whose daemon was killed (not stopped by cluster:down) is undone before the folder goes.
+  await cleanupStaleNode(join(dir, 'node'), (line) => process.stderr.write(`gmt: ${line}\n`));
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const logPath = join(dir, 'daemon.log');

@@ -3,7 +3,8 @@
 // server), that the egress guard stops a pod dialing an address outside the machine fast, and that
 // after teardown the machine is exactly as before. Tests are serial: the last one tears down.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { repoPath } from '../helpers/repo.js';
 import { diffMachine, snapshotMachine, type MachineState } from '../harness/real-node/machine-state.js';
 import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/network.js';
 import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
+import { cleanupStaleNode } from '../harness/real-node/teardown.js';
 
 let cluster: RealCluster | undefined;
 let before: MachineState | undefined;
@@ -313,4 +315,25 @@ test.serial('teardown - leaves the machine as it was before the node started', a
   t.deepEqual(diffMachine(before, after), []);
   const leftovers = await new Promise<string>((resolve) => execFile('pgrep', ['-a', '-f', c().dir], (_e, out) => resolve(out)));
   t.is(leftovers.trim(), '', 'no process of the node is left');
+});
+
+test.serial('stale - a node whose owner was SIGKILLed is undone (as the next start and cluster:down do), and the machine is as before', async (t) => {
+  if (before === undefined) throw new Error('no snapshot');
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./real-node-owner.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^UP (\S+)$/m.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`owner exited (${String(code)}) before its node was up`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  t.true(await guardInstalled(), 'the killed owner left its node (and guard) behind');
+  t.true(await cleanupStaleNode(dir, log));
+  t.deepEqual(diffMachine(before, await snapshotMachine()), []);
+  const leftovers = await new Promise<string>((resolve) => execFile('pgrep', ['-a', '-f', dir], (_e, out) => resolve(out)));
+  t.is(leftovers.trim(), '', 'no process of the stale node is left');
 });

@@ -9,7 +9,7 @@
 // removed only after every pod process is gone. close() undoes the rest: sysctls back to the values
 // read at start, KUBE-*/CNI-* iptables chains, cgroups, links, the work folder.
 
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -20,22 +20,12 @@ import { writeKubeconfig } from '../kubeconfig.js';
 import { ComponentProcess, freePort, waitHealthy } from '../processes.js';
 import { buildCorednsManifests } from './addons.js';
 import { LocalPathProvisioner } from './local-path.js';
+import { cleanupStaleNode, mountNsFile, teardown, writeUndoRecord } from './teardown.js';
 import { buildCniConfig, buildContainerdConfig, buildKubeletConfig, buildKubeProxyConfig } from './config.js';
 import { run, tryRun } from './exec.js';
 import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from './images.js';
-import { NODE_CGROUPS, NODE_SYSCTLS, readSysctl } from './machine-state.js';
-import {
-  addNodeAddress,
-  installGuard,
-  NODE_IP,
-  NODE_LINK,
-  NODE_NAME,
-  nftTables,
-  removeGuard,
-  removeLinks,
-  removeNewEmptyTables,
-  sweepChains,
-} from './network.js';
+import { NODE_SYSCTLS, readSysctl } from './machine-state.js';
+import { addNodeAddress, installGuard, NODE_IP, NODE_LINK, NODE_NAME, nftTables } from './network.js';
 import { requireNodePackages } from './packages.js';
 
 /** Raised when the node cannot start; the message names the component and carries its log tail. */
@@ -50,6 +40,8 @@ export interface RealClusterOptions {
   /** Extra docker-archive tarballs to import into the node's containerd. */
   readonly images?: readonly string[];
   readonly log?: (line: string) => void;
+  /** Work folders of earlier nodes to clean up first if their owner died (e.g. cluster:up's); temporary `gmt-node-*` folders always are. */
+  readonly staleDirs?: readonly string[];
   /** Node Ready + CoreDNS ready timeout. Default 180 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -57,9 +49,6 @@ export interface RealClusterOptions {
 /** The extended resource the fake device plugin advertises, and how many. */
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const GPU_COUNT = 8;
-
-/** The iptables chain prefixes the node's components create (kubelet/kube-proxy: KUBE-, CNI plugins: CNI-). */
-const NODE_CHAIN_PREFIXES = ['KUBE-', 'CNI-'] as const;
 
 /** A running real cluster. */
 export class RealCluster {
@@ -120,6 +109,9 @@ export class RealCluster {
     const log = opts.log ?? (() => {});
     if (process.getuid?.() !== 0) throw new RealNodeError('the real test node needs root (containerd, kubelet, iptables, mounts)');
     await requireNodePackages();
+    // Nodes whose owner was killed before it could close them (e.g. an ava worker on timeout).
+    const leftovers = (await readdir(tmpdir())).filter((e) => e.startsWith('gmt-node-')).map((e) => join(tmpdir(), e));
+    for (const d of [...leftovers, ...(opts.staleDirs ?? [])]) await cleanupStaleNode(d, log);
     if ((await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined) {
       throw new RealNodeError(`another real test node is running on this machine (link ${NODE_LINK} exists); stop it first (npm run cluster:down)`);
     }
@@ -134,6 +126,8 @@ export class RealCluster {
       const v = await readSysctl(k);
       if (v !== undefined) sysctls.set(k, v);
     }
+    const record = (): Parameters<typeof writeUndoRecord>[1] => ({ owner: process.pid, sysctls: Object.fromEntries(sysctls), tablesBefore, createdPaths });
+    await writeUndoRecord(dir, record());
     const procs: ComponentProcess[] = [];
     let cp: ControlPlane | undefined;
     let provisioner: LocalPathProvisioner | undefined;
@@ -156,6 +150,7 @@ export class RealCluster {
       await writeFile(join(dir, 'containerd', 'config.toml'), buildContainerdConfig(dir));
       await writeFile(join(dir, 'cni', 'net.d', '10-gmt-pods.conflist'), buildCniConfig(dir));
       await createMountNamespace(dir, createdPaths);
+      await writeUndoRecord(dir, record());
       const ns = (bin: string, args: readonly string[]): [string, string[]] => ['nsenter', [`--mount=${mountNsFile(dir)}`, '--', bin, ...args]];
 
       // Registry pulls must fail on this machine, not leave it: containerd gets a dead local proxy.
@@ -297,10 +292,6 @@ export class RealCluster {
   }
 }
 
-function mountNsFile(dir: string): string {
-  return join(dir, 'mntns');
-}
-
 /** A private mount namespace bound to <dir>/mntns, with tmpfs over the paths the node writes outside its dirs. */
 async function createMountNamespace(dir: string, created: string[]): Promise<void> {
   const file = mountNsFile(dir);
@@ -328,123 +319,4 @@ async function createMountNamespace(dir: string, created: string[]): Promise<voi
     }
     await inNs(['mount', '-t', 'tmpfs', '-o', 'mode=0755', name, path]);
   }
-}
-
-async function mountNsInode(dir: string): Promise<number | undefined> {
-  try {
-    return (await stat(mountNsFile(dir))).ino;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Pids whose mount namespace is the node's (containerd, kubelet, shims). */
-async function pidsInMountNs(ino: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const link = await readlink(`/proc/${e}/ns/mnt`).catch(() => '');
-    if (link === `mnt:[${ino}]`) out.push(Number(e));
-  }
-  return out;
-}
-
-/** Every cgroup folder (deepest first) under the node's cgroups in every hierarchy. */
-async function nodeCgroupDirs(): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) if (e.isDirectory()) await walk(join(d, e.name));
-    out.push(d);
-  };
-  for (const h of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-    for (const name of NODE_CGROUPS) {
-      const root = join('/sys/fs/cgroup', h, name);
-      if (
-        await stat(root).then(
-          () => true,
-          () => false,
-        )
-      )
-        await walk(root);
-    }
-  }
-  return out;
-}
-
-async function killCgroupProcs(dirs: readonly string[]): Promise<number> {
-  let n = 0;
-  for (const d of dirs) {
-    const procs = await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => '');
-    for (const pid of procs.split('\n').filter((l) => l !== '')) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-        n++;
-      } catch {
-        // already gone
-      }
-    }
-  }
-  return n;
-}
-
-/** Stops the node's processes and undoes its changes to the machine (not the control plane). */
-async function teardown(s: {
-  dir: string;
-  procs: readonly ComponentProcess[];
-  sysctls: ReadonlyMap<string, string>;
-  tablesBefore: readonly string[];
-  createdPaths: readonly string[];
-  log: (line: string) => void;
-}): Promise<void> {
-  const problems: string[] = [];
-  // 1. The kubelet first (it would restart containers), then kube-proxy.
-  for (const p of [...s.procs].reverse()) if (p.name !== 'containerd') await p.stop(10_000);
-  // 2. Every container process: they live in the kubelet's cgroups.
-  for (let i = 0; i < 50; i++) {
-    if ((await killCgroupProcs(await nodeCgroupDirs())) === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  // 3. containerd, then anything left in the mount namespace (shims), then the namespace itself.
-  for (const p of s.procs) if (p.name === 'containerd') await p.stop(10_000);
-  const ino = await mountNsInode(s.dir);
-  if (ino !== undefined) {
-    for (let i = 0; i < 50; i++) {
-      const pids = await pidsInMountNs(ino);
-      if (pids.length === 0) break;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await tryRun('umount', [mountNsFile(s.dir)]);
-  }
-  // 4. Cgroups (deepest first; a folder empties once its processes have been reaped).
-  for (let i = 0; i < 50; i++) {
-    const dirs = await nodeCgroupDirs();
-    if (dirs.length === 0) break;
-    await killCgroupProcs(dirs);
-    for (const d of dirs) await rmdir(d).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const left = await nodeCgroupDirs();
-  if (left.length > 0) problems.push(`cgroups left: ${left.join(', ')}`);
-  // 5. Netfilter: kube-proxy's and the kubelet's chains, then the guard (no pod process is left).
-  await sweepChains(NODE_CHAIN_PREFIXES);
-  await removeGuard();
-  await removeNewEmptyTables(s.tablesBefore);
-  // 6. Links, sysctls.
-  await removeLinks();
-  for (const [k, v] of s.sysctls) {
-    if ((await readSysctl(k)) !== v) await writeFile(join('/proc/sys', k), v).catch((e: unknown) => problems.push(`sysctl ${k}: ${String(e)}`));
-  }
-  // 7. Mount points created on the host for the namespace's tmpfs (empty: the tmpfs died with it).
-  for (const p of s.createdPaths) await rmdir(p).catch((e: unknown) => problems.push(`${p}: ${String(e)}`));
-  // iptables commands above may have instantiated (empty) tables again.
-  await removeNewEmptyTables(s.tablesBefore);
-  if (problems.length > 0) s.log(`teardown: ${problems.join('; ')}`);
 }
