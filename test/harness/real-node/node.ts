@@ -119,6 +119,7 @@ export class RealCluster {
     const images = [await ensurePauseImage(), await ensureCorednsImage(log), await ensureDebianImage(log), ...(opts.images ?? [])];
     const started = Date.now();
     const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gmt-node-')));
+    await mkdir(dir, { recursive: true });
     const tablesBefore = await nftTables();
     const createdPaths: string[] = [];
     const sysctls = new Map<string, string>();
