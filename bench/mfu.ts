@@ -1,56 +1,95 @@
 /**
- * bench:mfu — training model-FLOPs utilisation: achieved FLOP/s (PaLM-style 6N + 12·L·T·C FLOPs per
- * token, forward + backward) over the same backend's matmul peak, measured in the same run as the
- * best of square fp32 matmuls of several sizes.
+ * bench:mfu — training throughput per backend against two ceilings measured in the same run: the
+ * backend's own best square fp32 matmul, and the machine's (native TensorFlow at all threads). FLOPs
+ * per token are PaLM's 6N + 12·L·T·C (forward + backward). Each backend runs in its own process
+ * (bench/mfu-worker.ts), one after the other, so they never share the cores.
+ *
+ * Environment: BENCH_BACKENDS (default: tensorflow when setup:native has built it, and wasm),
+ * BENCH_MODELS (default per backend: tensorflow tiny,small,gpt2; wasm tiny,small; cpu tiny),
+ * BENCH_THREADS (TensorFlow threads, default 0 = all cores), BENCH_REPS (timed repetitions, default 3).
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../trainer/src/backend.js';
-import { MODEL_PRESETS, type ModelPreset, trainFlopsPerToken } from '../trainer/src/model/config.js';
-import { Gpt2Model } from '../trainer/src/model/gpt2.js';
-import { initParams } from '../trainer/src/model/init.js';
-import { median, randomBatch } from './common.js';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { nativeBuilt } from '../trainer/src/backend.js';
 
-const backend = await initBackend((process.env['BENCH_BACKEND'] ?? 'auto') as 'auto');
-function matmulPeak(): { flops: number; size: number } {
-  let best = { flops: 0, size: 0 };
-  for (const n of [256, 512, 768, 1024]) {
-    const a = tf.randomNormal([n, n]),
-      b = tf.randomNormal([n, n]);
-    tf.matMul(a, b).dispose();
-    const reps = Math.max(2, Math.round(4e9 / (2 * n ** 3)));
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) {
-      const c = tf.matMul(a, b);
-      c.dataSync();
-      c.dispose();
-    }
-    const f = (2 * n ** 3 * reps) / ((performance.now() - t0) / 1000);
-    if (f > best.flops) best = { flops: f, size: n };
-    a.dispose();
-    b.dispose();
-  }
-  return best;
+const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'mfu-worker.js');
+const DEFAULT_MODELS: Record<string, string> = { tensorflow: 'tiny,small,gpt2', wasm: 'tiny,small', cpu: 'tiny' };
+
+const Line = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('matmul'), backend: z.string(), threads: z.number(), gflops: z.number(), size: z.number() }),
+  z.object({
+    kind: z.literal('step'),
+    backend: z.string(),
+    threads: z.number(),
+    preset: z.string(),
+    params: z.number(),
+    B: z.number(),
+    T: z.number(),
+    step: z.number(),
+    tokensPerSecond: z.number(),
+    gflops: z.number(),
+    phases: z.object({ forward: z.number(), backward: z.number(), optimizer: z.number(), mask: z.number() }),
+  }),
+]);
+type Line = z.infer<typeof Line>;
+
+function runWorker(args: readonly string[]): Promise<Line[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '',
+      err = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`mfu-worker ${args.join(' ')} exited ${code}:\n${err.split('\n').slice(-15).join('\n')}`));
+        return;
+      }
+      resolve(
+        out
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => Line.parse(JSON.parse(l))),
+      );
+    });
+  });
 }
-const peak = matmulPeak();
-console.log(`bench:mfu  backend=${backend.name}  matmul peak ${(peak.flops / 1e9).toFixed(2)} GFLOP/s (fp32 ${peak.size}³)`);
-const presets = (process.env['BENCH_MODELS'] ?? 'tiny,small').split(',') as ModelPreset[];
-for (const preset of presets) {
-  const cfg = MODEL_PRESETS[preset];
-  const model = new Gpt2Model(cfg);
-  const params = initParams(model.layout, 1);
-  const T = Math.min(cfg.nPositions, 128),
-    B = Number(process.env['BENCH_BATCH'] ?? 16);
-  const batch = randomBatch(cfg.vocabSize, B, T);
-  model.lossAndGrads(params, batch);
-  const times: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    const t0 = performance.now();
-    model.lossAndGrads(params, batch);
-    times.push((performance.now() - t0) / 1000);
-  }
-  const s = median(times);
-  const achieved = (trainFlopsPerToken(cfg, T) * B * T) / s;
+
+const backends = (process.env['BENCH_BACKENDS'] ?? (nativeBuilt() ? 'tensorflow,wasm' : 'wasm')).split(',');
+const threads = Number(process.env['BENCH_THREADS'] ?? 0);
+const lines: Line[] = [];
+for (const b of backends) {
+  const models = process.env['BENCH_MODELS'] ?? DEFAULT_MODELS[b] ?? 'tiny';
+  process.stderr.write(`bench:mfu: ${b} (${models})…\n`);
+  lines.push(...(await runWorker([b, String(threads), models])));
+}
+// The machine's ceiling: native TensorFlow's matmul at all threads (measured here unless already measured so).
+let machine = lines.find((l) => l.kind === 'matmul' && l.backend.startsWith('tensorflow') && threads === 0);
+if (machine === undefined && nativeBuilt()) machine = (await runWorker(['tensorflow', '0', '', '--matmul-only']))[0];
+
+const f1 = (x: number): string => x.toFixed(1);
+const ms = (s: number): string => `${Math.round(s * 1000)}`;
+console.log(`\nbench:mfu — ceilings measured in this run (best square fp32 matmul):`);
+for (const l of lines) if (l.kind === 'matmul') console.log(`  ${l.backend.padEnd(15)} ${l.threads} thread(s): ${f1(l.gflops)} GFLOP/s (${l.size}³)`);
+if (machine?.kind === 'matmul') console.log(`  machine (native, ${machine.threads} threads): ${f1(machine.gflops)} GFLOP/s`);
+else console.log('  machine: native backend not built (npm run setup:native), no machine ceiling');
+console.log(
+  '\n| backend | threads | preset | params | batch | step ms | tokens/s | GFLOP/s | % own matmul | % machine | forward ms | backward ms | optimizer ms | mask ms |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+for (const l of lines) {
+  if (l.kind !== 'step') continue;
+  const own = lines.find((m) => m.kind === 'matmul' && m.backend === l.backend);
+  const pct = (g: number | undefined): string => (g === undefined ? '—' : `${f1((100 * l.gflops) / g)}%`);
   console.log(
-    `  ${preset.padEnd(6)} ${model.layout.size.toLocaleString('en-US').padStart(10)} params  batch ${B}x${T}  step ${(s * 1000).toFixed(0)} ms  ${(achieved / 1e9).toFixed(2)} GFLOP/s  MFU ${((100 * achieved) / peak.flops).toFixed(1)}% of measured matmul peak`,
+    `| ${l.backend} | ${l.threads} | ${l.preset} | ${l.params.toLocaleString('en-US')} | ${l.B}×${l.T} | ${ms(l.step)} | ${Math.round(l.tokensPerSecond)} | ${f1(l.gflops)} | ${pct(own?.kind === 'matmul' ? own.gflops : undefined)} | ${pct(machine?.kind === 'matmul' ? machine.gflops : undefined)} | ${ms(l.phases.forward)} | ${ms(l.phases.backward)} | ${ms(l.phases.optimizer)} | ${ms(l.phases.mask)} |`,
   );
 }
+console.log('\ncollective: none in one process; `npm run bench:dp` compares data-parallel ranks with one process.');

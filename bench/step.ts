@@ -1,5 +1,5 @@
 /**
- * bench:step — optimizer-step time of SFT vs GMT (r = 0.2 and 0.9) on the same model, batch and
+ * bench:step — optimizer-step time of SFT vs GMT (r = 0.2 and 0.9, tensor and global scope) on the same model, batch and
  * backend, measured interleaved in one run (round-robin, medians), so drift hits all equally.
  * Goal: GMT overhead ≤ 3% (the paper measured GMT 6-14% slower than SFT).
  */
@@ -18,12 +18,14 @@ const backend = await initBackend((process.env['BENCH_BACKEND'] ?? 'auto') as 'a
 const cfg = MODEL_PRESETS[preset];
 const model = new Gpt2Model(cfg);
 const B = Number(process.env['BENCH_BATCH'] ?? 16),
-  T = Math.min(64, cfg.nPositions);
+  T = Math.min(Number(process.env['BENCH_SEQ'] ?? 64), cfg.nPositions);
 const batch = randomBatch(cfg.vocabSize, B, T);
 const variants = [
   { name: 'sft', over: { method: 'sft' } },
-  { name: 'gmt r=0.2', over: { method: 'gmt', maskRatio: 0.2 } },
-  { name: 'gmt r=0.9', over: { method: 'gmt', maskRatio: 0.9 } },
+  { name: 'gmt r=0.2 tensor', over: { method: 'gmt', maskRatio: 0.2, maskScope: 'tensor' } },
+  { name: 'gmt r=0.9 tensor', over: { method: 'gmt', maskRatio: 0.9, maskScope: 'tensor' } },
+  { name: 'gmt r=0.2 global', over: { method: 'gmt', maskRatio: 0.2, maskScope: 'global' } },
+  { name: 'gmt r=0.9 global', over: { method: 'gmt', maskRatio: 0.9, maskScope: 'global' } },
 ].map((v) => {
   const c = TrainerConfigSchema.parse({ ...v.over, steps: 1000 });
   return {
@@ -35,7 +37,9 @@ const variants = [
     updateTimes: [] as number[],
   };
 });
-console.log(`bench:step  model=${preset} (${model.layout.size.toLocaleString('en-US')} params)  batch=${B}x${T}  backend=${backend.name}  rounds=${rounds}`);
+console.log(
+  `bench:step  model=${preset} (${model.layout.size.toLocaleString('en-US')} params)  batch=${B}x${T}  backend=${backend.label} (${backend.threads} thread(s))  rounds=${rounds}`,
+);
 for (let r = -1; r < rounds; r++) {
   for (const v of variants) {
     const t0 = performance.now();
@@ -53,6 +57,6 @@ const sft = median(variants[0]!.times);
 for (const v of variants) {
   const m = median(v.times);
   console.log(
-    `  ${v.name.padEnd(10)} step ${m.toFixed(1).padStart(8)} ms   update ${median(v.updateTimes).toFixed(2).padStart(7)} ms   ratio vs sft ${(m / sft).toFixed(3)}   overhead ${(100 * (m / sft - 1)).toFixed(1)}%`,
+    `  ${v.name.padEnd(16)} step ${m.toFixed(1).padStart(8)} ms   update ${median(v.updateTimes).toFixed(2).padStart(7)} ms   ratio vs sft ${(m / sft).toFixed(3)}   overhead ${(100 * (m / sft - 1)).toFixed(1)}%`,
   );
 }

@@ -20,7 +20,9 @@ export const TrainerConfigSchema = z
       .min(0)
       .max(2 ** 31 - 1)
       .default(42), // every random choice derives from it
-    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'), // TensorFlow.js backend (auto: GPU > wasm > cpu)
+    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'), // TensorFlow.js backend (auto: native GPU > native CPU > wasm > cpu)
+    threads: z.number().int().min(0).max(4096).default(0), // native TensorFlow kernel threads; 0 = every core the process/pod is given
+    deterministic: z.boolean().default(true), // GPU: TensorFlow's deterministic kernels (bit-identical ranks/resume; slower)
     // ---- model and data --------------------------------------------------------------------------
     baseModel: nonEmpty.default('bundled'), // "bundled", a checkpoint dir, a model.safetensors path, or "none" (fresh init)
     modelPreset: z.enum(['micro', 'tiny', 'small', 'gpt2']).default('tiny'), // architecture when baseModel is "none"
@@ -97,6 +99,8 @@ export type ConfigKey = keyof z.infer<typeof TrainerConfigSchema>;
 export const NON_NUMERIC_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'runName',
   'backend',
+  'threads',
+  'deterministic',
   'checkpointDir',
   'checkpointEvery',
   'keepCheckpoints',

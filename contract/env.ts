@@ -29,6 +29,8 @@ export const ENV = {
   metricsPort: 'GMT_METRICS_PORT',
   /** TensorFlow.js backend. */
   backend: 'GMT_BACKEND',
+  /** Native TensorFlow kernel threads (0 = every core the pod is given). */
+  threads: 'GMT_THREADS',
 } as const;
 
 /** Variables that set a trainer config key directly, and that key (the config file has its own variable). */
@@ -42,4 +44,5 @@ export const ENV_KEYS: Readonly<Record<string, ConfigKey>> = {
   [ENV.checkpointDir]: 'checkpointDir',
   [ENV.metricsPort]: 'metricsPort',
   [ENV.backend]: 'backend',
+  [ENV.threads]: 'threads',
 };

@@ -19,6 +19,7 @@ export const ProgressMessageSchema = z.looseObject({
   keptRatio: num, // fraction of entries the last step updated
   lastCheckpoint: z.string().nullish(), // path of the last checkpoint written
   phase: z.string().nullish(), // 'training' or 'finished'
+  backend: z.string().max(64).nullish(), // kernel backend label: tensorflow/gpu, tensorflow/cpu, wasm or cpu
   evalLoss: num, // final evaluation loss (phase 'finished')
   exactMatch: num, // final exact-match accuracy (phase 'finished')
 });

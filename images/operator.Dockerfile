@@ -5,7 +5,8 @@ ARG BASE=node:24-bookworm-slim
 FROM ${BASE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional: the operator needs no TensorFlow native binding (tfjs-node-gpu is optional).
+# --omit=optional: nothing optional is needed; the tfjs-node(-gpu) packages stay without their native binding
+# (only the trainer images build it, with setup-native).
 # Behind a TLS-intercepting proxy, hand its CA in for this step only:
 #   docker build --secret id=npm_ca,src=/path/to/ca.pem …   (never stored in the image)
 RUN --mount=type=secret,id=npm_ca,required=false \

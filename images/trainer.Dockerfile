@@ -1,31 +1,38 @@
-# gmt-trainer image with the GPU backend. Build from the repository root after `npm run build`:
+# gmt-trainer image, CPU: native TensorFlow (tfjs-node) on a small Debian base, for the many clusters
+# without GPUs. Build from the repository root after `npm run build`:
 #   docker build -f images/trainer.Dockerfile -t gmt-trainer:0.1.0 .
-#
-# @tensorflow/tfjs-node-gpu 4.22 links libtensorflow 2.9.1, which needs CUDA 11.2 and cuDNN 8.1
-# (https://www.tensorflow.org/install/source#gpu). Hence the CUDA 11.2 / cuDNN 8 runtime base;
-# newer CUDA majors do not load it. The node needs an NVIDIA driver >= 460 (CUDA 11.2).
-FROM nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
+# The GPU image is images/trainer-gpu.Dockerfile. Both install the native backend exactly as
+# `npm run setup:native` does on a workstation (docs/native-backend.md): the pinned tensorflow-cpu wheel
+# from PyPI (sha256-checked), its C API libraries and headers, and tfjs-node's N-API binding compiled
+# with npm's node-gyp against them. Registry access only (npm, PyPI, Debian); no other download host.
 
-ARG NODE_VERSION=24.11.1
+# ---- build stage: compile the binding (needs python3 + pip for the wheel and gyp, g++, make, strip)
+FROM node:24.21.0-bookworm-slim AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl xz-utils python3 make g++ \
- && curl -fsSL "https://nodejs.org/dist/v${NODE_VERSION}/node-v${NODE_VERSION}-linux-x64.tar.xz" \
-    | tar -xJ -C /usr/local --strip-components=1 \
+ && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip g++ make binutils \
  && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Installs the optional @tensorflow/tfjs-node-gpu (its install script downloads libtensorflow-gpu
-# 2.9.1 and builds the binding), then drops the build toolchain.
-RUN npm ci --omit=dev && npm cache clean --force \
- && apt-get purge -y --auto-remove make g++ && rm -rf /var/lib/apt/lists/*
+# --ignore-scripts: tfjs-node's install script would download from a host we do not use (npm 11 skips it
+# anyway through package.json "allowScripts"; older npm would not).
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY dist/ ./dist/
+# --copy: the libraries go into node_modules/@tensorflow/tfjs-node/{deps,lib} (no links into the cache).
+# The Node headers come from this image's own Node (/usr/local/include/node).
+RUN node dist/scripts/setup-native.js --copy && rm -rf /root/.cache
+
+# ---- runtime: Node 24 on Debian slim (libstdc++ is there for the TensorFlow libraries)
+FROM node:24.21.0-bookworm-slim
+ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json ./
+# dist/ from the build context, as the build stage had it (the binding lives in node_modules).
 COPY dist/contract ./dist/contract
 COPY dist/trainer ./dist/trainer
-# The bundled base model (baseModel "bundled", the default).
+# The bundled base model (--base-model bundled, the default) is read from trainer/assets/.
 COPY trainer/assets ./trainer/assets
-
-RUN groupadd --gid 1000 gmt && useradd --uid 1000 --gid 1000 --no-create-home --shell /usr/sbin/nologin gmt
+# The `node` user of the base image (uid 1000).
 USER 1000:1000
-ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2
 EXPOSE 9400
 ENTRYPOINT ["node", "/app/dist/trainer/src/main.js"]

@@ -69,6 +69,7 @@ async function productionModules(folder: string, omitOptional: boolean): Promise
 const IMAGES = [
   { dockerfile: 'operator.Dockerfile', help: /^gmt-operator — / },
   { dockerfile: 'trainer.Dockerfile', help: /^gmt-train — / },
+  { dockerfile: 'trainer-gpu.Dockerfile', help: /^gmt-train — / },
 ] as const;
 
 for (const { dockerfile, help } of IMAGES) {
@@ -89,7 +90,7 @@ for (const { dockerfile, help } of IMAGES) {
       });
       t.is(r.status, 0, `exit ${String(r.status)} ${r.signal ?? ''}\n${r.stderr}`);
       t.regex(r.stdout, help);
-      if (dockerfile === 'trainer.Dockerfile') {
+      if (dockerfile.startsWith('trainer')) {
         // The default baseModel "bundled" must be in the image.
         t.true(existsSync(join(folder, 'trainer', 'assets', 'base-tiny', 'model.safetensors')), 'the bundled base model is copied');
       }

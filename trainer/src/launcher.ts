@@ -10,6 +10,7 @@ import type { TrainerConfig } from '../../contract/config.js';
 import { ENV } from '../../contract/env.js';
 import { EXIT_CODES, RETRYABLE_EXIT_CODES } from '../../contract/exit-codes.js';
 import { ProgressMessageSchema, progressSubject } from '../../contract/progress.js';
+import { defaultThreads } from './backend.js';
 import { findNatsServer, startNatsServer } from './collective/nats/index.js';
 import { RetryableError } from './errors.js';
 import type { Logger } from './log.js';
@@ -93,6 +94,8 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
     }
   })();
   const args = rankArgs(argv);
+  // The ranks share this machine: each gets its share of the cores unless --threads/GMT_THREADS says otherwise.
+  const threads = c.threads > 0 ? c.threads : Math.max(1, Math.floor(defaultThreads() / n));
   try {
     for (let attempt = c.attempt; ; attempt++) {
       const env = (rank: number): NodeJS.ProcessEnv => ({
@@ -103,6 +106,7 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
         [ENV.attempt]: String(attempt),
         [ENV.natsUrl]: server.url,
         [ENV.config]: process.env[ENV.config] ?? '',
+        [ENV.threads]: String(threads),
       });
       const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.

@@ -23,7 +23,7 @@ Usage:
   gmt-train --help
 
 Options (config keys as kebab-case flags; env GMT_CONFIG, GMT_RANK, GMT_WORLD_SIZE, GMT_JOB_ID,
-GMT_ATTEMPT, NATS_URL, GMT_CHECKPOINT_DIR, GMT_METRICS_PORT, GMT_BACKEND also apply):
+GMT_ATTEMPT, NATS_URL, GMT_CHECKPOINT_DIR, GMT_METRICS_PORT, GMT_BACKEND, GMT_THREADS also apply):
 ${configKeys()
   .map((k) => `  ${flagName(k)}`)
   .join('\n')}
@@ -37,7 +37,7 @@ function summaryText(s: RunSummary): string {
     a = s.after;
   const lines = [
     '',
-    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.name} (${s.parameters.toLocaleString('en-US')} parameters)`,
+    `GMT fine-tune finished: ${s.steps} steps on ${s.backend.label} (${s.parameters.toLocaleString('en-US')} parameters)`,
     `  throughput     ${s.samplesPerSecond.toFixed(1)} samples/s · ${Math.round(s.tokensPerSecond)} tokens/s · ${s.trainSeconds.toFixed(1)} s`,
     `  last step      loss ${formatNumber(s.finalLoss)} · kept ${pct(s.keptRatio)} of parameters${s.skippedSteps ? ` · ${s.skippedSteps} skipped` : ''}`,
     '                 before        after',

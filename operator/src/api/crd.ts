@@ -25,6 +25,7 @@ export const PRINTER_COLUMNS: readonly { [key: string]: JsonValue }[] = [
   { name: 'Attempt', type: 'integer', description: 'Current gang attempt', jsonPath: '.status.attempt', priority: 1 },
   { name: 'Samples/s', type: 'number', description: 'Global training throughput', jsonPath: '.status.samplesPerSecond', priority: 1 },
   { name: 'Kept', type: 'number', description: 'Fraction of entries updated in the last step', jsonPath: '.status.keptRatio', priority: 1 },
+  { name: 'Backend', type: 'string', description: 'Kernel backend of rank 0', jsonPath: '.status.backend', priority: 1 },
 ];
 
 /** The openAPIV3Schema of the resource: names, spec, status and the root CEL rules. */

@@ -72,6 +72,7 @@ export const GmtFineTuneStatusSchema = z.object({
   samplesPerSecond: z.number().min(0).optional().describe('Global training throughput.'),
   tokensPerSecond: z.number().min(0).optional().describe('Global token throughput.'),
   keptRatio: z.number().min(0).max(1).optional().describe('Fraction of parameter entries updated in the last step.'),
+  backend: z.string().max(64).optional().describe('Kernel backend rank 0 trains on: tensorflow/gpu, tensorflow/cpu, wasm or cpu.'),
   startTime: TimeSchema.optional().describe('When the first attempt started running.'),
   completionTime: TimeSchema.optional().describe('When the job succeeded or failed.'),
   lastProgressTime: TimeSchema.optional().describe('When the step last advanced (hang detection).'),

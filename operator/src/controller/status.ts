@@ -154,6 +154,7 @@ export function computeStatus(o: Observation): Decision {
     if (msg.tokensPerSecond != null && msg.tokensPerSecond >= 0) s.tokensPerSecond = msg.tokensPerSecond;
     if (msg.keptRatio != null && msg.keptRatio >= 0 && msg.keptRatio <= 1) s.keptRatio = msg.keptRatio;
     if (msg.lastCheckpoint != null && msg.lastCheckpoint !== '') s.lastCheckpoint = msg.lastCheckpoint;
+    if (msg.backend != null && msg.backend !== '') s.backend = msg.backend;
     if (stepMoved) s.lastProgressTime = formatTime(o.progress.stepChangedAt);
   }
   s.totalSteps ??= job.spec.training.steps;

@@ -2,11 +2,12 @@
  * The model and optimizer maths against PyTorch + Hugging Face transformers (test/golden/, produced
  * once by test/golden/make_golden.py). Tolerances are the ones golden.json recommends for fp32 vs
  * fp32 across libraries: loss rtol 1e-5; logits, gradients and parameters atol 1e-5 + rtol 1e-4.
- * Runs on every TensorFlow.js backend that initialises on this machine.
+ * Runs on every TensorFlow.js backend that initialises on this machine, with the same tolerances on
+ * each (the native TensorFlow backend included once `npm run setup:native` has built it).
  */
 import test from 'ava';
 import { z } from 'zod';
-import { initBackend, type BackendChoice } from '../../../trainer/src/backend.js';
+import { initBackend, nativeBuilt, type BackendChoice } from '../../../trainer/src/backend.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { readSafetensors } from '../../../trainer/src/model/safetensors.js';
 import { clipCoefficient, scaleInPlace, sumSquares } from '../../../trainer/src/optim/clip.js';
@@ -52,9 +53,10 @@ function expectClose(
   t.fail(`${label}: ${slot?.name ?? '?'}[${w.index - (slot?.offset ?? 0)}] = ${w.actual}, expected ${w.expected}`);
 }
 
-test('golden - at least the wasm and cpu backends are checked', (t) => {
+test('golden - wasm and cpu, and tensorflow once setup:native has built it, are checked', (t) => {
   t.log(`backends checked: ${backends.join(', ')}`);
   t.true(backends.includes('wasm') && backends.includes('cpu'));
+  if (nativeBuilt()) t.true(backends.includes('tensorflow'), 'setup:native built the native binding but the tensorflow backend did not initialise');
 });
 
 for (const backend of backends) {

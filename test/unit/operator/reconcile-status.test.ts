@@ -216,6 +216,7 @@ test('status - progress is folded in; older attempts are ignored; no progress pa
     keptRatio: 0.8,
     lastCheckpoint: '/c/step-00000005',
     phase: 'training',
+    backend: 'tensorflow/cpu',
   };
   const d = decide(job({}, running), [pod(0, 'running'), pod(1, 'running')], { progress: { message: msg, receivedAt: T0 + 9000, stepChangedAt: T0 + 9000 } });
   t.like(d.status, {
@@ -226,6 +227,7 @@ test('status - progress is folded in; older attempts are ignored; no progress pa
     keptRatio: 0.8,
     lastCheckpoint: '/c/step-00000005',
     lastProgressTime: formatTime(T0 + 9000),
+    backend: 'tensorflow/cpu',
   });
   const old = decide(job({}, { ...running, attempt: 1 }), [pod(0, 'running', 1), pod(1, 'running', 1)], {
     progress: { message: msg, receivedAt: T0, stepChangedAt: T0 },

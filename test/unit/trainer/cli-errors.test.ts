@@ -21,6 +21,8 @@ const configCases = [
   { name: 'negative learning rate from a flag', file: {}, flags: ['--lr', '-0.1'], re: /flag --lr: lr: lr must be positive/ },
   { name: 'non-numeric flag value', file: {}, flags: ['--mask-ratio', 'lots'], re: /flag --mask-ratio: "lots" is not a number/ },
   { name: 'unknown flag', file: {}, flags: ['--mask-ration', '0.1'], re: /unknown flag --mask-ration/ },
+  { name: 'non-boolean flag value', file: {}, flags: ['--deterministic', 'maybe'], re: /flag --deterministic: "maybe" is not true or false/ },
+  { name: 'negative thread count', file: {}, flags: ['--threads', '-1'], re: /flag --threads: threads/ },
   { name: 'enum value', file: { maskScope: 'layer' }, flags: [], re: /maskScope/ },
   { name: 'malformed JSON config', file: '{"maskRatio": 0.2,', flags: [], re: /invalid JSON/ },
 ] as const;

@@ -32,15 +32,21 @@ function keyOfFlag(flag: string): ConfigKey | undefined {
   return (configKeys() as readonly string[]).includes(key) ? (key as ConfigKey) : undefined;
 }
 
-/** Whether a key holds a number (flags and env values are converted before validation). */
-function isNumeric(key: ConfigKey): boolean {
+/** The schema type of a key without its default/optional wrappers. */
+function baseType(key: ConfigKey): z.ZodType {
   let t: z.ZodType = shapeOf()[key]!;
   while (t instanceof z.ZodDefault || t instanceof z.ZodOptional) t = t.def.innerType as z.ZodType;
-  return t instanceof z.ZodNumber;
+  return t;
 }
 
+/** Flags and env values are strings: numbers and booleans are converted before validation. */
 function coerce(key: ConfigKey, value: string, source: string): unknown {
-  if (!isNumeric(key)) return value;
+  const t = baseType(key);
+  if (t instanceof z.ZodBoolean) {
+    if (value === 'true' || value === 'false') return value === 'true';
+    throw new ConfigError(`${source}: "${value}" is not true or false`);
+  }
+  if (!(t instanceof z.ZodNumber)) return value;
   if (value.trim() === '' || !Number.isFinite(Number(value))) throw new ConfigError(`${source}: "${value}" is not a number`);
   return Number(value);
 }

@@ -103,7 +103,7 @@ export function measureMatmulPeak(n = 512, reps = 4): number {
 /** Run the fine-tune described by `c`. */
 export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
   const { log } = opts;
-  const backend = await initBackend(c.backend);
+  const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
@@ -112,8 +112,9 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const hash = configHash(c);
   const fingerprint = datasetFingerprint(data.train);
   log.info('config', { ...c });
+  log.info('backend', { backend: backend.label, provider: backend.provider, threads: backend.threads, reason: backend.reason });
   log.info('run', {
-    backend: backend.name,
+    backend: backend.label,
     provider: backend.provider,
     params: model.layout.size,
     base: base.source,
@@ -144,7 +145,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
   const metrics = new TrainerMetrics({
     jobId: c.jobId,
     rank: c.rank,
-    backend: backend.name,
+    backend: backend.label,
     method: c.method,
     model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`,
     version: '0.1.0',
@@ -298,6 +299,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
               keptRatio: r.update.keptRatio,
               lastCheckpoint: lastCheckpoint ?? null,
               phase: 'training',
+              backend: backend.label,
             });
           }
         },
@@ -332,6 +334,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       keptRatio: state.lastUpdate?.keptRatio ?? null,
       lastCheckpoint: lastCheckpoint ?? null,
       phase: 'finished',
+      backend: backend.label,
       evalLoss: after.loss,
       exactMatch: after.exactMatch,
     });
