@@ -5,13 +5,13 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { binaryVersion, ensureBinary } from '../harness/binaries.js';
-import { createTestNamespace, runKubectl, waitForPodPhase } from '../harness/k8s-helpers.js';
+import { createTestNamespace, runKubectl, waitFor, waitForPodPhase } from '../harness/k8s-helpers.js';
 import { run, tryRun } from '../harness/real-node/exec.js';
 import { buildDockerfile, buildNatsImage, ImageBuildError, PROJECT_IMAGES } from '../harness/real-node/build-images.js';
 import { imagesDir, NODE_IMAGES } from '../harness/real-node/images.js';
@@ -264,7 +264,53 @@ test.serial('chart - helm install with the images built from images/ runs the op
   // The operator runs in its container with the chart's RBAC: it took the leader Lease in-cluster.
   const lease = await k(['-n', 'gmt-system', 'get', 'lease', '-o', 'jsonpath={.items[*].spec.holderIdentity}']);
   t.regex(lease, /operator/);
+});
+
+test.serial('images - the CPU trainer image builds from images/trainer.Dockerfile and starts', async (t) => {
+  const archive = join(imagesDir(), 'trainer.image.tar');
+  await buildDockerfile(PROJECT_IMAGES.trainer.dockerfile, PROJECT_IMAGES.trainer.ref, archive, log);
+  await c().importImages([archive]);
+  const ns = await createTestNamespace(c().kc, 'rn-trainer');
+  const p = pod('help', '');
+  const main = p.spec?.containers[0];
+  if (main === undefined) throw new Error('no container');
+  main.image = PROJECT_IMAGES.trainer.ref;
+  delete main.command;
+  main.args = ['--help'];
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(p));
+  const done = await waitForPodPhase(c().kc, ns, 'help', ['Succeeded', 'Failed'], 120_000);
+  const logs = await k(['-n', ns, 'logs', 'help']);
+  t.is(done.status?.phase, 'Succeeded', logs);
+  t.regex(logs, /gmt-train/);
+  await k(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test.serial('gmt - examples/tiny.yaml applied with kubectl trains to Succeeded on the node', async (t) => {
+  const ns = await createTestNamespace(c().kc, 'rn-tiny');
+  const manifest = (await readFile(repoPath('examples/tiny.yaml'), 'utf8')).replace(/^(\s*)image: .*$/m, `$1image: ${PROJECT_IMAGES.trainer.ref}`);
+  await k(['-n', ns, 'apply', '-f', '-'], manifest);
+  let phase = '';
+  try {
+    await waitFor(
+      'GmtFineTune tiny to finish',
+      async () => {
+        phase = (await k(['-n', ns, 'get', 'gft', 'tiny', '-o', 'jsonpath={.status.phase}'])).trim();
+        return phase === 'Succeeded' || phase === 'Failed' ? phase : undefined;
+      },
+      { timeoutMs: 480_000, intervalMs: 2000 },
+    );
+  } finally {
+    if (phase !== 'Succeeded') log(await k(['-n', ns, 'describe', 'gft,pods']).catch(String));
+  }
+  t.is(phase, 'Succeeded');
+  const logs = await k(['-n', ns, 'logs', '-l', 'gmt.dev/job=tiny', '--tail=5', '--prefix']).catch((e: unknown) => String(e));
+  log(logs);
+});
+
+test.serial('chart - helm uninstall removes the operator', async (t) => {
   await helm(['uninstall', 'gmt', '-n', 'gmt-system', '--wait', '--timeout', '120s']);
+  const left = await k(['-n', 'gmt-system', 'get', 'deploy', '-o', 'name']);
+  t.is(left.trim(), '');
 });
 
 /** Packets the guard's catch-all REJECT rule for the pod bridge has matched. */

