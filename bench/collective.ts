@@ -1,5 +1,5 @@
 /**
- * Benchmark of the data-parallel collectives over a real nats-server (nats-collectives.md §2), ranks
+ * Benchmark of the data-parallel collectives over a real nats-server (docs/architecture.md §3), ranks
  * as separate processes (child_process.fork of this file), all in one run:
  *
  * (a) raw NATS: L = one publisher → one subscriber, 512 KiB messages, same client and server as the
@@ -22,13 +22,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DenseCollective, ShardedCollective, type CollectiveConfig, type PhaseTimer, type TimedPhase } from '../trainer/src/collective/collective.js';
+import { DenseCollective, ShardedCollective, type PhaseTimer, type TimedPhase } from '../trainer/src/collective/collective.js';
 import { NatsTransport, startNatsServer } from '../trainer/src/collective/nats/index.js';
 import type { CollectivePhase } from '../trainer/src/collective/transport.js';
 import type { ModelConfig } from '../trainer/src/model/config.js';
 import { ParamLayout } from '../trainer/src/model/params.js';
 import type { OptimizerParams } from '../trainer/src/optim/optimizer.js';
 import type { ScheduleParams } from '../trainer/src/optim/schedule.js';
+import type { MethodConfig } from '../trainer/src/update/method.js';
 import { ensureBinary } from '../test/harness/binaries.js';
 import { median } from './common.js';
 
@@ -204,7 +205,7 @@ async function rankRole(): Promise<void> {
     await s;
   };
   const results: VariantResult[] = [];
-  const variants: Array<{ name: string; cfg: CollectiveConfig; dense: boolean }> = [
+  const variants: Array<{ name: string; cfg: MethodConfig; dense: boolean }> = [
     {
       name: 'dense',
       dense: true,
@@ -228,7 +229,7 @@ async function rankRole(): Promise<void> {
         seed: 1,
         nonFinite: 'skip',
         maxGradNorm: 1,
-      } satisfies CollectiveConfig,
+      } satisfies MethodConfig,
     })),
   ];
   await waitGo();

@@ -15,7 +15,8 @@ import { MODEL_PRESETS, type ModelPreset, trainFlopsPerToken } from '../trainer/
 import { Gpt2Model } from '../trainer/src/model/gpt2.js';
 import { initParams } from '../trainer/src/model/init.js';
 import { createOptimizerState } from '../trainer/src/optim/optimizer.js';
-import { Updater, optimizerParams, scheduleParams } from '../trainer/src/train/update.js';
+import { optimizerParams, scheduleParams } from '../trainer/src/update/method.js';
+import { Updater } from '../trainer/src/update/updater.js';
 import { median, randomBatch } from './common.js';
 
 /** Batch shape per preset: small B16×T128 and gpt2 B4×T128 as the issue fixes them; tiny B16×T64 (its nPositions). */

@@ -1,7 +1,7 @@
 /**
  * Benchmark of the exact threshold select (trainer/src/masking) against a full sort, on 10M normal
  * float32 gradients: elements per second of each, measured in the same run, and their ratio.
- * ARCHITECTURE §2 asks for O(n) selection, never a full sort; target ≥ 200M elements/s.
+ * docs/architecture.md §2 asks for O(n) selection, never a full sort; target ≥ 200M elements/s.
  */
 
 import { Rng } from '../trainer/src/rng.js';

@@ -9,7 +9,8 @@ import { MODEL_PRESETS, type ModelPreset } from '../trainer/src/model/config.js'
 import { Gpt2Model } from '../trainer/src/model/gpt2.js';
 import { initParams } from '../trainer/src/model/init.js';
 import { createOptimizerState } from '../trainer/src/optim/optimizer.js';
-import { Updater, optimizerParams, scheduleParams } from '../trainer/src/train/update.js';
+import { optimizerParams, scheduleParams } from '../trainer/src/update/method.js';
+import { Updater } from '../trainer/src/update/updater.js';
 import { median, randomBatch } from './common.js';
 
 const preset = (process.env['BENCH_MODEL'] ?? 'tiny') as ModelPreset;

@@ -1,6 +1,6 @@
 /**
  * The trainer's configuration: one flat block of defaults, one line of meaning each. Resolved as
- * defaults ← config file (GMT_CONFIG / --config) ← environment (ARCHITECTURE §4) ← CLI flags, then
+ * defaults ← config file (GMT_CONFIG / --config) ← environment (docs/architecture.md §4) ← CLI flags, then
  * frozen, logged once and embedded in every checkpoint (trainer/src/config/load.ts). The operator's
  * GmtFineTune spec reuses these field schemas, so the API server never accepts a value the trainer
  * would reject (operator/src/api/spec.ts; spec-to-config.ts maps spec fields to these keys).
@@ -32,7 +32,7 @@ export const TrainerConfigSchema = z
     syntheticTrainSize: z.number().int().min(1).max(10_000_000).default(1500), // examples generated for synthetic training data
     syntheticEvalSize: z.number().int().min(1).max(1_000_000).default(200), // held-out synthetic examples
     seqLen: z.number().int().min(2).max(65_536).default(64), // tokens per training sequence (≤ the model's nPositions)
-    // ---- method (ARCHITECTURE §2) ----------------------------------------------------------------
+    // ---- method (docs/architecture.md §2) ----------------------------------------------------------------
     method: z.enum(['gmt', 'sft', 'random', 'hft', 'oneoff']).default('gmt'), // fine-tuning method
     maskRatio: z.number().min(0).lt(1, 'maskRatio must be < 1 (it is the fraction dropped)').default(0.2), // fraction of entries dropped per scope
     maskScope: z.enum(['tensor', 'global']).default('tensor'), // a threshold per tensor, or one over all parameters
@@ -69,7 +69,7 @@ export const TrainerConfigSchema = z
     metricsPort: z.number().int().min(0).max(65_535).default(0), // Prometheus /metrics port (0 = off)
     progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'), // progress bar on a TTY, lines otherwise
     logFormat: z.enum(['text', 'json']).default('text'), // log lines on stderr
-    // ---- data parallelism (ARCHITECTURE §3-4) ----------------------------------------------------
+    // ---- data parallelism (docs/architecture.md §3-4) ----------------------------------------------------
     jobId: nonEmpty.regex(/^[a-z0-9-]+$/, 'lowercase letters, digits and "-" only').default('local'), // namespaces NATS subjects
     rank: z.number().int().min(0).default(0), // this process's rank
     worldSize: z.number().int().min(1).max(1024).default(1), // number of ranks

@@ -1,5 +1,5 @@
 /**
- * Environment variables of the trainer↔operator contract (ARCHITECTURE §4): the operator sets them
+ * Environment variables of the trainer↔operator contract (docs/architecture.md §4): the operator sets them
  * on every worker pod (operator/src/controller/children.ts), the local launcher on every rank
  * process (trainer/src/launcher.ts), and the trainer reads them (trainer/src/config/load.ts).
  */

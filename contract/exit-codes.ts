@@ -3,7 +3,7 @@
  * policy (operator/src/controller/policy.ts) reads them to tell a retryable failure from a fatal one.
  */
 
-/** Process exit codes shared with the operator's failure policy (ARCHITECTURE §4). */
+/** Process exit codes shared with the operator's failure policy (docs/architecture.md §4). */
 export const EXIT_CODES = {
   ok: 0,
   /** Unexpected internal error (a bug); treated as non-retryable by the operator. */

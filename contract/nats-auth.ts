@@ -1,4 +1,4 @@
-/** NATS authentication from a .creds file (the Secret the operator mounts; NATS_CREDS in ARCHITECTURE §4). */
+/** NATS authentication from a .creds file (the Secret the operator mounts; NATS_CREDS in docs/architecture.md §4). */
 import { readFileSync } from 'node:fs';
 import { type Authenticator, credsAuthenticator } from '@nats-io/transport-node';
 

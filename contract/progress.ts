@@ -1,5 +1,5 @@
 /**
- * The trainer's progress message (ARCHITECTURE §4): rank 0 publishes one JSON object per second on
+ * The trainer's progress message (docs/architecture.md §4): rank 0 publishes one JSON object per second on
  * `gmt.<jobId>.progress` (trainer/src/train/run.ts); the operator's progress tracker and the local
  * launcher parse it with this one schema.
  */

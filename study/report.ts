@@ -238,7 +238,7 @@ Held-out problems removed because they occur in the pretraining corpus: ${Object
     if (!rk.identical && differ.length > 0) {
       out.push(
         `\nRanks ${same.join(' and ')} agree bit for bit; ${differ.join(', ')} rank(s) differ by at most ${Math.max(...okRows.map((x) => x.maxAbsDiffVs1)).toExponential(1)} per parameter. ` +
-          'A likely cause (not verified further here): the collective sums rank contributions in rank order (ARCHITECTURE §3), which makes a run bit-reproducible for a fixed ' +
+          'A likely cause (not verified further here): the collective sums rank contributions in rank order (docs/architecture.md §3), which makes a run bit-reproducible for a fixed ' +
           'number of ranks but not across numbers of ranks: with 1 rank the 4 micro-batch gradients are added one after another, ' +
           'with 4 ranks the owner adds them in the same order, but with 2 ranks each rank first adds its own 2 and the owner then adds ' +
           'the two partial sums, so the fp32 rounding differs by an ulp; an entry that sits at the mask threshold can then flip, ' +

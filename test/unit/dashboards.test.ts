@@ -1,4 +1,4 @@
-// Dashboards use only metric names that exist (STYLE.md): every PromQL expression of every panel
+// Dashboards use only metric names that exist (docs/architecture.md §4): every PromQL expression of every panel
 // and variable of dashboards/*.json is tokenized and each series name must be defined by the
 // trainer's or the operator's names.ts. Also: every panel queries the ${datasource} variable and
 // every $variable used is defined. The e2e counterpart (test/e2e/prometheus.test.ts) runs them.

@@ -1,6 +1,6 @@
 /**
  * The local launcher (`gmt-train --workers N`): starts an embedded nats-server with a configuration
- * tuned for collectives, N rank processes of this same CLI with the ARCHITECTURE §4 environment,
+ * tuned for collectives, N rank processes of this same CLI with the docs/architecture.md §4 environment,
  * aggregates rank 0's progress messages into one progress bar, and — like the operator's gang
  * policy — restarts the whole gang with attempt+1 from the last checkpoint after a retryable exit.
  */

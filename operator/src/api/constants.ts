@@ -12,7 +12,7 @@ export const LABELS = {
   job: 'gmt.dev/job',
   /** Rank 0..N−1 of a worker pod. */
   rank: 'gmt.dev/rank',
-  /** Gang attempt 0, 1, … the pod belongs to (ARCHITECTURE §3: subjects are per attempt). */
+  /** Gang attempt 0, 1, … the pod belongs to (docs/architecture.md §3: subjects are per attempt). */
   attempt: 'gmt.dev/attempt',
   /** Role of a child: `worker`, `service`, `config`. */
   role: 'gmt.dev/role',

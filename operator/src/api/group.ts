@@ -1,5 +1,5 @@
 /**
- * The GmtFineTune API's identity (ARCHITECTURE §5): group, version, kind, plural, short name. Every
+ * The GmtFineTune API's identity (docs/architecture.md §5): group, version, kind, plural, short name. Every
  * place that addresses the resource (informers, SSA, the CRD, RBAC) uses these names.
  */
 

@@ -1,5 +1,5 @@
 /**
- * GmtFineTune spec (ARCHITECTURE §5): the single source of truth for the TypeScript types, the
+ * GmtFineTune spec (docs/architecture.md §5): the single source of truth for the TypeScript types, the
  * runtime check of objects read from the API server and the CRD's OpenAPI schema (crd.ts).
  *
  * Training settings reuse the trainer's own field schemas (contract/config.ts): same
@@ -104,7 +104,7 @@ export const DatasetSchema = z.object({
   syntheticEvalSize: T.syntheticEvalSize.describe('Held-out synthetic examples.'),
 });
 
-/** The fine-tuning method (ARCHITECTURE §2). */
+/** The fine-tuning method (docs/architecture.md §2). */
 export const MethodSchema = z.object({
   name: T.method.describe('gmt (gradient-mask tuning), sft, random, hft (half fine-tuning) or oneoff (one-off drop).'),
   maskRatio: T.maskRatio.describe('Fraction of entries dropped per scope, in [0, 1); the paper uses 0.1-0.4.'),

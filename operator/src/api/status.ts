@@ -1,5 +1,5 @@
 /**
- * GmtFineTune status (ARCHITECTURE §5): phase, standard metav1.Condition list, restart counters by
+ * GmtFineTune status (docs/architecture.md §5): phase, standard metav1.Condition list, restart counters by
  * cause, training progress folded in from the trainer's NATS progress messages, worker counts.
  * Written only by the operator through the status subresource.
  */

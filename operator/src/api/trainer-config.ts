@@ -1,7 +1,7 @@
 /**
  * The spec → trainer config mapping, driven by the contract's one table (contract/spec-to-config.ts).
  * Per-pod keys (rank, attempt, jobId, natsUrl, checkpointDir, metricsPort) come from the pod's
- * environment (ARCHITECTURE §4) and are not set here.
+ * environment (docs/architecture.md §4) and are not set here.
  */
 import type { z } from 'zod';
 import type { TrainerConfigSchema } from '../../../contract/config.js';

@@ -1,5 +1,5 @@
 /**
- * Pure builders of a GmtFineTune's children (ARCHITECTURE §4, §6): the headless Service, the
+ * Pure builders of a GmtFineTune's children (docs/architecture.md §4, §6): the headless Service, the
  * ConfigMap with the trainer config, and one worker Pod per rank. Same input, same object: they
  * are applied with server-side apply, so re-applying is a no-op on the server.
  */
@@ -152,7 +152,7 @@ function toleration(x: NonNullable<NonNullable<GmtFineTune['spec']['podTemplate'
   return out;
 }
 
-/** The env of ARCHITECTURE §4 for one rank of one attempt. */
+/** The env of docs/architecture.md §4 for one rank of one attempt. */
 export function buildWorkerEnv(job: GmtFineTune, rank: number, attempt: number, opts: BuildOptions = DEFAULT_BUILD_OPTIONS): V1EnvVar[] {
   const jobId = computeJobId(job);
   const creds = job.spec.nats?.credentialsSecret;

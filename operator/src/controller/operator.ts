@@ -91,20 +91,24 @@ class InformerSet<T> implements Store<T> {
   }
 }
 
-/** Starts the operator (see the file comment). */
-export async function startOperator(o: OperatorOptions): Promise<Operator> {
-  const log: Logger = o.log ?? (() => {});
-  const { kc } = o;
+/** The informers of the operator: one per watched namespace (or one for all) of each kind. */
+interface Informers {
+  readonly jobs: Informer<GmtFineTune>[];
+  readonly pods: Informer<PodView>[];
+  readonly services: Informer<ChildView>[];
+  readonly configMaps: Informer<ChildView>[];
+  readonly all: Informer<unknown>[];
+}
+
+/** GmtFineTunes enqueue their own key; the labelled children (pods, services, configmaps) their owner's. */
+function createInformers(kc: KubeConfig, namespaces: readonly string[], queue: WorkQueue, log: Logger): Informers {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const metrics = new OperatorMetrics();
-  const queue = new WorkQueue({ name: CONTROLLER, metrics: metrics.workQueue(CONTROLLER) });
-  const scopes: (string | undefined)[] = o.namespaces.length === 0 ? [undefined] : [...o.namespaces];
+  const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...namespaces];
   const informerLog =
     (name: string) =>
     (line: string): void =>
       log('info', line, { informer: name });
-
   const jobs = scopes.map(
     (ns) =>
       new Informer<GmtFineTune>({
@@ -158,7 +162,77 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   for (const i of jobs) i.enqueue(queue);
   for (const i of [...pods, ...services, ...configMaps]) i.enqueueOwner(queue, owner);
   const all: Informer<unknown>[] = [...jobs, ...pods, ...services, ...configMaps] as Informer<unknown>[];
+  return { jobs, pods, services, configMaps, all };
+}
 
+/** The reconciler over the informers' caches, with its event recorder, progress tracker and child build options. */
+function createReconciler(
+  o: OperatorOptions,
+  inf: Informers,
+  progress: ProgressTracker,
+  metrics: OperatorMetrics,
+  identity: string,
+  log: Logger,
+): GmtFineTuneReconciler {
+  const { kc } = o;
+  const build: BuildOptions = {
+    ...DEFAULT_BUILD_OPTIONS,
+    defaultNatsUrl: o.natsUrl,
+    ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
+  };
+  const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
+  return new GmtFineTuneReconciler({
+    jobs: new InformerSet(inf.jobs),
+    pods: new InformerSet(inf.pods),
+    services: new InformerSet(inf.services),
+    configMaps: new InformerSet(inf.configMaps),
+    objects: makeObjectClient(kc),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    events,
+    progress,
+    build,
+    log,
+    metrics,
+  });
+}
+
+/** Leader election: only the leader runs the controller; losing the lease stops it. */
+function createElector(
+  o: OperatorOptions,
+  le: NonNullable<OperatorOptions['leaderElection']>,
+  identity: string,
+  controller: Controller,
+  metrics: OperatorMetrics,
+  log: Logger,
+): LeaderElector {
+  return new LeaderElector({
+    kc: o.kc,
+    namespace: le.namespace,
+    name: le.name,
+    identity,
+    ...(le.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: le.leaseDurationSeconds } : {}),
+    ...(le.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: le.renewDeadlineSeconds } : {}),
+    ...(le.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: le.retryPeriodSeconds } : {}),
+    metrics: metrics.leaderElection(le.name),
+    onStartedLeading: () => {
+      log('info', 'started leading', { lease: `${le.namespace}/${le.name}`, identity });
+      void controller.start();
+    },
+    onStoppedLeading: async () => {
+      log('info', 'stopped leading', { identity });
+      await controller.close();
+    },
+    log: (l) => log('info', l, { component: 'leader-election' }),
+  });
+}
+
+/** Starts the operator (see the file comment). */
+export async function startOperator(o: OperatorOptions): Promise<Operator> {
+  const log: Logger = o.log ?? (() => {});
+  const metrics = new OperatorMetrics();
+  const queue = new WorkQueue({ name: CONTROLLER, metrics: metrics.workQueue(CONTROLLER) });
+  const inf = createInformers(o.kc, o.namespaces, queue, log);
+  const { all } = inf;
   const progress = new ProgressTracker({
     natsUrl: o.natsUrl,
     ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}),
@@ -166,26 +240,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}),
     log: (l) => log('info', l, { component: 'progress' }),
   });
-  const build: BuildOptions = {
-    ...DEFAULT_BUILD_OPTIONS,
-    defaultNatsUrl: o.natsUrl,
-    ...(o.trainerMetricsPort !== undefined ? { metricsPort: o.trainerMetricsPort } : {}),
-  };
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
-  const events = new EventRecorder({ kc, component: 'gmt-operator', instance: identity, log: (l) => log('error', l, { component: 'events' }) });
-  const reconciler = new GmtFineTuneReconciler({
-    jobs: new InformerSet(jobs),
-    pods: new InformerSet(pods),
-    services: new InformerSet(services),
-    configMaps: new InformerSet(configMaps),
-    objects: makeObjectClient(kc),
-    custom,
-    events,
-    progress,
-    build,
-    log,
-    metrics,
-  });
+  const reconciler = createReconciler(o, inf, progress, metrics, identity, log);
   const controller = new Controller({
     name: CONTROLLER,
     queue,
@@ -201,31 +257,8 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   progress.start();
 
   let lost = false;
-  let elector: LeaderElector | undefined;
-  const readiness: HealthCheck[] = [cachesSyncedCheck(all)];
-  if (o.leaderElection !== undefined) {
-    const le = o.leaderElection;
-    elector = new LeaderElector({
-      kc,
-      namespace: le.namespace,
-      name: le.name,
-      identity,
-      ...(le.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: le.leaseDurationSeconds } : {}),
-      ...(le.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: le.renewDeadlineSeconds } : {}),
-      ...(le.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: le.retryPeriodSeconds } : {}),
-      metrics: metrics.leaderElection(le.name),
-      onStartedLeading: () => {
-        log('info', 'started leading', { lease: `${le.namespace}/${le.name}`, identity });
-        void controller.start();
-      },
-      onStoppedLeading: async () => {
-        log('info', 'stopped leading', { identity });
-        await controller.close();
-      },
-      log: (l) => log('info', l, { component: 'leader-election' }),
-    });
-    readiness.push(leaderElectionCheck(elector));
-  }
+  const elector = o.leaderElection !== undefined ? createElector(o, o.leaderElection, identity, controller, metrics, log) : undefined;
+  const readiness: HealthCheck[] = [cachesSyncedCheck(all), ...(elector !== undefined ? [leaderElectionCheck(elector)] : [])];
   const server =
     o.metricsPort !== undefined
       ? await startOperatorServer({
@@ -251,10 +284,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     return closing;
   };
   if (elector !== undefined) {
-    const e = elector;
-    e.start();
-    void e.closed.then(() => {
-      if (e.lost) {
+    elector.start();
+    void elector.closed.then(() => {
+      if (elector.lost) {
         lost = true;
         void close();
       }

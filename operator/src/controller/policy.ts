@@ -1,6 +1,6 @@
 /**
  * The failure policy as tables (STYLE: policies are tables): what a worker's exit means for the
- * gang. Exit codes are the trainer's (trainer/src/errors.ts, ARCHITECTURE §4): 75/76 mean "restart
+ * gang. Exit codes are the trainer's (trainer/src/errors.ts, docs/architecture.md §4): 75/76 mean "restart
  * the gang from the last checkpoint", 1–5 mean "restarting cannot help". A signal death (128+n),
  * an eviction, a preemption or a vanished pod is infrastructure: restart.
  */

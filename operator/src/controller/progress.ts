@@ -1,5 +1,5 @@
 /**
- * Progress from the trainers (ARCHITECTURE §4): one NATS subscription on `gmt.*.progress`; the
+ * Progress from the trainers (docs/architecture.md §4): one NATS subscription on `gmt.*.progress`; the
  * latest message per job is kept, and the job's key is enqueued at most once per `minIntervalMs`
  * (leading and trailing edge), so status writes driven by progress are rate-limited.
  */

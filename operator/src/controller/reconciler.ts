@@ -1,5 +1,5 @@
 /**
- * reconcile(key) for GmtFineTune (ARCHITECTURE §6, the jobset shape): get the object from the cache
+ * reconcile(key) for GmtFineTune (docs/architecture.md §6, the jobset shape): get the object from the cache
  * (ignore "not found"), sort its pods into buckets once, compute the status with a pure function,
  * run a few guarded steps (delete stale pods, ensure children, TTL delete), write status once, only
  * if it changed.

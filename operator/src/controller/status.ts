@@ -117,34 +117,96 @@ function transitionEvents(before: readonly Condition[], after: readonly Conditio
   return out;
 }
 
+/** computeStatus's working state: the status being built and the steps decided so far. */
+interface Draft {
+  readonly o: Observation;
+  readonly prev: GmtFineTuneStatus;
+  /** Conditions as observed (events are their transitions). */
+  readonly before: readonly Condition[];
+  readonly nowIso: string;
+  readonly s: GmtFineTuneStatus;
+  conds: Condition[];
+  phase: Phase;
+  attempt: number;
+  restarts: NonNullable<GmtFineTuneStatus['restarts']>;
+  create: boolean;
+  deletePods: PodDeletion;
+  deleteJob: boolean;
+  requeue: number | undefined;
+}
+
+function set(d: Draft, c: ConditionInput): void {
+  d.conds = setCondition(d.conds, c, d.nowIso, d.o.job.metadata.generation).conditions;
+}
+
+function setIfPresent(d: Draft, c: ConditionInput): void {
+  if (findCondition(d.conds, c.type) !== undefined) set(d, c);
+}
+
+/** Reconcile again within `ms` (at least 1 s; the earliest request wins). */
+function requeueIn(d: Draft, ms: number): void {
+  d.requeue = Math.max(1000, Math.min(d.requeue ?? Infinity, ms));
+}
+
 /** Computes the next status and the steps to take (see the file comment). */
 export function computeStatus(o: Observation): Decision {
-  const { job, now } = o;
-  const nowIso = formatTime(now);
-  const gen = job.metadata.generation;
-  const prev: GmtFineTuneStatus = job.status ?? {};
-  const rp = job.spec.runPolicy;
-  const workers = job.spec.workers;
-  const before = prev.conditions ?? [];
-  let conds: Condition[] = [...before];
-  const set = (c: ConditionInput): void => void (conds = setCondition(conds, c, nowIso, gen).conditions);
-  const setIfPresent = (c: ConditionInput): void => {
-    if (findCondition(conds, c.type) !== undefined) set(c);
-  };
-  let attempt = prev.attempt ?? 0;
-  let restarts = prev.restarts ?? { total: 0 };
-  const s: GmtFineTuneStatus = { ...prev };
-  let phase: Phase = (prev.phase as Phase | undefined) ?? PHASES.pending;
-  let create = false;
-  let deletePods: PodDeletion = 'none';
-  let deleteJob = false;
-  let requeue: number | undefined;
-  const requeueIn = (ms: number): void => void (requeue = Math.max(1000, Math.min(requeue ?? Infinity, ms)));
+  const d = startDraft(o);
+  const stepMoved = applyProgress(d);
+  const outcomes = o.pods.map(classifyPod);
+  d.s.workers = workerCounts(outcomes);
+  const rp = o.job.spec.runPolicy;
+  if (isTrue(d.before, CONDITION_TYPES.succeeded) || isTrue(d.before, CONDITION_TYPES.failed)) expireTerminal(d);
+  else if (o.job.spec.workers > 1 && o.natsUrl === '')
+    fail(d, REASONS.invalidSpec, 'spec.nats.url is not set and the operator has no default NATS URL (--nats-url): 2 or more workers need NATS');
+  else if (rp.suspend) suspend(d);
+  else runGang(d, outcomes, stepMoved);
+  return finishDraft(d);
+}
 
-  // Progress from rank 0 of the current attempt (older attempts' late messages are ignored).
+function startDraft(o: Observation): Draft {
+  const prev: GmtFineTuneStatus = o.job.status ?? {};
+  const before = prev.conditions ?? [];
+  return {
+    o,
+    prev,
+    before,
+    nowIso: formatTime(o.now),
+    s: { ...prev },
+    conds: [...before],
+    phase: (prev.phase as Phase | undefined) ?? PHASES.pending,
+    attempt: prev.attempt ?? 0,
+    restarts: prev.restarts ?? { total: 0 },
+    create: false,
+    deletePods: 'none',
+    deleteJob: false,
+    requeue: undefined,
+  };
+}
+
+function finishDraft(d: Draft): Decision {
+  const { s } = d;
+  const gen = d.o.job.metadata.generation;
+  s.phase = d.phase;
+  s.attempt = d.attempt;
+  s.restarts = d.restarts;
+  s.conditions = d.conds;
+  if (gen !== undefined) s.observedGeneration = gen;
+  return {
+    status: s,
+    create: d.create,
+    deletePods: d.deletePods,
+    deleteJob: d.deleteJob,
+    requeueAfterMs: d.requeue,
+    events: transitionEvents(d.before, d.conds),
+  };
+}
+
+/** Progress from rank 0 of the current attempt (older attempts' late messages are ignored); returns whether the step moved. */
+function applyProgress(d: Draft): boolean {
+  const { o, prev, s } = d;
   const msg = o.progress?.message;
   let stepMoved = false;
-  if (o.progress !== undefined && msg !== undefined && msg.attempt === attempt) {
+  if (o.progress !== undefined && msg !== undefined && msg.attempt === d.attempt) {
     stepMoved = prev.step !== msg.step || prev.lastProgressTime === undefined;
     s.step = msg.step;
     if (msg.totalSteps != null) s.totalSteps = msg.totalSteps;
@@ -157,149 +219,172 @@ export function computeStatus(o: Observation): Decision {
     if (msg.backend != null && msg.backend !== '') s.backend = msg.backend;
     if (stepMoved) s.lastProgressTime = formatTime(o.progress.stepChangedAt);
   }
-  s.totalSteps ??= job.spec.training.steps;
+  s.totalSteps ??= o.job.spec.training.steps;
   const progressText = computeProgress(s.step, s.totalSteps);
   if (progressText !== undefined) s.progress = progressText;
+  return stepMoved;
+}
 
-  const outcomes = o.pods.map(classifyPod);
-  s.workers = workerCounts(outcomes);
+function fail(d: Draft, reason: string, message: string): void {
+  set(d, { type: CONDITION_TYPES.failed, status: 'True', reason, message });
+  setIfPresent(d, { type: CONDITION_TYPES.running, status: 'False', reason, message: 'the job failed' });
+  if (isTrue(d.conds, CONDITION_TYPES.restarting)) set(d, { type: CONDITION_TYPES.restarting, status: 'False', reason, message: 'the job failed' });
+  d.s.completionTime ??= d.nowIso;
+  d.phase = PHASES.failed;
+  d.deletePods = 'active';
+}
 
-  const fail = (reason: string, message: string): void => {
-    set({ type: CONDITION_TYPES.failed, status: 'True', reason, message });
-    setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason, message: 'the job failed' });
-    if (isTrue(conds, CONDITION_TYPES.restarting)) set({ type: CONDITION_TYPES.restarting, status: 'False', reason, message: 'the job failed' });
-    s.completionTime ??= nowIso;
-    phase = PHASES.failed;
-    deletePods = 'active';
-  };
+/** Succeeded or Failed: stop active pods; delete the job once ttlSecondsAfterFinished has passed. */
+function expireTerminal(d: Draft): void {
+  d.deletePods = 'active';
+  const ttl = d.o.job.spec.runPolicy.ttlSecondsAfterFinished;
+  if (ttl === undefined || d.prev.completionTime === undefined) return;
+  const due = Date.parse(d.prev.completionTime) + ttl * 1000;
+  if (d.o.now >= due) d.deleteJob = true;
+  else requeueIn(d, due - d.o.now);
+}
 
-  const terminal = isTrue(before, CONDITION_TYPES.succeeded) || isTrue(before, CONDITION_TYPES.failed);
-  if (terminal) {
-    deletePods = 'active';
-    const ttl = rp.ttlSecondsAfterFinished;
-    if (ttl !== undefined && prev.completionTime !== undefined) {
-      const due = Date.parse(prev.completionTime) + ttl * 1000;
-      if (now >= due) deleteJob = true;
-      else requeueIn(due - now);
-    }
-  } else if (workers > 1 && o.natsUrl === '') {
-    fail(REASONS.invalidSpec, 'spec.nats.url is not set and the operator has no default NATS URL (--nats-url): 2 or more workers need NATS');
-  } else if (rp.suspend) {
-    set({
+function suspend(d: Draft): void {
+  set(d, {
+    type: CONDITION_TYPES.suspended,
+    status: 'True',
+    reason: REASONS.suspended,
+    message: 'spec.runPolicy.suspend is true: no worker runs; training resumes from the last checkpoint',
+  });
+  setIfPresent(d, { type: CONDITION_TYPES.running, status: 'False', reason: REASONS.suspended, message: 'the job is suspended' });
+  // Kubernetes Job semantics: the active deadline counts from the last resume.
+  delete d.s.startTime;
+  d.phase = PHASES.suspended;
+  d.deletePods = 'all';
+}
+
+/** Not terminal, valid, not suspended: resume, the active deadline, then the gang table. */
+function runGang(d: Draft, outcomes: readonly PodOutcome[], stepMoved: boolean): void {
+  const { o, s } = d;
+  if (isTrue(d.before, CONDITION_TYPES.suspended)) {
+    set(d, {
       type: CONDITION_TYPES.suspended,
-      status: 'True',
-      reason: REASONS.suspended,
-      message: 'spec.runPolicy.suspend is true: no worker runs; training resumes from the last checkpoint',
+      status: 'False',
+      reason: REASONS.resumed,
+      message: 'spec.runPolicy.suspend is false: the workers resume from the last checkpoint',
     });
-    setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.suspended, message: 'the job is suspended' });
-    // Kubernetes Job semantics: the active deadline counts from the last resume.
-    delete s.startTime;
-    phase = PHASES.suspended;
-    deletePods = 'all';
-  } else {
-    if (isTrue(before, CONDITION_TYPES.suspended)) {
-      set({
-        type: CONDITION_TYPES.suspended,
-        status: 'False',
-        reason: REASONS.resumed,
-        message: 'spec.runPolicy.suspend is false: the workers resume from the last checkpoint',
-      });
-      if (o.pods.length > 0 || o.otherPods > 0 || isTrue(before, CONDITION_TYPES.created)) attempt += 1; // fresh pod names for the resumed gang
-    }
-    const ads = rp.activeDeadlineSeconds;
-    const started = s.startTime !== undefined ? Date.parse(s.startTime) : undefined;
-    if (ads !== undefined && started !== undefined && now >= started + ads * 1000) {
-      fail(REASONS.deadlineExceeded, `the job ran longer than spec.runPolicy.activeDeadlineSeconds (${ads} s)`);
-    } else {
-      if (ads !== undefined && started !== undefined) requeueIn(started + ads * 1000 - now);
-      const resumedNow = attempt !== (prev.attempt ?? 0);
-      const gang = resumedNow ? ({ kind: 'absent' } as const) : decideGang(o, outcomes, conds, s, stepMoved, requeueIn);
-      if (gang.kind === 'restart' && gang.cause === RESTART_CAUSES.stalled) {
-        set({ type: CONDITION_TYPES.stalled, status: 'True', reason: REASONS.noStepProgress, message: gang.message });
-      } else if (stepMoved && isTrue(conds, CONDITION_TYPES.stalled)) {
-        set({ type: CONDITION_TYPES.stalled, status: 'False', reason: REASONS.progressResumed, message: `step advanced to ${s.step ?? 0}` });
-      }
-      const restartingNow = isTrue(conds, CONDITION_TYPES.restarting);
-      const waitingPhase = restartingNow ? PHASES.restarting : PHASES.pending;
-      switch (gang.kind) {
-        case 'fail':
-          fail(REASONS.nonRetryableFailure, gang.message);
-          break;
-        case 'restart':
-          if (restarts.total >= rp.backoffLimit) {
-            fail(REASONS.backoffLimitExceeded, `${gang.message}; spec.runPolicy.backoffLimit (${rp.backoffLimit}) gang restarts used up`);
-            break;
-          }
-          restarts = { ...restarts, total: restarts.total + 1, [gang.cause]: (restarts[gang.cause] ?? 0) + 1 };
-          attempt += 1;
-          set({
-            type: CONDITION_TYPES.restarting,
-            status: 'True',
-            reason: RESTART_REASON[gang.cause],
-            message: `restarting the gang as attempt ${attempt} from the last checkpoint: ${gang.message}`,
-          });
-          set({ type: CONDITION_TYPES.running, status: 'False', reason: RESTART_REASON[gang.cause], message: gang.message });
-          setIfPresent({ type: CONDITION_TYPES.created, status: 'False', reason: REASONS.workersPending, message: `attempt ${attempt} not created yet` });
-          phase = PHASES.restarting;
-          break;
-        case 'succeeded':
-          set({
-            type: CONDITION_TYPES.succeeded,
-            status: 'True',
-            reason: REASONS.trainingCompleted,
-            message: `all ${workers} workers finished ${s.totalSteps ?? ''} steps`.replace(/ {2}/, ' '),
-          });
-          setIfPresent({ type: CONDITION_TYPES.running, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
-          if (restartingNow) set({ type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
-          s.completionTime ??= nowIso;
-          phase = PHASES.succeeded;
-          break;
-        case 'absent': {
-          // A new attempt starts only when the previous one's pods are gone (its rank 0 may still be
-          // writing the checkpoint the new attempt resumes from).
-          const waitingFor = o.otherPods + (attempt !== (prev.attempt ?? 0) ? o.pods.length : 0);
-          if (waitingFor === 0) {
-            create = true;
-            set({
-              type: CONDITION_TYPES.created,
-              status: 'True',
-              reason: REASONS.childrenCreated,
-              message: `created ${workers} worker pods for attempt ${attempt}`,
-            });
-          }
-          set({
-            type: CONDITION_TYPES.running,
-            status: 'False',
-            reason: REASONS.workersPending,
-            message: waitingFor > 0 ? `waiting for ${waitingFor} pods of the previous attempt to terminate` : 'creating worker pods',
-          });
-          phase = waitingPhase;
-          break;
-        }
-        case 'pending': {
-          if (o.pods.length < workers) create = true; // partial create or a cache lag: SSA is idempotent
-          const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
-          const msgText = `${s.workers.ready ?? 0}/${workers} workers running${gang.reason !== undefined ? `; ${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : ''}`;
-          set({ type: CONDITION_TYPES.running, status: 'False', reason, message: msgText });
-          phase = waitingPhase;
-          break;
-        }
-        case 'running':
-          set({ type: CONDITION_TYPES.running, status: 'True', reason: REASONS.workersRunning, message: `${workers} workers running (attempt ${attempt})` });
-          if (restartingNow) set({ type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.workersRunning, message: `attempt ${attempt} running` });
-          s.startTime ??= nowIso;
-          phase = PHASES.running;
-          break;
-      }
-    }
+    if (o.pods.length > 0 || o.otherPods > 0 || isTrue(d.before, CONDITION_TYPES.created)) d.attempt += 1; // fresh pod names for the resumed gang
   }
+  const ads = o.job.spec.runPolicy.activeDeadlineSeconds;
+  const started = s.startTime !== undefined ? Date.parse(s.startTime) : undefined;
+  if (ads !== undefined && started !== undefined && o.now >= started + ads * 1000) {
+    fail(d, REASONS.deadlineExceeded, `the job ran longer than spec.runPolicy.activeDeadlineSeconds (${ads} s)`);
+    return;
+  }
+  if (ads !== undefined && started !== undefined) requeueIn(d, started + ads * 1000 - o.now);
+  const resumedNow = d.attempt !== (d.prev.attempt ?? 0);
+  const gang = resumedNow ? ({ kind: 'absent' } as const) : decideGang(o, outcomes, d.conds, s, stepMoved, (ms) => requeueIn(d, ms));
+  if (gang.kind === 'restart' && gang.cause === RESTART_CAUSES.stalled) {
+    set(d, { type: CONDITION_TYPES.stalled, status: 'True', reason: REASONS.noStepProgress, message: gang.message });
+  } else if (stepMoved && isTrue(d.conds, CONDITION_TYPES.stalled)) {
+    set(d, { type: CONDITION_TYPES.stalled, status: 'False', reason: REASONS.progressResumed, message: `step advanced to ${s.step ?? 0}` });
+  }
+  const restartingNow = isTrue(d.conds, CONDITION_TYPES.restarting);
+  const waitingPhase = restartingNow ? PHASES.restarting : PHASES.pending;
+  switch (gang.kind) {
+    case 'fail':
+      fail(d, REASONS.nonRetryableFailure, gang.message);
+      break;
+    case 'restart':
+      restartGang(d, gang.cause, gang.message);
+      break;
+    case 'succeeded':
+      markSucceeded(d, restartingNow);
+      break;
+    case 'absent':
+      createAttempt(d, waitingPhase);
+      break;
+    case 'pending':
+      markPending(d, gang, waitingPhase);
+      break;
+    case 'running':
+      markRunning(d, restartingNow);
+      break;
+  }
+}
 
-  s.phase = phase;
-  s.attempt = attempt;
-  s.restarts = restarts;
-  s.conditions = conds;
-  if (gen !== undefined) s.observedGeneration = gen;
-  return { status: s, create, deletePods, deleteJob, requeueAfterMs: requeue, events: transitionEvents(before, conds) };
+/** A restartable gang failure: a new attempt from the last checkpoint, or Failed once backoffLimit is used up. */
+function restartGang(d: Draft, cause: RestartCause, message: string): void {
+  const rp = d.o.job.spec.runPolicy;
+  if (d.restarts.total >= rp.backoffLimit) {
+    fail(d, REASONS.backoffLimitExceeded, `${message}; spec.runPolicy.backoffLimit (${rp.backoffLimit}) gang restarts used up`);
+    return;
+  }
+  d.restarts = { ...d.restarts, total: d.restarts.total + 1, [cause]: (d.restarts[cause] ?? 0) + 1 };
+  d.attempt += 1;
+  set(d, {
+    type: CONDITION_TYPES.restarting,
+    status: 'True',
+    reason: RESTART_REASON[cause],
+    message: `restarting the gang as attempt ${d.attempt} from the last checkpoint: ${message}`,
+  });
+  set(d, { type: CONDITION_TYPES.running, status: 'False', reason: RESTART_REASON[cause], message });
+  setIfPresent(d, { type: CONDITION_TYPES.created, status: 'False', reason: REASONS.workersPending, message: `attempt ${d.attempt} not created yet` });
+  d.phase = PHASES.restarting;
+}
+
+function markSucceeded(d: Draft, restartingNow: boolean): void {
+  set(d, {
+    type: CONDITION_TYPES.succeeded,
+    status: 'True',
+    reason: REASONS.trainingCompleted,
+    message: `all ${d.o.job.spec.workers} workers finished ${d.s.totalSteps ?? ''} steps`.replace(/ {2}/, ' '),
+  });
+  setIfPresent(d, { type: CONDITION_TYPES.running, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
+  if (restartingNow) set(d, { type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
+  d.s.completionTime ??= d.nowIso;
+  d.phase = PHASES.succeeded;
+}
+
+/**
+ * No pods of this attempt: create them — but only once the previous attempt's pods are gone (its
+ * rank 0 may still be writing the checkpoint the new attempt resumes from).
+ */
+function createAttempt(d: Draft, waitingPhase: Phase): void {
+  const { o } = d;
+  const waitingFor = o.otherPods + (d.attempt !== (d.prev.attempt ?? 0) ? o.pods.length : 0);
+  if (waitingFor === 0) {
+    d.create = true;
+    set(d, {
+      type: CONDITION_TYPES.created,
+      status: 'True',
+      reason: REASONS.childrenCreated,
+      message: `created ${o.job.spec.workers} worker pods for attempt ${d.attempt}`,
+    });
+  }
+  set(d, {
+    type: CONDITION_TYPES.running,
+    status: 'False',
+    reason: REASONS.workersPending,
+    message: waitingFor > 0 ? `waiting for ${waitingFor} pods of the previous attempt to terminate` : 'creating worker pods',
+  });
+  d.phase = waitingPhase;
+}
+
+function markPending(d: Draft, gang: Extract<GangOutcome, { kind: 'pending' }>, waitingPhase: Phase): void {
+  const workers = d.o.job.spec.workers;
+  if (d.o.pods.length < workers) d.create = true; // partial create or a cache lag: SSA is idempotent
+  const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
+  const msgText = `${d.s.workers?.ready ?? 0}/${workers} workers running${gang.reason !== undefined ? `; ${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : ''}`;
+  set(d, { type: CONDITION_TYPES.running, status: 'False', reason, message: msgText });
+  d.phase = waitingPhase;
+}
+
+function markRunning(d: Draft, restartingNow: boolean): void {
+  set(d, {
+    type: CONDITION_TYPES.running,
+    status: 'True',
+    reason: REASONS.workersRunning,
+    message: `${d.o.job.spec.workers} workers running (attempt ${d.attempt})`,
+  });
+  if (restartingNow) set(d, { type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.workersRunning, message: `attempt ${d.attempt} running` });
+  d.s.startTime ??= d.nowIso;
+  d.phase = PHASES.running;
 }
 
 /** The gang outcome, with lost ranks and the progress deadline folded in. */

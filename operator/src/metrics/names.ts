@@ -1,4 +1,4 @@
-// Metric names of the operator, defined once (STYLE.md). The controller and work queue series use
+// Metric names of the operator, defined once (docs/architecture.md §4). The controller and work queue series use
 // controller-runtime's names and labels (sigs.k8s.io/controller-runtime/pkg/internal/controller/metrics,
 // pkg/metrics/workqueue.go, pkg/metrics/leaderelection.go), so dashboards and alerts written for
 // Go operators work unchanged.

@@ -12,7 +12,7 @@ export interface OperatorMetricsOptions {
 }
 
 /** Registry plus hook factories for queues, controllers and leader election. */
-/** Phases exported by gmt_operator_job_phase (ARCHITECTURE §5). */
+/** Phases exported by gmt_operator_job_phase (docs/architecture.md §5). */
 export const JOB_PHASES = ['Pending', 'Running', 'Restarting', 'Suspended', 'Succeeded', 'Failed'] as const;
 
 /** Numbers of one job's status for the per-job gauges. */

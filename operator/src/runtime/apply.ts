@@ -1,4 +1,4 @@
-// Writes through server-side apply (ARCHITECTURE.md §6: children are applied with a field manager
+// Writes through server-side apply (docs/architecture.md §6: children are applied with a field manager
 // of our own) and idempotent deletes, for any kind, via client-node's KubernetesObjectApi
 // (PATCH application/apply-patch+yaml; JSON is valid YAML).
 import { ApiException, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';

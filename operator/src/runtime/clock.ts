@@ -1,5 +1,6 @@
 // Time, injected. Every component of the runtime that waits or measures takes a Clock, so unit
-// tests drive time with FakeClock and never sleep on the wall clock (STYLE.md: clocks are injected).
+// tests drive time with FakeClock and never sleep on the wall clock. The same shape as the
+// trainer's transport Clock (trainer/src/collective/nats/clock.ts): now() and setTimer(fn, ms).
 
 /** A scheduled callback that can be cancelled. */
 export interface TimerHandle {

@@ -1,6 +1,6 @@
 /**
  * Data-parallel training over a real nats-server, ranks as processes of the real CLI
- * (ARCHITECTURE §3-4). Every test compares final checkpoint files byte for byte:
+ * (docs/architecture.md §3-4). Every test compares final checkpoint files byte for byte:
  * - N = 2, 3, 4 ranks (launcher or directly spawned) with `--hash-every 1` = one process with
  *   `--accum-steps N`, for gmt (both scopes, both modes), random and sft;
  * - the sharded protocol = the dense all-reduce reference;

@@ -76,7 +76,7 @@ export interface GangSpec {
   readonly rankArgs?: (rank: number) => readonly string[];
 }
 
-/** Spawns N rank processes with the ARCHITECTURE §4 environment. */
+/** Spawns N rank processes with the docs/architecture.md §4 environment. */
 export function spawnGang(g: GangSpec): Proc[] {
   return Array.from({ length: g.n }, (_, rank) =>
     spawnCli([...SMALL, ...g.args, '--checkpoint-dir', g.dir, ...(g.rankArgs?.(rank) ?? [])], {

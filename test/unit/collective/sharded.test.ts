@@ -12,7 +12,7 @@ import { MODEL_PRESETS } from '../../../trainer/src/model/config.js';
 import { ParamLayout } from '../../../trainer/src/model/params.js';
 import { initParams } from '../../../trainer/src/model/init.js';
 import { Rng } from '../../../trainer/src/rng.js';
-import { optimizerParams, scheduleParams } from '../../../trainer/src/train/update.js';
+import { optimizerParams, scheduleParams } from '../../../trainer/src/update/method.js';
 import { bitEqual } from '../../helpers/compare.js';
 
 /** A minimal in-process transport for N ranks (each message taken once, buffered by key). */

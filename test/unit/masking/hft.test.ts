@@ -1,4 +1,4 @@
-/** The `hft` baseline: per block one of each pair frozen, by seed (ARCHITECTURE §2). */
+/** The `hft` baseline: per block one of each pair frozen, by seed (docs/architecture.md §2). */
 
 import test from 'ava';
 import { HFT_CATEGORIES, hftFrozenNames } from '../../../trainer/src/masking/index.js';

@@ -1,4 +1,4 @@
-/** k = ceil((1 − r)·n), exactly (ARCHITECTURE §2), against integer arithmetic on the ratio's digits. */
+/** k = ceil((1 − r)·n), exactly (docs/architecture.md §2), against integer arithmetic on the ratio's digits. */
 
 import test from 'ava';
 import { Rng } from '../../../trainer/src/rng.js';

@@ -1,4 +1,4 @@
-/** Masks per tensor and global scope, stats, and applying a mask (ARCHITECTURE §2). */
+/** Masks per tensor and global scope, stats, and applying a mask (docs/architecture.md §2). */
 
 import test from 'ava';
 import { Rng } from '../../../trainer/src/rng.js';

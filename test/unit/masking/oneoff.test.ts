@@ -1,4 +1,4 @@
-/** The `oneoff` baseline: magnitude drop against the sort of |delta|, and DARE (ARCHITECTURE §2). */
+/** The `oneoff` baseline: magnitude drop against the sort of |delta|, and DARE (docs/architecture.md §2). */
 
 import test from 'ava';
 import { Rng } from '../../../trainer/src/rng.js';

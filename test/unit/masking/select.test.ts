@@ -1,4 +1,4 @@
-/** Radix select against an independent full-sort reference (ARCHITECTURE §2: equal to a sort, ties included). */
+/** Radix select against an independent full-sort reference (docs/architecture.md §2: equal to a sort, ties included). */
 
 import test, { type ExecutionContext } from 'ava';
 import { Rng } from '../../../trainer/src/rng.js';

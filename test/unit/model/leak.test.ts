@@ -7,7 +7,8 @@ import { MODEL_PRESETS } from '../../../trainer/src/model/config.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { initParams } from '../../../trainer/src/model/init.js';
 import { createOptimizerState } from '../../../trainer/src/optim/optimizer.js';
-import { Updater, optimizerParams, scheduleParams } from '../../../trainer/src/train/update.js';
+import { optimizerParams, scheduleParams } from '../../../trainer/src/update/method.js';
+import { Updater } from '../../../trainer/src/update/updater.js';
 
 test('leak - 100 training steps, evaluation and generation leave tf.memory().numTensors unchanged', async (t) => {
   await initBackend('wasm');

@@ -1,4 +1,4 @@
-// The pure children builders: deterministic names, env of ARCHITECTURE §4, owner references,
+// The pure children builders: deterministic names, env of docs/architecture.md §4, owner references,
 // security context, podTemplate overrides, and a config the trainer accepts.
 import test from 'ava';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';

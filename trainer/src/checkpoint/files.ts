@@ -1,5 +1,5 @@
 /**
- * The on-disk layout of a checkpoint directory (ARCHITECTURE §4) and its manifest:
+ * The on-disk layout of a checkpoint directory (docs/architecture.md §4) and its manifest:
  *
  *   <dir>/latest                     text: the folder name of the newest complete checkpoint
  *   <dir>/step-NNNNNNNN/             one checkpoint (8-digit optimizer step)

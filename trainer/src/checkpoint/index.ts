@@ -1,5 +1,5 @@
 /**
- * Checkpoints (ARCHITECTURE §4): crash-safe `step-NNNNNNNN/` folders with Hugging Face-compatible
+ * Checkpoints (docs/architecture.md §4): crash-safe `step-NNNNNNNN/` folders with Hugging Face-compatible
  * weights, optimizer state and trainer state, plus loading of base-model weights.
  */
 export { type CheckpointPayload, type OptimizerSnapshot, type WriteCheckpointOptions, writeCheckpoint } from './write-checkpoint.js';

@@ -1,6 +1,6 @@
 /**
  * trainer-state.json: everything besides tensors that a resumed run needs to continue the
- * uninterrupted run bit for bit (ARCHITECTURE §4): step, data cursor, RNG state, config hash and
+ * uninterrupted run bit for bit (docs/architecture.md §4): step, data cursor, RNG state, config hash and
  * the resolved config, plus statistics shown in status and logs.
  */
 import { z } from 'zod';

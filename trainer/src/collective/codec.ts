@@ -1,5 +1,5 @@
 /**
- * Wire encodings of the collective payloads. The masked all-gather (ARCHITECTURE §3 step 5) sends a
+ * Wire encodings of the collective payloads. The masked all-gather (docs/architecture.md §3 step 5) sends a
  * shard's kept entries as a bitmap + values while density ≥ 1/32, else as u32 indices + values; the
  * header carries the count, so a receiver checks that bitmap, indices and byte length agree.
  */

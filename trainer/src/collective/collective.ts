@@ -1,5 +1,5 @@
 /**
- * The collective step (ARCHITECTURE §3): from each rank's local gradient sum to identical parameters
+ * The collective step (docs/architecture.md §3): from each rank's local gradient sum to identical parameters
  * on every rank. `LocalCollective` is world size 1. `ShardedCollective` runs the reference protocol
  * over a Transport: reduce-scatter with rank-order summation, the canonical norm from exchanged
  * block partials, collective exact thresholds (select.ts), the mask inside each owner's shard, and
@@ -8,17 +8,27 @@
  * (maskMode "gradient"). `DenseCollective` is the test reference: a dense all-reduce, then the
  * single-process update on every rank.
  */
-import type { TrainerConfig } from '../../../contract/config.js';
 import { NumericError, RetryableError } from '../errors.js';
-import { findNonFinite, hftFrozenNames, randomKeyWords } from '../masking/index.js';
+import { applyMaskInPlace, findNonFinite, randomKeyWords } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
-import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, createOptimizerState, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
-import { type UpdateResult, Updater, median } from '../train/update.js';
+import {
+  type MethodConfig,
+  type UpdateResult,
+  clipInPlace,
+  keptIn,
+  masksEveryStep,
+  masksGradient,
+  median,
+  nonFiniteOutcome,
+  staticKeepMask,
+} from '../update/method.js';
+import { blockSumSquares, normFromPartials } from '../update/norm.js';
+import { Updater } from '../update/updater.js';
 import { bytesOf, decodeMasked, encodeMasked, f32, f64, hashParams, u32 } from './codec.js';
 import { type Piece, type ScopeView, selectScopes } from './select.js';
-import { type Range, blockSumSquares, normFromPartials, shardRanges } from './shards.js';
+import { type Range, shardRanges } from './shards.js';
 import type { Transport } from './transport.js';
 
 /** One optimizer step's input on one rank. */
@@ -73,9 +83,6 @@ function phaseClock(timer: PhaseTimer | undefined): (phase: TimedPhase) => void 
   };
 }
 
-/** Method settings the collectives need (a subset of the trainer config). */
-export type CollectiveConfig = Pick<TrainerConfig, 'method' | 'maskRatio' | 'maskScope' | 'maskMode' | 'tieRule' | 'seed' | 'nonFinite' | 'maxGradNorm'>;
-
 /** World size 1: the single-process update. */
 export class LocalCollective implements Collective {
   readonly rank = 0;
@@ -84,7 +91,7 @@ export class LocalCollective implements Collective {
   private readonly updater: Updater;
   readonly state: OptimizerState;
 
-  constructor(layout: ParamLayout, cfg: CollectiveConfig, hp: OptimizerParams, schedule: ScheduleParams) {
+  constructor(layout: ParamLayout, cfg: MethodConfig, hp: OptimizerParams, schedule: ScheduleParams) {
     this.updater = new Updater(layout, cfg, hp, schedule);
     this.state = createOptimizerState(hp.kind, layout.size);
     this.optimizerRange = { lo: 0, hi: layout.size };
@@ -117,16 +124,11 @@ export class LocalCollective implements Collective {
 /** Exchange one stop flag per rank for (step) and return whether any is set. */
 async function exchangeStop(transport: Transport, step: number, local: boolean): Promise<boolean> {
   const mine = new Uint8Array([local ? 1 : 0]);
-  const sent = quietly(transport.broadcast(step, 'progress', 1, mine));
+  const sent = quiet(transport.broadcast(step, 'progress', 1, mine));
   const others = Array.from({ length: transport.worldSize }, (_, j) => j).filter((j) => j !== transport.rank);
   const got = await Promise.all(others.map((j) => transport.recv(j, step, 'progress', 1)));
   await sent;
   return local || got.some((b) => b.byteLength === 1 && b[0] === 1);
-}
-
-function quietly<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
 }
 
 /**
@@ -150,12 +152,12 @@ export class ShardedCollective implements Collective {
   private readonly replicated: boolean;
   private readonly grad: Float32Array;
   private readonly keep: Uint8Array;
-  private readonly hftKeep: Uint8Array | undefined;
+  private readonly staticKeep: Uint8Array | undefined;
 
   constructor(
     private readonly transport: Transport,
     private readonly layout: ParamLayout,
-    private readonly cfg: CollectiveConfig,
+    private readonly cfg: MethodConfig,
     private readonly hp: OptimizerParams,
     private readonly schedule: ScheduleParams,
     private readonly timer?: PhaseTimer,
@@ -164,22 +166,13 @@ export class ShardedCollective implements Collective {
     this.worldSize = transport.worldSize;
     this.shards = shardRanges(layout.size, this.worldSize);
     // Gradient mode with a mask needs every rank to run the optimizer on the full masked Γ.
-    this.replicated = cfg.maskMode === 'gradient' && (cfg.method === 'gmt' || cfg.method === 'random');
+    this.replicated = masksGradient(cfg);
     const own = this.shards[this.rank]!;
     this.optimizerRange = this.replicated ? { lo: 0, hi: layout.size } : own;
     this.state = createOptimizerState(hp.kind, this.optimizerRange.hi - this.optimizerRange.lo);
     this.grad = new Float32Array(layout.size);
     this.keep = new Uint8Array(layout.size);
-    if (cfg.method === 'hft') {
-      this.hftKeep = new Uint8Array(layout.size).fill(1);
-      for (const name of hftFrozenNames(
-        layout.slots.map((s) => s.name),
-        cfg.seed,
-      )) {
-        const s = layout.slot(name);
-        this.hftKeep.fill(0, s.offset, s.offset + s.size);
-      }
-    }
+    this.staticKeep = staticKeepMask(layout, cfg);
   }
 
   /** Optimizer-state bytes this rank saves compared with a replicated optimizer. */
@@ -263,8 +256,34 @@ export class ShardedCollective implements Collective {
     await this.reduceScatter(step, localSum, microBatches);
     mark('reduce_scatter');
     const g = this.grad;
+    const norm = await this.exchangeNorm(step);
+    if (norm.bad !== undefined) return nonFiniteOutcome(layout, cfg, step, norm.bad.index, norm.bad.value, lr);
+    const clipCoef = clipInPlace(g, norm.gradNorm, cfg.maxGradNorm, lo, hi);
+    const { masked, thresholds } = await this.ownKeepMask(step);
+    mark('norm_threshold');
+    // Apply: the sharded optimizer on the own shard, or (replicated) the masked Γ for every rank.
+    if (this.replicated) {
+      applyMaskInPlace(g.subarray(lo, hi), this.keep.subarray(lo, hi));
+    } else {
+      optimizerStep(this.hp, this.state, params, g, lr, masked ? this.keep : undefined, lo, hi, 0);
+    }
+    const msg = this.encodeShard(this.replicated ? g : params, thresholds);
+    mark('optimizer');
+    const { kept, allThresholds } = await this.gatherShards(step, msg, this.replicated ? g : params);
+    mark('all_gather');
+    if (this.replicated) optimizerStep(this.hp, this.state, params, g, lr, undefined);
+    mark('optimizer');
+    const threshold = cfg.method !== 'gmt' ? NaN : median(allThresholds);
+    return { applied: true, skipReason: undefined, gradNorm: norm.gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks: undefined };
+  }
 
-    // Non-finite check and the canonical norm: [badIndex (−1 if none), badValue, ...block partials].
+  /**
+   * The non-finite check and the canonical norm of Γ: every rank sends [badIndex (−1 if none),
+   * badValue, ...block partials] of its shard; the first bad entry in rank order wins.
+   */
+  private async exchangeNorm(step: number): Promise<{ gradNorm: number; bad: { index: number; value: number } | undefined }> {
+    const { lo, hi } = this.shards[this.rank]!;
+    const g = this.grad;
     const bad = findNonFinite(g.subarray(lo, hi));
     const partials = blockSumSquares(g, lo, hi);
     const normMsg = new Float64Array(2 + partials.length);
@@ -273,34 +292,24 @@ export class ShardedCollective implements Collective {
     normMsg.set(partials, 2);
     const normAll = (await this.allGather(step, 'norm', 0, bytesOf(normMsg))).map((b, j) => f64(b!, `norm partials from rank ${j}`));
     const firstBad = normAll.find((m) => m[0]! >= 0);
-    if (firstBad !== undefined) {
-      const idx = firstBad[0]!;
-      const slot = layout.slots.find((s) => idx >= s.offset && idx < s.offset + s.size);
-      const where = `${slot?.name ?? '?'}[${idx - (slot?.offset ?? 0)}] = ${firstBad[1]}`;
-      if (cfg.nonFinite === 'error') throw new NumericError(`non-finite gradient at step ${step}: ${where}`);
-      return {
-        applied: false,
-        skipReason: `non-finite gradient ${where}`,
-        gradNorm: NaN,
-        clipCoef: 1,
-        lr,
-        kept: 0,
-        keptRatio: 0,
-        threshold: NaN,
-        masks: undefined,
-      };
-    }
-    const gradNorm = normFromPartials(normAll.map((m) => m.subarray(2)));
-    const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
-    scaleInPlace(g, clipCoef, lo, hi);
+    if (firstBad !== undefined) return { gradNorm: NaN, bad: { index: firstBad[0]!, value: firstBad[1]! } };
+    return { gradNorm: normFromPartials(normAll.map((m) => m.subarray(2))), bad: undefined };
+  }
 
-    // The keep-mask of the own shard.
-    let masked = true;
+  /**
+   * The keep-mask of the own shard into this.keep: collective exact selection for the per-step
+   * methods (with the (scope, threshold) pairs this rank reports: each scope once, by the lowest
+   * rank holding it), the static mask (HFT), or all ones (dense methods: `masked` false).
+   */
+  private async ownKeepMask(step: number): Promise<{ masked: boolean; thresholds: Array<[number, number]> }> {
+    const { cfg } = this;
+    const { lo, hi } = this.shards[this.rank]!;
     const thresholds: Array<[number, number]> = [];
-    if (cfg.method === 'gmt' || cfg.method === 'random') {
+    if (masksEveryStep(cfg)) {
+      const scopes = this.scopes(step);
       const sel = await selectScopes(
         this.rank,
-        this.scopes(step),
+        scopes,
         cfg.maskRatio,
         cfg.tieRule === 'exact',
         cfg.method === 'random',
@@ -310,32 +319,25 @@ export class ShardedCollective implements Collective {
         },
         this.worldSize,
       );
-      // Report each scope's threshold once: by the lowest rank holding it.
-      const scopes = this.scopes(step);
       for (const s of sel)
         if (cfg.method === 'gmt' && scopes[s.index]!.ranks[0] === this.rank)
           thresholds.push([s.index, new Float32Array(new Uint32Array([s.threshold.thresholdBits]).buffer)[0]!]);
-    } else if (this.hftKeep !== undefined) {
-      this.keep.set(this.hftKeep.subarray(lo, hi), lo);
-    } else {
-      this.keep.fill(1, lo, hi);
-      masked = false;
+      return { masked: true, thresholds };
     }
+    if (this.staticKeep !== undefined) {
+      this.keep.set(this.staticKeep.subarray(lo, hi), lo);
+      return { masked: true, thresholds };
+    }
+    this.keep.fill(1, lo, hi);
+    return { masked: false, thresholds };
+  }
 
-    mark('norm_threshold');
-    // Apply and all-gather. Header: [kept, nThresholds, (scope, threshold)...] as f64, then the payload.
-    let payload: Uint8Array;
-    if (this.replicated) {
-      for (let i = lo; i < hi; i++) if (!this.keep[i]) g[i] = 0;
-      payload = encodeMasked(g, this.keep, lo, hi);
-    } else {
-      optimizerStep(this.hp, this.state, params, g, lr, masked ? this.keep : undefined, lo, hi, 0);
-      payload = encodeMasked(params, this.keep, lo, hi);
-    }
-    let keptHere = 0;
-    for (let i = lo; i < hi; i++) keptHere += this.keep[i]!;
+  /** The all-gather message of the own shard: u32 header length, header [kept, nThresholds, (scope, threshold)...] as f64, the masked payload of `values`. */
+  private encodeShard(values: Float32Array, thresholds: ReadonlyArray<readonly [number, number]>): Uint8Array {
+    const { lo, hi } = this.shards[this.rank]!;
+    const payload = encodeMasked(values, this.keep, lo, hi);
     const head = new Float64Array(2 + 2 * thresholds.length);
-    head[0] = keptHere;
+    head[0] = keptIn(this.keep, lo, hi);
     head[1] = thresholds.length;
     thresholds.forEach(([s, t], i) => {
       head[2 + 2 * i] = s;
@@ -345,7 +347,11 @@ export class ShardedCollective implements Collective {
     new DataView(msg.buffer).setUint32(0, head.length, true);
     msg.set(bytesOf(head), 4);
     msg.set(payload, 4 + head.byteLength);
-    mark('optimizer');
+    return msg;
+  }
+
+  /** The masked all-gather: every other rank's shard decoded into `into`; the kept total and all reported thresholds. */
+  private async gatherShards(step: number, msg: Uint8Array, into: Float32Array): Promise<{ kept: number; allThresholds: number[] }> {
     const all = await this.allGather(step, 'all_gather', 0, msg);
     let kept = 0;
     const allThresholds: number[] = [];
@@ -358,14 +364,10 @@ export class ShardedCollective implements Collective {
       for (let i = 0; i < h[1]!; i++) allThresholds.push(h[3 + 2 * i]!);
       if (j === this.rank) return;
       const s = this.shards[j]!;
-      const n = decodeMasked(m.subarray(4 + hl * 8), this.replicated ? g : params, s.lo, s.hi, this.replicated, `all-gather from rank ${j}`);
+      const n = decodeMasked(m.subarray(4 + hl * 8), into, s.lo, s.hi, this.replicated, `all-gather from rank ${j}`);
       if (n !== h[0]) throw new RetryableError(`all-gather from rank ${j}: ${n} values for ${h[0]} kept`);
     });
-    mark('all_gather');
-    if (this.replicated) optimizerStep(this.hp, this.state, params, g, lr, undefined);
-    mark('optimizer');
-    const threshold = cfg.method !== 'gmt' ? NaN : median(allThresholds);
-    return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks: undefined };
+    return { kept, allThresholds };
   }
 
   async checkConsistency(step: number, params: Float32Array): Promise<string> {
@@ -422,7 +424,7 @@ export class DenseCollective implements Collective {
   constructor(
     private readonly transport: Transport,
     layout: ParamLayout,
-    cfg: CollectiveConfig,
+    cfg: MethodConfig,
     hp: OptimizerParams,
     schedule: ScheduleParams,
     private readonly timer?: PhaseTimer,

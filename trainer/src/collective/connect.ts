@@ -1,4 +1,4 @@
-/** Connecting a rank to its job's NATS transport from the trainer config (ARCHITECTURE §3-4). */
+/** Connecting a rank to its job's NATS transport from the trainer config (docs/architecture.md §3-4). */
 import { connect } from '@nats-io/transport-node';
 import type { TrainerConfig } from '../../../contract/config.js';
 import { type ProgressMessage, progressSubject } from '../../../contract/progress.js';

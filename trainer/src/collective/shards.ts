@@ -1,13 +1,10 @@
 /**
- * How the flat parameter vector is split among ranks, and the canonical gradient norm. Shard
- * boundaries are multiples of NORM_BLOCK so that the global-norm reduction — fp64 partial sums per
- * NORM_BLOCK entries, then those partials summed in index order — gives the same bits whether one
- * process computes it or N owners compute their blocks and exchange the partials (ARCHITECTURE §3:
+ * How the flat parameter vector is split among ranks. Shard boundaries are multiples of NORM_BLOCK
+ * so that the canonical gradient norm (update/norm.ts) gives the same bits whether one process
+ * computes it or N owners compute their blocks and exchange the partials (docs/architecture.md §3:
  * every rank must end bit-identical, and equal to one process with accumulation N).
  */
-
-/** Entries per norm partial; shard boundaries are multiples of it. */
-export const NORM_BLOCK = 4096;
+import { NORM_BLOCK } from '../update/norm.js';
 
 /** A half-open index range [lo, hi). */
 export interface Range {
@@ -19,33 +16,4 @@ export interface Range {
 export function shardRanges(size: number, worldSize: number): Range[] {
   const bound = (j: number): number => (j >= worldSize ? size : Math.min(size, Math.floor(Math.floor((j * size) / worldSize) / NORM_BLOCK) * NORM_BLOCK));
   return Array.from({ length: worldSize }, (_, j) => ({ lo: bound(j), hi: bound(j + 1) }));
-}
-
-/** fp64 sums of squares of each NORM_BLOCK block inside [lo, hi) (lo block-aligned). */
-export function blockSumSquares(v: Float32Array, lo = 0, hi = v.length): Float64Array {
-  if (lo % NORM_BLOCK !== 0) throw new RangeError(`range start ${lo} is not a multiple of ${NORM_BLOCK}`);
-  const out = new Float64Array(Math.ceil((hi - lo) / NORM_BLOCK));
-  for (let b = 0; b < out.length; b++) {
-    const s = lo + b * NORM_BLOCK,
-      e = Math.min(hi, s + NORM_BLOCK);
-    let acc = 0;
-    for (let i = s; i < e; i++) {
-      const x = v[i]!;
-      acc += x * x;
-    }
-    out[b] = acc;
-  }
-  return out;
-}
-
-/** The global L2 norm from block partials listed in index order. */
-export function normFromPartials(partials: readonly Float64Array[]): number {
-  let s = 0;
-  for (const p of partials) for (let i = 0; i < p.length; i++) s += p[i]!;
-  return Math.sqrt(s);
-}
-
-/** The canonical global L2 norm of a whole vector (what the sharded protocol computes). */
-export function canonicalNorm(v: Float32Array): number {
-  return normFromPartials([blockSumSquares(v)]);
 }

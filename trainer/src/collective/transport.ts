@@ -1,5 +1,5 @@
 /**
- * The message layer under the collectives (ARCHITECTURE §3): point-to-point and broadcast byte
+ * The message layer under the collectives (docs/architecture.md §3): point-to-point and broadcast byte
  * messages between the ranks of one job attempt, addressed by (step, phase, tag). Implementations:
  * MemoryTransport (ranks in one process, for tests) and NatsTransport (chunked, credit-windowed,
  * checksummed messages over NATS subjects `gmt.<job>.<attempt>.<phase>.<rank>`).

@@ -125,7 +125,7 @@ export function parseFlags(argv: readonly string[], extra: readonly string[] = [
   return { values, configPath, sources };
 }
 
-/** Config values from the environment (ARCHITECTURE §4 variables). */
+/** Config values from the environment (docs/architecture.md §4 variables). */
 export function envValues(env: NodeJS.ProcessEnv): { values: Raw; sources: Record<string, string> } {
   const values: Raw = {};
   const sources: Record<string, string> = {};

@@ -1,5 +1,5 @@
 /**
- * The `hft` baseline, Half Fine-Tuning (ARCHITECTURE §2): half of the parameters are frozen at
+ * The `hft` baseline, Half Fine-Tuning (docs/architecture.md §2): half of the parameters are frozen at
  * category level, chosen once per run from a seed. For GPT-2 with Hugging Face names, per block:
  * one of the two attention matrices (attn.c_attn, attn.c_proj), one of the two feed-forward
  * matrices (mlp.c_fc, mlp.c_proj) and one of the two norms (ln_1, ln_2), each with its bias.

@@ -1,6 +1,6 @@
 /**
- * Masking: pure functions on Float32Array, no I/O (STYLE.md "masking"). The export list is the
- * public API; the collective (ARCHITECTURE §3) drives the radix-select state machine directly.
+ * Masking: pure functions on Float32Array, no I/O. The export list is the
+ * public API; the collective (docs/architecture.md §3) drives the radix-select state machine directly.
  */
 
 export { keepCount } from './keep-count.js';

@@ -1,6 +1,6 @@
 /**
- * How many entries a scope keeps: k = ceil((1 − r)·n) (ARCHITECTURE §2), equivalently
- * n − floor(r·n) (nats-collectives notes §1.1).
+ * How many entries a scope keeps: k = ceil((1 − r)·n) (docs/architecture.md §2), equivalently
+ * n − floor(r·n).
  *
  * Computed in exact rational arithmetic, because the obvious `Math.ceil((1 - r) * n)` is wrong on
  * ordinary inputs: (1 − 0.1)·10 evaluates to 9.000000000000002 and gives 10. The ratio is taken as

@@ -1,6 +1,6 @@
 /**
  * Gradient masks from a threshold: keep s ≥ T_k (ties all kept, the paper's rule) or exactly k
- * with ties broken by flat index (ARCHITECTURE §2), per parameter tensor or over all of them
+ * with ties broken by flat index (docs/architecture.md §2), per parameter tensor or over all of them
  * (maskScope "tensor" / "global"), plus the statistics the trainer logs and checkpoints.
  */
 
@@ -19,7 +19,7 @@ export interface NamedTensor {
   readonly values: Float32Array;
 }
 
-/** Mask settings of a GMT step (ARCHITECTURE §2). */
+/** Mask settings of a GMT step (docs/architecture.md §2). */
 export interface MaskOptions {
   /** Fraction of entries dropped, r ∈ [0, 1). */
   readonly maskRatio: number;
@@ -104,7 +104,7 @@ export function computeMask(segment: Float32Array, thresholdBits: number, tieQuo
   return out;
 }
 
-/** Zero the masked entries of `grad` in place (maskMode "gradient", ARCHITECTURE §2). */
+/** Zero the masked entries of `grad` in place (maskMode "gradient", docs/architecture.md §2). */
 export function applyMaskInPlace(grad: Float32Array, mask: Uint8Array): void {
   if (mask.length !== grad.length) throw new RangeError(`applyMask: mask of ${mask.length} for ${grad.length} entries`);
   // Branch-free on the bits: −1 is all ones (keep), −0 is none (zero the entry to +0).

@@ -1,8 +1,7 @@
 /**
- * Non-finite gradients. A NaN or ±Inf in Γ has no meaningful saliency (ARCHITECTURE §2), so the
+ * Non-finite gradients. A NaN or ±Inf in Γ has no meaningful saliency (docs/architecture.md §2), so the
  * mask is never computed from it: the selection reports the first bad entry instead, and the
- * trainer's skip policy decides whether the step is skipped (like AMP overflow skipping,
- * nats-collectives notes §1.3 "NaN/Inf").
+ * trainer's skip policy decides whether the step is skipped (like AMP overflow skipping).
  */
 
 import { NumericError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * The `oneoff` baseline, One-off Drop (ARCHITECTURE §2), applied once after SFT: per tensor, reset
+ * The `oneoff` baseline, One-off Drop (docs/architecture.md §2), applied once after SFT: per tensor, reset
  * the fraction r of delta parameters Θ′ − Θ₀ with the smallest |delta| to their pretrained values,
  * i.e. keep the k = ceil((1 − r)·n) largest |delta| with the same exact select and tie rule as GMT.
  * Option `dare` (DARE, Yu et al. 2024): drop each delta with probability r from a counter hash and

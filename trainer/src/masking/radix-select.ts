@@ -1,8 +1,8 @@
 /**
- * Exact k-th largest saliency by radix select on the float bits (ARCHITECTURE §2: "the threshold
+ * Exact k-th largest saliency by radix select on the float bits (docs/architecture.md §2: "the threshold
  * is computed in O(n) … never by a full sort; it must equal what a full sort gives, ties
  * included"), written as a state machine so that one scope may be split into segments held by
- * different ranks (ARCHITECTURE §3 step 3; nats-collectives notes §1.3):
+ * different ranks (docs/architecture.md §3 step 3):
  *
  *   state = createSelectState(n, k)
  *   while (state.status === 'running') {

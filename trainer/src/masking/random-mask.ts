@@ -1,5 +1,5 @@
 /**
- * The `random` baseline (ARCHITECTURE §2): a fresh uniformly random mask of the same ratio and scope
+ * The `random` baseline (docs/architecture.md §2): a fresh uniformly random mask of the same ratio and scope
  * at every step, identical on every rank without communication. Each entry gets the key
  * hash32(seedWords(deriveSeed(seed, 'random-mask', step, tensorIndex)), flatIndex) >>> 1 — a pure
  * function of (seed, step, tensor, flat index) — and the scope keeps its k largest keys, found by

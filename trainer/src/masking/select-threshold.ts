@@ -1,6 +1,6 @@
 /**
  * Local driver of the radix-select state machine: all segments of a scope are in this process, so
- * "summing the histograms of all segments" is a local add (ARCHITECTURE §3 step 3 with one rank).
+ * "summing the histograms of all segments" is a local add (docs/architecture.md §3 step 3 with one rank).
  * The collective (issue 3) drives the same state machine with histograms exchanged over NATS.
  */
 
@@ -19,7 +19,7 @@ import {
   tieQuotas,
 } from './radix-select.js';
 
-/** T_k of one scope and the counts both tie rules need (ARCHITECTURE §2). */
+/** T_k of one scope and the counts both tie rules need (docs/architecture.md §2). */
 export interface ThresholdSelection {
   readonly n: number;
   readonly k: number;

@@ -1,5 +1,5 @@
-// Every trainer metric and label name, defined once (STYLE.md: dashboards use only names that
-// exist, and a test checks that). Units follow Prometheus naming: `_seconds`, `_bytes`, `_total`.
+// Every trainer metric and label name, defined once (dashboards use only names that exist,
+// and a test checks that: docs/architecture.md §4). Units follow Prometheus naming: `_seconds`, `_bytes`, `_total`.
 
 /** Prefix shared by every trainer metric (the operator uses its own). */
 export const METRIC_PREFIX = 'gmt_trainer_';
@@ -88,7 +88,7 @@ export type LabelName = (typeof LABEL)[keyof typeof LABEL];
 /** Every trainer label name. */
 export const LABEL_NAMES: readonly LabelName[] = Object.freeze(Object.values(LABEL));
 
-/** Phases of one optimizer step, in order (ARCHITECTURE.md §3), plus checkpoint and eval. */
+/** Phases of one optimizer step, in order (docs/architecture.md §3), plus checkpoint and eval. */
 export const PHASES = ['compute', 'reduce_scatter', 'threshold', 'all_gather', 'optimizer', 'checkpoint', 'eval'] as const;
 
 /** One step phase. */
@@ -106,7 +106,7 @@ export const SKIP_REASONS = ['non_finite_gradient', 'non_finite_loss'] as const;
 /** One skip reason (a label value, so never free text). */
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
-/** Known reasons for a rejected collective message (ARCHITECTURE.md §3 "rules"). */
+/** Known reasons for a rejected collective message (docs/architecture.md §3 "rules"). */
 export const REJECT_REASONS = ['wrong_job', 'wrong_attempt', 'wrong_step', 'wrong_phase', 'bad_checksum', 'duplicate_chunk', 'malformed'] as const;
 
 /** One known reject reason. */

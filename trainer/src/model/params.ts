@@ -1,6 +1,6 @@
 /**
  * The parameters as one flat fp32 vector with named views. The flat layout (paramSpecs order) is
- * what optimizers, masks, checkpoints and collectives (ARCHITECTURE §3: "flat fp32 vector, split in
+ * what optimizers, masks, checkpoints and collectives (docs/architecture.md §3: "flat fp32 vector, split in
  * N contiguous shards") operate on; the model reads per-tensor views of it.
  */
 import { type ModelConfig, type ParamSpec, paramSpecs } from './config.js';

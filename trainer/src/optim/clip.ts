@@ -1,6 +1,6 @@
 /**
  * Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_ semantics: coefficient
- * maxNorm / (norm + 1e-6), applied only when below 1). ARCHITECTURE §2: clip the full Γ before
+ * maxNorm / (norm + 1e-6), applied only when below 1). docs/architecture.md §2: clip the full Γ before
  * masking; a uniform rescale never changes which entries are kept.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Optimizers on flat fp32 vectors: AdamW (decoupled weight decay, torch.optim.AdamW semantics) and
  * SGD with momentum (torch.optim.SGD, dampening 0, L2 weight decay). Each works on an index range
- * [lo, hi) so that a data-parallel owner updates only its shard (ARCHITECTURE §3, step 6), and takes
+ * [lo, hi) so that a data-parallel owner updates only its shard (docs/architecture.md §3, step 6), and takes
  * an optional keep-mask: in maskMode "update" a masked entry's parameter and state are not touched
  * at all (the paper's Eq. 1 / Algorithm 1). The step count t is global (one per optimizer step), as
  * in torch, so bias correction is the same for every entry.

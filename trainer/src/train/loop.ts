@@ -1,6 +1,6 @@
 /**
  * The training loop: per optimizer step, draw this rank's micro-batches of the global batch,
- * accumulate Γ, apply the method's update (update.ts), then — fenced off from the step — metrics,
+ * accumulate Γ, apply the method's update (update/updater.ts), then — fenced off from the step — metrics,
  * progress, evaluation and checkpoints. Everything a resumed run needs is in TrainState, so a run
  * resumed from a checkpoint reproduces the uninterrupted one bit for bit.
  */
@@ -9,7 +9,7 @@ import { NumericError, InterruptedError } from '../errors.js';
 import type { Gpt2Model } from '../model/gpt2.js';
 import type { TrainerConfig } from '../../../contract/config.js';
 import type { Collective } from '../collective/collective.js';
-import type { UpdateResult } from './update.js';
+import type { UpdateResult } from '../update/method.js';
 
 /** Everything that evolves during training (and is checkpointed). */
 export interface TrainState {
@@ -87,7 +87,7 @@ export async function runLoop({ config: c, model, train, state, collective, hook
     const samples = c.microBatchSize * c.accumSteps * c.worldSize;
     const tokens = drawn.globalTokens;
     const t1 = now();
-    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (ARCHITECTURE §2-3).
+    // Γ = (1/M) Σ_m ∇L(Θ, B_m) over all M micro-batches of the step, on every rank (docs/architecture.md §2-3).
     const update = await collective.step({ step: state.step, params: state.params, localSum: grad, microBatches: M });
     const t2 = now();
     // ---------------------------------------------------------------- end of the step

@@ -23,13 +23,13 @@ import { initParams } from '../model/init.js';
 import { type Collective, DenseCollective, LocalCollective, ShardedCollective } from '../collective/collective.js';
 import type { Transport } from '../collective/transport.js';
 import { ProgressPublisher, connectNats } from '../collective/connect.js';
-import { optimizerParams, scheduleParams } from './update.js';
+import { optimizerParams, scheduleParams } from '../update/method.js';
 import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
 import { startTracing } from '../tracing/index.js';
 import { type EvalResult, evaluate } from './evaluate.js';
-import { type TrainState, runLoop } from './loop.js';
+import { type StepReport, type TrainState, runLoop } from './loop.js';
 import { loadRunData } from './sources.js';
 
 /** The outcome of a run, for the CLI summary and tests. */
@@ -100,17 +100,26 @@ export function measureMatmulPeak(n = 512, reps = 4): number {
   }
 }
 
-/** Run the fine-tune described by `c`. */
-export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
-  const { log } = opts;
+/** What the run is built from: backend, tokenizer, base weights, model and data. */
+interface RunInputs {
+  readonly backend: BackendInfo;
+  readonly tokenizer: Tokenizer;
+  readonly base: Awaited<ReturnType<typeof loadBase>>;
+  readonly model: Gpt2Model;
+  readonly data: Awaited<ReturnType<typeof loadRunData>>;
+  /** Config hash and data fingerprint: a checkpoint resumes only with both unchanged. */
+  readonly hash: string;
+  readonly fingerprint: string;
+}
+
+async function loadInputs(c: TrainerConfig, log: Logger): Promise<RunInputs> {
   const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
   const model = new Gpt2Model(base.modelConfig);
   const data = await loadRunData(c, tokenizer);
-  const hash = configHash(c);
-  const fingerprint = datasetFingerprint(data.train);
+  const inputs = { backend, tokenizer, base, model, data, hash: configHash(c), fingerprint: datasetFingerprint(data.train) };
   log.info('config', { ...c });
   log.info('backend', { backend: backend.label, provider: backend.provider, threads: backend.threads, reason: backend.reason });
   log.info('run', {
@@ -122,26 +131,251 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     eval: data.evalItems.length,
     node: nodeVersion,
   });
+  return inputs;
+}
 
-  // ---- state: fresh from the base weights, or resumed
-  const state: TrainState = {
-    step: 0,
-    params: base.params.slice(),
-    cursor: START_CURSOR,
-    skippedSteps: 0,
-    tokensSeen: 0,
-    samplesSeen: 0,
-    lastLoss: NaN,
-    lastUpdate: undefined,
-  };
-  // The checkpoint to resume from is read before connecting: its step bounds the steps the transport accepts.
+/**
+ * The checkpoint to resume from (resume "auto"/"must"), checked against the config and data. Read
+ * before connecting: its step bounds the steps the transport accepts.
+ */
+async function findResume(c: TrainerConfig, run: RunInputs): Promise<{ path: string; ck: Awaited<ReturnType<typeof readCheckpoint>> } | undefined> {
   const latest = c.resume !== 'never' ? await findLatestCheckpoint(c.checkpointDir) : undefined;
   if (latest === undefined && c.resume === 'must') throw new CheckpointError(`resume=must but ${c.checkpointDir} holds no complete checkpoint`);
-  const ck = latest === undefined ? undefined : await readCheckpoint(latest, { layout: model.layout, configHash: hash, config: { ...c } });
-  if (ck !== undefined && ck.state.datasetFingerprint !== fingerprint)
+  if (latest === undefined) return undefined;
+  const ck = await readCheckpoint(latest, { layout: run.model.layout, configHash: run.hash, config: { ...c } });
+  if (ck.state.datasetFingerprint !== run.fingerprint)
     throw new CheckpointError(`${latest}: the training data differ from the data this checkpoint was trained on (fingerprint mismatch)`);
-  if (ck !== undefined && ck.optimizer.kind !== c.optimizer)
-    throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
+  if (ck.optimizer.kind !== c.optimizer) throw new CheckpointError(`${latest}: optimizer ${ck.optimizer.kind} in the checkpoint, ${c.optimizer} configured`);
+  return { path: latest, ck };
+}
+
+/** One process (LocalCollective), or the configured protocol over this rank's transport. */
+function createCollective(c: TrainerConfig, run: RunInputs, transport: Transport | undefined, log: Logger): Collective {
+  const layout = run.model.layout;
+  const collective: Collective =
+    transport === undefined
+      ? new LocalCollective(layout, c, optimizerParams(c), scheduleParams(c))
+      : c.collective === 'dense'
+        ? new DenseCollective(transport, layout, c, optimizerParams(c), scheduleParams(c))
+        : new ShardedCollective(transport, layout, c, optimizerParams(c), scheduleParams(c));
+  if (collective instanceof ShardedCollective)
+    log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
+  return collective;
+}
+
+/** The loop state: fresh from the base weights, or the resumed checkpoint's (its optimizer goes to the collective). */
+function initialState(run: RunInputs, resume: Awaited<ReturnType<typeof findResume>>, collective: Collective, log: Logger): TrainState {
+  if (resume === undefined)
+    return {
+      step: 0,
+      params: run.base.params.slice(),
+      cursor: START_CURSOR,
+      skippedSteps: 0,
+      tokensSeen: 0,
+      samplesSeen: 0,
+      lastLoss: NaN,
+      lastUpdate: undefined,
+    };
+  const { ck } = resume;
+  collective.loadOptimizer(ck.optimizer);
+  log.info('resumed', { from: resume.path, step: ck.state.step });
+  return {
+    step: ck.state.step,
+    params: ck.params,
+    cursor: ck.state.dataCursor,
+    skippedSteps: ck.state.skippedSteps,
+    tokensSeen: ck.state.metrics.tokensSeen,
+    samplesSeen: ck.state.metrics.samplesSeen,
+    lastLoss: ck.state.metrics.loss ?? NaN,
+    lastUpdate: undefined,
+  };
+}
+
+/** The trainer state stored in a checkpoint. */
+function storedState(c: TrainerConfig, run: RunInputs, s: TrainState): StoredState {
+  return {
+    formatVersion: 1,
+    step: s.step,
+    totalSteps: c.steps,
+    dataCursor: s.cursor,
+    rngState: new Rng(c.seed).state() as [number, number, number, number],
+    configHash: run.hash,
+    config: { ...c },
+    datasetFingerprint: run.fingerprint,
+    skippedSteps: s.skippedSteps,
+    maskStats: s.lastUpdate?.applied
+      ? { keptRatio: s.lastUpdate.keptRatio, threshold: Number.isFinite(s.lastUpdate.threshold) ? s.lastUpdate.threshold : 0, kept: s.lastUpdate.kept }
+      : null,
+    metrics: { loss: Number.isFinite(s.lastLoss) ? s.lastLoss : null, tokensSeen: s.tokensSeen, samplesSeen: s.samplesSeen },
+    baseModel: run.base.source,
+    createdAt: new Date().toISOString(),
+    attempt: c.attempt,
+    worldSize: c.worldSize,
+  };
+}
+
+/** Observability of a run, fenced off from the step: metrics, tracing, progress display, progress messages. */
+interface Observers {
+  readonly metrics: TrainerMetrics;
+  readonly tracing: ReturnType<typeof startTracing>;
+  readonly progress: ReturnType<typeof createProgress>;
+  /** A note line: on the progress display, or the log without one. */
+  note(line: string): void;
+  /** A progress message: on NATS (rank 0) and to opts.onProgress. */
+  publish(p: ProgressMessage): void;
+}
+
+/** The loop's onStep hook: metrics, a trace span, the progress display and (at most once a second) a progress message. */
+function stepReporter(
+  c: TrainerConfig,
+  run: RunInputs,
+  obs: Observers,
+  lastCheckpoint: () => string | undefined,
+): ((r: StepReport, s: TrainState) => void) & { readonly rates: { sps: number; tps: number } } {
+  const flopsPerToken = trainFlopsPerToken(run.base.modelConfig, c.seqLen);
+  const peak = measureMatmulPeak();
+  const rates = { sps: 0, tps: 0 };
+  let lastPublish = 0;
+  const onStep = (r: StepReport, s: TrainState): void => {
+    const sps = r.samples / r.stepSeconds,
+      tps = r.tokens / r.stepSeconds;
+    rates.sps = sps;
+    rates.tps = tps;
+    obs.metrics.observeStep({
+      durationSeconds: r.stepSeconds,
+      samples: r.samples,
+      tokens: r.tokens,
+      loss: r.loss,
+      keptRatio: r.update.keptRatio,
+      threshold: r.update.threshold,
+      mfu: (tps * flopsPerToken) / peak,
+      lr: r.update.lr,
+      gradNorm: r.update.gradNorm,
+      step: r.step,
+      totalSteps: c.steps,
+    });
+    obs.metrics.observePhase('compute', r.computeSeconds);
+    obs.metrics.observePhase('optimizer', r.updateSeconds);
+    if (!r.update.applied) {
+      obs.metrics.observeSkip('non_finite_gradient');
+      obs.note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`);
+    }
+    obs.tracing.tracer
+      .startSpan('gmt.train.step', {
+        attributes: { step: r.step, loss: r.loss, kept_ratio: r.update.keptRatio, lr: r.update.lr, applied: r.update.applied },
+        startTime: Date.now() - r.stepSeconds * 1000,
+      })
+      .end();
+    obs.progress.update({
+      step: r.step,
+      total: c.steps,
+      fields: { loss: r.loss.toFixed(4), kept: `${(100 * r.update.keptRatio).toFixed(1)}%`, 'samples/s': sps.toFixed(1) },
+    });
+    const nowMs = Date.now();
+    if (nowMs - lastPublish >= 1000 || r.step === c.steps) {
+      lastPublish = nowMs;
+      obs.publish({
+        attempt: c.attempt,
+        step: r.step,
+        totalSteps: c.steps,
+        epoch: s.cursor.epoch,
+        loss: r.loss,
+        samplesPerSecond: sps,
+        tokensPerSecond: tps,
+        keptRatio: r.update.keptRatio,
+        lastCheckpoint: lastCheckpoint() ?? null,
+        phase: 'training',
+        backend: run.backend.label,
+      });
+    }
+  };
+  return Object.assign(onStep, { rates });
+}
+
+/** One-off Drop (method "oneoff"): drop part of the fine-tuned delta once, after training; otherwise the trained parameters. */
+function finalParameters(c: TrainerConfig, run: RunInputs, params: Float32Array, log: Logger): Float32Array {
+  if (c.method !== 'oneoff') return params;
+  const slots = run.model.layout.slots;
+  const view = (flat: Float32Array) => slots.map((s) => ({ name: s.name, values: flat.subarray(s.offset, s.offset + s.size) }));
+  const dropped = oneOffDrop(view(run.base.params), view(params), { maskRatio: c.maskRatio, method: c.oneoffMode, tieRule: c.tieRule, seed: c.seed });
+  const out = new Float32Array(run.model.layout.size);
+  dropped.tensors.forEach((t, i) => out.set(t.values, slots[i]!.offset));
+  log.info('one-off drop', { mode: c.oneoffMode, keptRatio: dropped.keptRatio });
+  return out;
+}
+
+/**
+ * Checkpoints of the run: `save` gathers the optimizer state (a collective call: every rank takes
+ * part) and rank 0 writes the checkpoint; `last` is the newest one written.
+ */
+function checkpointer(
+  c: TrainerConfig,
+  run: RunInputs,
+  collective: Collective,
+  obs: Observers,
+): { save: (s: TrainState, params?: Float32Array) => Promise<void>; readonly last: string | undefined } {
+  const out = {
+    last: undefined as string | undefined,
+    save: async (s: TrainState, params = s.params): Promise<void> => {
+      const t0 = performance.now();
+      const optimizer = await collective.gatherOptimizer(s.step);
+      if (c.rank !== 0 || optimizer === undefined) return;
+      out.last = await writeCheckpoint(
+        c.checkpointDir,
+        { modelConfig: run.base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: storedState(c, run, s) },
+        { keep: c.keepCheckpoints },
+      );
+      obs.metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
+      obs.note(`[gmt-train] checkpoint ${out.last}`);
+    },
+  };
+  return out;
+}
+
+/** Held-out evaluation of `params`, observed and noted. */
+function evaluateAndReport(c: TrainerConfig, run: RunInputs, obs: Observers, params: Float32Array, label: string): EvalResult {
+  const t0 = performance.now();
+  const r = evaluate(run.model, params, run.tokenizer, run.data.eval, run.data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
+  obs.metrics.observePhase('eval', (performance.now() - t0) / 1000);
+  obs.metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
+  obs.note(
+    `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
+  );
+  return r;
+}
+
+/** The last progress message of a run: the final state, the last step rates and the evaluation after training. */
+function finishedMessage(
+  c: TrainerConfig,
+  backend: BackendInfo,
+  state: TrainState,
+  rates: { readonly sps: number; readonly tps: number },
+  lastCheckpoint: string | undefined,
+  after: EvalResult,
+): ProgressMessage {
+  return {
+    attempt: c.attempt,
+    step: state.step,
+    totalSteps: c.steps,
+    epoch: state.cursor.epoch,
+    loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null,
+    samplesPerSecond: rates.sps,
+    tokensPerSecond: rates.tps,
+    keptRatio: state.lastUpdate?.keptRatio ?? null,
+    lastCheckpoint: lastCheckpoint ?? null,
+    phase: 'finished',
+    backend: backend.label,
+    evalLoss: after.loss,
+    exactMatch: after.exactMatch,
+  };
+}
+
+/** Run the fine-tune described by `c`. */
+export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<RunSummary> {
+  const { log } = opts;
+  const run = await loadInputs(c, log);
+  const { backend, base, model } = run;
+  const resume = await findResume(c, run);
   const metrics = new TrainerMetrics({
     jobId: c.jobId,
     rank: c.rank,
@@ -150,159 +384,46 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     model: `gpt2-${base.modelConfig.nLayer}l-${base.modelConfig.nEmbd}d`,
     version: '0.1.0',
   });
-  const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, ck?.state.step ?? 0)))(c) : undefined;
+  const transport = c.worldSize > 1 ? await (opts.connect ?? ((cfg) => connectNats(cfg, metrics, resume?.ck.state.step ?? 0)))(c) : undefined;
   const publisher = c.rank === 0 && c.natsUrl !== '' ? await ProgressPublisher.open(c.natsUrl, c.jobId, c.natsCreds) : undefined;
-  const publish = (p: ProgressMessage): void => {
-    publisher?.publish(p);
-    opts.onProgress?.(p);
-  };
-  const collective: Collective =
-    transport === undefined
-      ? new LocalCollective(model.layout, c, optimizerParams(c), scheduleParams(c))
-      : c.collective === 'dense'
-        ? new DenseCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c))
-        : new ShardedCollective(transport, model.layout, c, optimizerParams(c), scheduleParams(c));
-  if (collective instanceof ShardedCollective)
-    log.info('sharded optimizer', { range: `[${collective.optimizerRange.lo}, ${collective.optimizerRange.hi})`, savedBytes: collective.optimizerBytesSaved });
-  let resumedFrom: string | undefined;
-  if (latest !== undefined && ck !== undefined) {
-    state.step = ck.state.step;
-    state.params = ck.params;
-    collective.loadOptimizer(ck.optimizer);
-    state.cursor = ck.state.dataCursor;
-    state.skippedSteps = ck.state.skippedSteps;
-    state.tokensSeen = ck.state.metrics.tokensSeen;
-    state.samplesSeen = ck.state.metrics.samplesSeen;
-    state.lastLoss = ck.state.metrics.loss ?? NaN;
-    resumedFrom = latest;
-    log.info('resumed', { from: latest, step: state.step });
-  }
+  const collective = createCollective(c, run, transport, log);
+  const state = initialState(run, resume, collective, log);
 
   // ---- observability (fenced off from the step)
   const server = c.metricsPort > 0 && c.rank >= 0 ? await startMetricsServer({ port: c.metricsPort, registry: metrics.registry }) : undefined;
   if (server !== undefined) log.info('metrics', { url: server.url });
-  const tracing = startTracing({ serviceName: 'gmt-trainer', attributes: { 'gmt.job_id': c.jobId, 'gmt.rank': c.rank }, env: process.env });
-  const flopsPerToken = trainFlopsPerToken(base.modelConfig, c.seqLen);
-  const peak = measureMatmulPeak();
   const progress = createProgress(c.rank === 0 ? c.progress : 'none');
-  // Without a progress display, notes (eval results, checkpoints) go to the log.
-  const note = (line: string): void => {
-    if (c.rank === 0 && c.progress !== 'none') progress.note(line);
-    else log.info(line.replace(/^\[gmt-train\] /, ''));
+  const obs: Observers = {
+    metrics,
+    tracing: startTracing({ serviceName: 'gmt-trainer', attributes: { 'gmt.job_id': c.jobId, 'gmt.rank': c.rank }, env: process.env }),
+    progress,
+    // Without a progress display, notes (eval results, checkpoints) go to the log.
+    note: (line) => {
+      if (c.rank === 0 && c.progress !== 'none') progress.note(line);
+      else log.info(line.replace(/^\[gmt-train\] /, ''));
+    },
+    publish: (p) => {
+      publisher?.publish(p);
+      opts.onProgress?.(p);
+    },
   };
-  let lastCheckpoint: string | undefined;
-  const stateJson = (s: TrainState): StoredState => ({
-    formatVersion: 1,
-    step: s.step,
-    totalSteps: c.steps,
-    dataCursor: s.cursor,
-    rngState: new Rng(c.seed).state() as [number, number, number, number],
-    configHash: hash,
-    config: { ...c },
-    datasetFingerprint: fingerprint,
-    skippedSteps: s.skippedSteps,
-    maskStats: s.lastUpdate?.applied
-      ? { keptRatio: s.lastUpdate.keptRatio, threshold: Number.isFinite(s.lastUpdate.threshold) ? s.lastUpdate.threshold : 0, kept: s.lastUpdate.kept }
-      : null,
-    metrics: { loss: Number.isFinite(s.lastLoss) ? s.lastLoss : null, tokensSeen: s.tokensSeen, samplesSeen: s.samplesSeen },
-    baseModel: base.source,
-    createdAt: new Date().toISOString(),
-    attempt: c.attempt,
-    worldSize: c.worldSize,
-  });
-  const checkpoint = async (s: TrainState, params = s.params): Promise<void> => {
-    const t0 = performance.now();
-    const optimizer = await collective.gatherOptimizer(s.step); // a collective call: every rank takes part
-    if (c.rank !== 0 || optimizer === undefined) return;
-    lastCheckpoint = await writeCheckpoint(
-      c.checkpointDir,
-      { modelConfig: base.modelConfig, params, optimizer: { ...optimizer, kind: c.optimizer }, state: stateJson(s) },
-      { keep: c.keepCheckpoints },
-    );
-    metrics.observeCheckpoint({ durationSeconds: (performance.now() - t0) / 1000, step: s.step });
-    note(`[gmt-train] checkpoint ${lastCheckpoint}`);
-  };
-  const runEval = (params: Float32Array, label: string): EvalResult => {
-    const t0 = performance.now();
-    const r = evaluate(model, params, tokenizer, data.eval, data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
-    metrics.observePhase('eval', (performance.now() - t0) / 1000);
-    metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
-    note(
-      `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
-    );
-    return r;
-  };
+  const ckpt = checkpointer(c, run, collective, obs);
+  const checkpoint = ckpt.save;
+  const runEval = (params: Float32Array, label: string): EvalResult => evaluateAndReport(c, run, obs, params, label);
 
+  const onStep = stepReporter(c, run, obs, () => ckpt.last);
   try {
-    const before = opts.skipEvalBefore || resumedFrom !== undefined ? undefined : runEval(state.params, 'before');
+    const before = opts.skipEvalBefore || resume !== undefined ? undefined : runEval(state.params, 'before');
     const t0 = performance.now();
-    const startStep = state.step,
-      startTokens = state.tokensSeen,
-      startSamples = state.samplesSeen;
-    let lastPublish = 0,
-      lastSps = 0,
-      lastTps = 0;
+    const start = { step: state.step, tokens: state.tokensSeen, samples: state.samplesSeen };
     await runLoop({
       config: c,
       model,
-      train: data.train,
+      train: run.data.train,
       state,
       collective,
       hooks: {
-        onStep: (r, s) => {
-          const sps = r.samples / r.stepSeconds,
-            tps = r.tokens / r.stepSeconds;
-          lastSps = sps;
-          lastTps = tps;
-          const mfu = (tps * flopsPerToken) / peak;
-          metrics.observeStep({
-            durationSeconds: r.stepSeconds,
-            samples: r.samples,
-            tokens: r.tokens,
-            loss: r.loss,
-            keptRatio: r.update.keptRatio,
-            threshold: r.update.threshold,
-            mfu,
-            lr: r.update.lr,
-            gradNorm: r.update.gradNorm,
-            step: r.step,
-            totalSteps: c.steps,
-          });
-          metrics.observePhase('compute', r.computeSeconds);
-          metrics.observePhase('optimizer', r.updateSeconds);
-          if (!r.update.applied) {
-            metrics.observeSkip('non_finite_gradient');
-            note(`[gmt-train] WARN step ${r.step} skipped: ${r.update.skipReason ?? ''}`);
-          }
-          tracing.tracer
-            .startSpan('gmt.train.step', {
-              attributes: { step: r.step, loss: r.loss, kept_ratio: r.update.keptRatio, lr: r.update.lr, applied: r.update.applied },
-              startTime: Date.now() - r.stepSeconds * 1000,
-            })
-            .end();
-          progress.update({
-            step: r.step,
-            total: c.steps,
-            fields: { loss: r.loss.toFixed(4), kept: `${(100 * r.update.keptRatio).toFixed(1)}%`, 'samples/s': sps.toFixed(1) },
-          });
-          const nowMs = Date.now();
-          if (nowMs - lastPublish >= 1000 || r.step === c.steps) {
-            lastPublish = nowMs;
-            publish({
-              attempt: c.attempt,
-              step: r.step,
-              totalSteps: c.steps,
-              epoch: s.cursor.epoch,
-              loss: r.loss,
-              samplesPerSecond: sps,
-              tokensPerSecond: tps,
-              keptRatio: r.update.keptRatio,
-              lastCheckpoint: lastCheckpoint ?? null,
-              phase: 'training',
-              backend: backend.label,
-            });
-          }
-        },
+        onStep,
         onEval: (s) => {
           runEval(s.params, `step ${s.step}`);
         },
@@ -312,33 +433,11 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     });
     progress.done();
     const trainSeconds = (performance.now() - t0) / 1000;
-    let finalParams = state.params;
-    if (c.method === 'oneoff') {
-      const names = model.layout.slots;
-      const view = (flat: Float32Array) => names.map((s) => ({ name: s.name, values: flat.subarray(s.offset, s.offset + s.size) }));
-      const dropped = oneOffDrop(view(base.params), view(state.params), { maskRatio: c.maskRatio, method: c.oneoffMode, tieRule: c.tieRule, seed: c.seed });
-      finalParams = new Float32Array(model.layout.size);
-      dropped.tensors.forEach((t, i) => finalParams.set(t.values, names[i]!.offset));
-      log.info('one-off drop', { mode: c.oneoffMode, keptRatio: dropped.keptRatio });
-    }
+    const finalParams = finalParameters(c, run, state.params, log);
     await checkpoint(state, finalParams);
     const after = runEval(finalParams, 'after');
-    publish({
-      attempt: c.attempt,
-      step: state.step,
-      totalSteps: c.steps,
-      epoch: state.cursor.epoch,
-      loss: Number.isFinite(state.lastLoss) ? state.lastLoss : null,
-      samplesPerSecond: lastSps,
-      tokensPerSecond: lastTps,
-      keptRatio: state.lastUpdate?.keptRatio ?? null,
-      lastCheckpoint: lastCheckpoint ?? null,
-      phase: 'finished',
-      backend: backend.label,
-      evalLoss: after.loss,
-      exactMatch: after.exactMatch,
-    });
-    const trained = state.step - startStep;
+    obs.publish(finishedMessage(c, backend, state, onStep.rates, ckpt.last, after));
+    const trained = state.step - start.step;
     return {
       backend,
       modelConfig: base.modelConfig,
@@ -346,11 +445,11 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       before,
       after,
       steps: state.step,
-      resumedFrom,
-      lastCheckpoint,
+      resumedFrom: resume?.path,
+      lastCheckpoint: ckpt.last,
       trainSeconds,
-      samplesPerSecond: trained > 0 ? (state.samplesSeen - startSamples) / trainSeconds : 0,
-      tokensPerSecond: trained > 0 ? (state.tokensSeen - startTokens) / trainSeconds : 0,
+      samplesPerSecond: trained > 0 ? (state.samplesSeen - start.samples) / trainSeconds : 0,
+      tokensPerSecond: trained > 0 ? (state.tokensSeen - start.tokens) / trainSeconds : 0,
       finalLoss: state.lastLoss,
       keptRatio: state.lastUpdate?.keptRatio ?? NaN,
       skippedSteps: state.skippedSteps,
@@ -364,6 +463,6 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     await transport?.close();
     await publisher?.close();
     await server?.close();
-    await tracing.shutdown();
+    await obs.tracing.shutdown();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Sender-side credit windows (nats-collectives.md §0.5: the nats.js client never applies
+ * Sender-side credit windows (docs/architecture.md §3: the nats.js client never applies
  * backpressure on publish and the server cuts off a subscriber whose pending bytes pass
  * max_pending, so the sender must bound what is in flight): at most `window` chunks un-acknowledged
  * per receiver. Receivers grant credit by publishing the cumulative number of chunks they consumed

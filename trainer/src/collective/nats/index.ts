@@ -12,5 +12,5 @@ export {
 } from './server.js';
 export { findNatsServer } from './find-server.js';
 export { attemptSubjects, jobToken, type AttemptSubjects } from './subjects.js';
-export { systemClock, type Clock, type Scheduled } from './clock.js';
+export { systemClock, type Clock, type TimerHandle } from './clock.js';
 export { DATA_HEADER_BYTES, WIRE_VERSION } from './wire.js';

@@ -1,8 +1,8 @@
 /**
- * Transport over core NATS (ARCHITECTURE §3): messages are cut into chunks (wire.ts) published on
+ * Transport over core NATS (docs/architecture.md §3): messages are cut into chunks (wire.ts) published on
  * per-attempt subjects (subjects.ts), with a credit window per (sender, receiver) because the
- * client never applies backpressure and the server cuts slow consumers off (nats-collectives.md
- * §0.5). Core NATS is at-most-once, so every fault aborts instead of retrying: a disconnect or
+ * client never applies backpressure and the server cuts slow consumers off (docs/architecture.md
+ * §3). Core NATS is at-most-once, so every fault aborts instead of retrying: a disconnect or
  * reconnect, a silent peer, a recv past its deadline or a send starved of credit. Any abort is
  * published on the abort subject so that every rank fails its step with a RetryableError.
  */
@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, RetryableError } from '../../errors.js';
 import type { CollectivePhase, RejectReason, Transport, TransportObserver } from '../transport.js';
 import { Assembly } from './assembly.js';
-import { systemClock, type Clock, type Scheduled } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { FlowControl } from './flow-control.js';
 import { Mailbox, checkMessageArgs, checkPeer, messageKey } from '../mailbox.js';
 import { NatsPeers } from './peers.js';
@@ -51,7 +51,7 @@ export class NatsTransport implements Transport {
   /** Per-source chain of deferred chunk consumption (only with the beforeConsume test hook). */
   readonly #consumeChain: Promise<void>[];
   readonly #peers: NatsPeers;
-  readonly #timers = new Set<Scheduled>();
+  readonly #timers = new Set<TimerHandle>();
   #nc: NatsConnection | undefined;
   #chunkBytes: number;
   #failure: Error | undefined;
@@ -173,18 +173,18 @@ export class NatsTransport implements Transport {
     this.#noteStep(step);
     const key = messageKey(from, step, phase, tag);
     const started = this.#clock.now();
-    const timer = this.#schedule(this.#opts.stepDeadlineMs, () => {
+    const timer = this.#setTimer(() => {
       const partial = this.#assemblies.get(key);
       const got = partial === undefined ? 'no chunk' : partial.progress();
       const ms = Math.round(this.#clock.now() - started);
       this.#abortWith(
         new RetryableError(`step deadline: rank ${this.rank} waited ${ms} ms for step ${step} phase ${phase} tag ${tag} from rank ${from} and received ${got}`),
       );
-    });
+    }, this.#opts.stepDeadlineMs);
     try {
       return await this.#mailbox.take(key, step);
     } finally {
-      this.#unschedule(timer);
+      this.#clearTimer(timer);
     }
   }
 
@@ -250,7 +250,7 @@ export class NatsTransport implements Transport {
   async #acquireCredit(targets: readonly number[], what: () => string): Promise<void> {
     if (this.#flow.canSend(targets)) return this.#flow.acquire(targets);
     const started = this.#clock.now();
-    const timer = this.#schedule(this.#opts.stepDeadlineMs, () => {
+    const timer = this.#setTimer(() => {
       const starved = targets.filter((r) => this.#flow.inFlight(r) >= this.#flow.window);
       const ms = Math.round(this.#clock.now() - started);
       this.#abortWith(
@@ -258,11 +258,11 @@ export class NatsTransport implements Transport {
           `step deadline: rank ${this.rank}: ${what()}: no flow-control credit from rank${starved.length > 1 ? 's' : ''} ${starved.join(', ')} for ${ms} ms`,
         ),
       );
-    });
+    }, this.#opts.stepDeadlineMs);
     try {
       await this.#flow.acquire(targets);
     } finally {
-      this.#unschedule(timer);
+      this.#clearTimer(timer);
     }
   }
 
@@ -506,16 +506,16 @@ export class NatsTransport implements Transport {
     this.#timers.clear();
   }
 
-  #schedule(ms: number, fn: () => void): Scheduled {
-    const t = this.#clock.schedule(ms, () => {
+  #setTimer(fn: () => void, ms: number): TimerHandle {
+    const t = this.#clock.setTimer(() => {
       this.#timers.delete(t);
       fn();
-    });
+    }, ms);
     this.#timers.add(t);
     return t;
   }
 
-  #unschedule(t: Scheduled): void {
+  #clearTimer(t: TimerHandle): void {
     t.cancel();
     this.#timers.delete(t);
   }

@@ -1,8 +1,12 @@
 /** Options of NatsTransport: one flat block of defaults with a one-line reason each. */
+import { TrainerConfigSchema } from '../../../../contract/config.js';
 import { ConfigError } from '../../errors.js';
 import type { TransportObserver } from '../transport.js';
 import type { Clock } from './clock.js';
 import { DATA_HEADER_BYTES, MAX_WORLD_SIZE } from './wire.js';
+
+/** The trainer config's defaults: the liveness and deadline defaults are the config's, stated once there. */
+const CONFIG_DEFAULTS = TrainerConfigSchema.parse({});
 
 /** Defaults (see docs/design-nats.md). */
 export const NATS_TRANSPORT_DEFAULTS = Object.freeze({
@@ -10,14 +14,14 @@ export const NATS_TRANSPORT_DEFAULTS = Object.freeze({
   chunkBytes: 512 * 1024,
   /** 8 chunks (4 MiB at 512 KiB) in flight per (sender, receiver): far below max_pending (64 MiB default). */
   creditWindow: 8,
-  /** One heartbeat a second (nats-collectives.md §5). */
-  heartbeatMs: 1000,
-  /** 30 s of silence: generous, because a long synchronous TF.js compute blocks a rank's event loop. */
-  peerTimeoutMs: 30_000,
-  /** 5 min per recv or per starved send: must cover the compute skew between ranks. */
-  stepDeadlineMs: 300_000,
-  /** 2 min for every rank to appear (pods start at different times). */
-  rendezvousTimeoutMs: 120_000,
+  /** config heartbeatMs: one heartbeat a second. */
+  heartbeatMs: CONFIG_DEFAULTS.heartbeatMs,
+  /** config peerTimeoutMs (30 s of silence): generous, because a long synchronous TF.js compute blocks a rank's event loop. */
+  peerTimeoutMs: CONFIG_DEFAULTS.peerTimeoutMs,
+  /** config stepTimeoutSec (5 min) per recv or per starved send: must cover the compute skew between ranks. */
+  stepDeadlineMs: CONFIG_DEFAULTS.stepTimeoutSec * 1000,
+  /** config rendezvousTimeoutSec (2 min) for every rank to appear (pods start at different times). */
+  rendezvousTimeoutMs: CONFIG_DEFAULTS.rendezvousTimeoutSec * 1000,
   /** 10 s to open the TCP connection to NATS. */
   connectTimeoutMs: 10_000,
   /** 1 GiB: larger claims in a header are rejected before any allocation. */

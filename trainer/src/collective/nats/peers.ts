@@ -2,11 +2,11 @@
  * Rendezvous and liveness of the ranks of one attempt. Heartbeats double as the rendezvous hello:
  * each carries a `ready` flag ("I have heard every rank"); a rank has joined the gang once every
  * rank's latest heartbeat says ready (so nobody starts sending before everyone is subscribed).
- * After that, a peer silent for peerTimeoutMs aborts the attempt (nats-collectives.md §5: "suspect
- * after 3-5 missed" heartbeats).
+ * After that, a peer silent for peerTimeoutMs aborts the attempt (docs/architecture.md §3: generous,
+ * because a long synchronous TF.js compute blocks a rank's event loop).
  */
 import { RetryableError } from '../../errors.js';
-import type { Clock, Scheduled } from './clock.js';
+import type { Clock, TimerHandle } from './clock.js';
 import { encodeHeartbeatFrame, type HeartbeatFrame, type WireIdentity } from './wire.js';
 
 /** Hello period during rendezvous (heartbeats are sparser once running). */
@@ -47,8 +47,8 @@ export class NatsPeers {
   readonly #instances: (bigint | undefined)[];
   #state: 'idle' | 'rendezvous' | 'running' | 'failed' = 'idle';
   #seq = 0;
-  #ticker: Scheduled | undefined;
-  #deadline: Scheduled | undefined;
+  #ticker: TimerHandle | undefined;
+  #deadline: TimerHandle | undefined;
   #lastTick = 0;
   #settle: { resolve(): void; reject(err: Error): void } | undefined;
 
@@ -69,7 +69,7 @@ export class NatsPeers {
     const done = new Promise<void>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
-    this.#deadline = clock.schedule(rendezvousTimeoutMs, () => {
+    this.#deadline = clock.setTimer(() => {
       const missing = this.#ranksWhere((r) => this.#lastSeen[r] === undefined);
       const unready = this.#ranksWhere((r) => this.#lastSeen[r] !== undefined && !this.#ready[r] && r !== this.#c.rank);
       const parts = [
@@ -79,7 +79,7 @@ export class NatsPeers {
       ];
       if (unready.length > 0) parts.push(`${nameRanks(unready)} had not heard every rank`);
       this.fail(new RetryableError(`rendezvous: ${parts.join('; ')}`));
-    });
+    }, rendezvousTimeoutMs);
     this.#tick();
     return done;
   }
@@ -160,7 +160,7 @@ export class NatsPeers {
     else if (this.#state === 'rendezvous') this.#checkFormed();
     if (this.#failed) return;
     const period = this.#state === 'rendezvous' ? Math.min(RENDEZVOUS_HELLO_MS, this.#c.heartbeatMs) : this.#c.heartbeatMs;
-    this.#ticker = this.#c.clock.schedule(period, () => this.#tick());
+    this.#ticker = this.#c.clock.setTimer(() => this.#tick(), period);
   }
 
   #checkLiveness(): void {

@@ -25,7 +25,7 @@ export interface NatsServerConfigOptions {
 
 /**
  * nats-server config text for collective traffic. The server's defaults (1 MiB max_payload, 64 MiB
- * max_pending, 10 s write_deadline: nats-collectives.md §0.5, nats-server server/const.go) are
+ * max_pending, 10 s write_deadline: nats-server server/const.go; docs/architecture.md §3) are
  * raised for headroom; correctness never depends on them, because senders keep at most
  * creditWindow chunks in flight per receiver. No JetStream: core NATS only.
  */

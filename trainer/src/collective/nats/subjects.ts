@@ -1,5 +1,5 @@
 /**
- * NATS subjects of one job attempt, defined once (ARCHITECTURE §3: "subjects are namespaced per job
+ * NATS subjects of one job attempt, defined once (docs/architecture.md §3: "subjects are namespaced per job
  * and attempt; a rank never subscribes to another job's subjects"):
  *
  *   gmt.<job>.<attempt>.<phase>.<toRank>   data chunks for one rank

@@ -1,5 +1,5 @@
 /**
- * The binary wire format of every frame NatsTransport publishes, defined once (ARCHITECTURE §3:
+ * The binary wire format of every frame NatsTransport publishes, defined once (docs/architecture.md §3:
  * "every message carries job id, attempt, step, phase, source rank, chunk index/count and a
  * checksum"). All integers are little-endian. Every frame starts with the same 20-byte prefix and
  * ends its fixed header with a CRC-32 of the header bytes before it, so a truncated or corrupted

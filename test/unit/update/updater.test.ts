@@ -1,14 +1,15 @@
 /**
  * GMT updates against the independent PyTorch reference (test/golden: masks from torch.sort, a
  * hand-written masked AdamW for maskMode "update", torch.optim.AdamW on the zeroed gradient for
- * "gradient"), plus the invariants of ARCHITECTURE §2 on random data.
+ * "gradient"), plus the invariants of docs/architecture.md §2 on random data.
  */
 import test from 'ava';
 import { TrainerConfigSchema } from '../../../contract/config.js';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
-import { Updater, optimizerParams, scheduleParams } from '../../../trainer/src/train/update.js';
+import { optimizerParams, scheduleParams } from '../../../trainer/src/update/method.js';
+import { Updater } from '../../../trainer/src/update/updater.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { NumericError } from '../../../trainer/src/errors.js';
 import { bitEqual, worstMismatch } from '../../helpers/compare.js';
