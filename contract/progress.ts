@@ -7,6 +7,16 @@ import { z } from 'zod';
 
 const num = z.number().nullish();
 
+/** One held-out evaluation. */
+const EvalSchema = z
+  .looseObject({
+    loss: num, // held-out loss (token-weighted mean)
+    exactMatch: num, // fraction of held-out problems answered exactly (greedy)
+    examples: z.number().int().min(0).nullish(), // held-out examples used
+    step: z.number().int().min(0).nullish(), // optimizer step the evaluation ran after
+  })
+  .nullish();
+
 /** One progress message; unknown fields are ignored, nulls mean "not known". */
 export const ProgressMessageSchema = z.looseObject({
   attempt: z.number().int().min(0), // gang attempt of the publishing rank
@@ -22,6 +32,7 @@ export const ProgressMessageSchema = z.looseObject({
   backend: z.string().max(64).nullish(), // kernel backend label: tensorflow/gpu, tensorflow/cpu, wasm or cpu
   evalLoss: num, // final evaluation loss (phase 'finished')
   exactMatch: num, // final exact-match accuracy (phase 'finished')
+  evaluation: z.looseObject({ before: EvalSchema, last: EvalSchema, after: EvalSchema }).nullish(), // every evaluation so far: before training, the last periodic one, after
 });
 
 /** A parsed progress message. */

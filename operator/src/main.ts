@@ -4,17 +4,10 @@
  * leadership: like controller-runtime, the process exits and its Deployment restarts it as a
  * fresh candidate), 2 on bad flags.
  *
- *   --kubeconfig PATH            (env KUBECONFIG; default: in-cluster, then ~/.kube/config)
- *   --namespace NS[,NS…]         namespaces to watch (env GMT_WATCH_NAMESPACES; default: all)
- *   --nats-url URL               progress subscription and the workers' default NATS (env GMT_NATS_URL)
- *   --metrics-port N             /metrics /healthz /readyz (env GMT_METRICS_PORT; default 8080; -1 off)
- *   --leader-elect true|false    (env GMT_LEADER_ELECT; default true)
- *   --leader-election-namespace  (env POD_NAMESPACE; default gmt-system)
- *   --leader-election-id NAME    Lease name (default gmt-operator-leader)
- *   --workers N                  concurrent reconciles (default 4)
- *   --trainer-metrics-port N     the workers' metrics port (default 9400; 0 off)
+ * Flags, their meanings, defaults and environment variables: `gmt-operator --help` (buildProgram below).
  */
 import { KubeConfig } from '@kubernetes/client-node';
+import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import { startOperator, type Logger } from './controller/index.js';
 import { startTracing } from '../../contract/tracing.js';
@@ -32,50 +25,56 @@ const FlagsSchema = z.object({
   trainerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9400),
 });
 
-const HELP = `gmt-operator — reconciles GmtFineTune resources into trainer pods
-
-Flags (env in brackets):
-  --kubeconfig PATH             [KUBECONFIG] default: in-cluster, then ~/.kube/config
-  --namespace NS[,NS...]        [GMT_WATCH_NAMESPACES] namespaces to watch (default: all)
-  --nats-url URL                [GMT_NATS_URL] progress subscription and the workers' default NATS
-  --nats-creds PATH             [NATS_CREDS] NATS .creds file for the progress subscription
-  --metrics-port N              [GMT_METRICS_PORT] /metrics /healthz /readyz (default 8080; -1 off)
-  --leader-elect true|false     [GMT_LEADER_ELECT] (default true)
-  --leader-election-namespace   [POD_NAMESPACE] (default gmt-system)
-  --leader-election-id NAME     Lease name (default gmt-operator-leader)
-  --workers N                   concurrent reconciles (default 4)
-  --trainer-metrics-port N      the workers' metrics port (default 9400; 0 off)
-
-Exit codes: 0 after a requested shutdown, 1 fatal (incl. lost leadership), 2 bad flags.`;
-
 class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): z.infer<typeof FlagsSchema> {
-  const raw: Record<string, string> = {};
-  const fromEnv: Record<string, string | undefined> = {
-    kubeconfig: env['KUBECONFIG'],
-    namespace: env['GMT_WATCH_NAMESPACES'],
-    natsUrl: env['GMT_NATS_URL'],
-    natsCreds: env['NATS_CREDS'],
-    metricsPort: env['GMT_METRICS_PORT'],
-    leaderElect: env['GMT_LEADER_ELECT'],
-    leaderElectionNamespace: env['POD_NAMESPACE'],
-  };
-  for (const [k, v] of Object.entries(fromEnv)) if (v !== undefined && v !== '') raw[k] = v;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${a}`);
-    const [flag, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const key = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (!(key in FlagsSchema.shape)) throw new UsageError(`unknown flag --${flag}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`flag --${flag} needs a value`);
-    raw[key] = value;
+/** The command line: every flag with its meaning, default and environment variable (commander shows all three in --help). */
+function buildProgram(): Command {
+  return new Command('gmt-operator')
+    .description("Reconciles GmtFineTune resources into gangs of trainer pods and folds the trainers' NATS progress into their status.")
+    .addOption(new Option('--kubeconfig <path>', 'kubeconfig file; default: in-cluster config, then ~/.kube/config').env('KUBECONFIG'))
+    .addOption(new Option('--namespace <ns,...>', 'namespaces to watch (comma-separated); default: all').env('GMT_WATCH_NAMESPACES'))
+    .addOption(
+      new Option('--nats-url <url>', "NATS for the trainers' progress messages and the workers' default NATS; empty: no progress in status").env(
+        'GMT_NATS_URL',
+      ),
+    )
+    .addOption(new Option('--nats-creds <path>', 'NATS .creds file for the progress subscription').env('NATS_CREDS'))
+    .addOption(
+      new Option('--metrics-port <n>', '/metrics /healthz /readyz port [-1 off, 0 any free port, up to 65535]').env('GMT_METRICS_PORT').default('8080'),
+    )
+    .addOption(
+      new Option('--leader-elect <bool>', 'take a Lease before reconciling (one active replica)')
+        .choices(['true', 'false'])
+        .env('GMT_LEADER_ELECT')
+        .default('true'),
+    )
+    .addOption(new Option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease (must exist)').env('POD_NAMESPACE').default('gmt-system'))
+    .addOption(new Option('--leader-election-id <name>', 'name of the leader-election Lease').default('gmt-operator-leader'))
+    .addOption(new Option('--workers <n>', 'concurrent reconciles [1-64]').default('4'))
+    .addOption(new Option('--trainer-metrics-port <n>', "the workers' metrics port [0 off, up to 65535]").default('9400'))
+    .addHelpText('after', '\nExit codes: 0 after a requested shutdown, 1 fatal (incl. lost leadership), 2 bad flags.')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run gmt-operator --help for every flag)')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureHelp({ helpWidth: 120 });
+}
+
+/** Flags (and their environment variables) → validated settings; a number is the exit code after help or a usage error. */
+function parseArgs(argv: readonly string[]): z.infer<typeof FlagsSchema> | number {
+  const program = buildProgram();
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander printed the help or the error
+    throw e;
   }
+  const raw = Object.fromEntries(Object.entries(program.opts()).filter(([, v]) => v !== undefined && v !== ''));
   const r = FlagsSchema.safeParse(raw);
-  if (!r.success) throw new UsageError(r.error.issues.map((x) => `--${x.path.join('.')}: ${x.message}`).join('; '));
+  if (!r.success)
+    throw new UsageError(r.error.issues.map((x) => `--${String(x.path[0] ?? '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${x.message}`).join('; '));
   return r.data;
 }
 
@@ -84,13 +83,11 @@ const log: Logger = (level, msg, fields = {}) => {
 };
 
 async function main(): Promise<number> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write(HELP + '\n');
-    return 0;
-  }
   let flags: z.infer<typeof FlagsSchema>;
   try {
-    flags = parseArgs(process.argv.slice(2), process.env);
+    const parsed = parseArgs(process.argv.slice(2));
+    if (typeof parsed === 'number') return parsed;
+    flags = parsed;
   } catch (err) {
     log('error', err instanceof Error ? err.message : String(err));
     return 2;

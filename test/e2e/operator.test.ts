@@ -60,6 +60,14 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
   t.truthy(done.status?.startTime);
   t.truthy(done.status?.completionTime);
   t.is(done.status?.observedGeneration, done.metadata.generation);
+  // The trainer's evaluations (before and after) in status, rounded for kubectl's columns.
+  const evaluated = await waitForJob(t, ns, 'tiny', 'evaluation after', (j) => j.status?.evaluation?.after !== undefined);
+  const ev = evaluated.status?.evaluation;
+  t.is(ev?.before?.examples, 8);
+  t.is(ev?.after?.step, 12);
+  t.true(typeof ev?.after?.loss === 'number' && typeof ev.before?.loss === 'number', JSON.stringify(ev));
+  t.regex(evaluated.status?.display?.exactMatch ?? '', /^\d+\.\d% → \d+\.\d%$/);
+  t.regex(evaluated.status?.display?.loss ?? '', /^\d+\.\d{4}$/);
   const evs = await waitFor('events', async () => {
     const e = await events(ns, 'tiny');
     return e.some((x) => x.reason === 'TrainingCompleted') ? e : undefined;
@@ -135,4 +143,27 @@ test.serial('operator - malformed training data fails the job with the trainer r
     pods.items.every((p) => p.metadata?.labels?.[LABELS.attempt] === '0'),
     'no pods of a later attempt',
   );
+});
+
+test.serial('operator - workers whose image cannot be pulled show the reason at once and fail the job after the startup deadline', async (t) => {
+  await operator();
+  const { kc } = cluster();
+  const ns = await createTestNamespace(kc, 'op-pull');
+  // The node agent reports an image it cannot map as ErrImagePull, as a kubelet does for a missing image.
+  await create(
+    ns,
+    tiny('nopull', { image: 'registry.invalid/no-such-trainer:1', runPolicy: { backoffLimit: 2, progressDeadlineSeconds: 300, startupDeadlineSeconds: 8 } }),
+  );
+  const pending = await waitForJob(t, ns, 'nopull', 'reason shown', (j) => j.status?.reason !== undefined || j.status?.phase === 'Failed');
+  t.is(pending.status?.reason, 'ErrImagePull');
+  const failed = await waitForJob(t, ns, 'nopull', 'Failed', (j) => j.status?.phase === 'Failed');
+  const c = failed.status?.conditions?.find((x) => x.type === 'Failed');
+  t.is(c?.reason, 'ErrImagePull');
+  t.regex(c?.message ?? '', /could not start within spec\.runPolicy\.startupDeadlineSeconds \(8 s\)/);
+  t.is(failed.status?.reason, 'ErrImagePull');
+  const evs = await waitFor('events', async () => {
+    const e = await events(ns, 'nopull');
+    return e.some((x) => x.reason === 'WorkersCannotStart') ? e : undefined;
+  });
+  t.true(evs.some((e) => e.type === 'Warning' && e.reason === 'WorkersCannotStart'));
 });

@@ -48,7 +48,7 @@ const portsDir = mkdtempSync(join(tmpdir(), 'gmt-e2e-prom-ports-'));
 }
 
 let prom: PrometheusHandle | undefined;
-// Found, or installed from Debian's package with progress on stderr (never skipped).
+// Installed by the setup step (npm run setup:binaries); missing, the test fails with that command (never skipped).
 test.before(async () => {
   await ensurePrometheus();
 });

@@ -94,12 +94,22 @@ function run(cmd: string, args: readonly string[], log: (line: string) => void):
 
 let installing: Promise<string> | undefined;
 
-/** Path of a Prometheus binary; installs Debian's `prometheus` package when none is found. */
-export function ensurePrometheus(log: (line: string) => void = stderrLog): Promise<string> {
+/**
+ * Path of a Prometheus binary. Only the setup step (`npm run setup:binaries`, which says so first)
+ * installs Debian's `prometheus` package system-wide (`install: true`); a test that finds none fails
+ * with the command to run.
+ */
+export function ensurePrometheus(log: (line: string) => void = stderrLog, opts: { install?: boolean } = {}): Promise<string> {
   installing ??= (async () => {
     const found = await findPrometheus();
     if (found !== undefined) return found;
-    log('prometheus not found on PATH or at /usr/bin/prometheus; installing Debian package "prometheus" (apt-get)');
+    if (opts.install !== true)
+      throw new PrometheusError(
+        "prometheus is not installed (not on PATH, not /usr/bin/prometheus): run `npm run setup:binaries -- prometheus`, which installs Debian's prometheus package with apt-get, or set GMT_PROMETHEUS_BINARY",
+      );
+    log(
+      'prometheus not found on PATH or at /usr/bin/prometheus; installing Debian package "prometheus" system-wide (apt-get update && apt-get install prometheus)',
+    );
     const update = await run('apt-get', ['update'], log);
     if (update.code !== 0) throw new PrometheusError(`apt-get update failed (exit ${update.code}):\n${update.tail}`);
     const install = await run('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], log);

@@ -67,9 +67,9 @@ async function productionModules(folder: string, omitOptional: boolean): Promise
 
 /** Each image and the first line of its entrypoint's --help. */
 const IMAGES = [
-  { dockerfile: 'operator.Dockerfile', help: /^gmt-operator — / },
-  { dockerfile: 'trainer.Dockerfile', help: /^gmt-train — / },
-  { dockerfile: 'trainer-gpu.Dockerfile', help: /^gmt-train — / },
+  { dockerfile: 'operator.Dockerfile', help: /^Usage: gmt-operator \[options\]/ },
+  { dockerfile: 'trainer.Dockerfile', help: /^Usage: gmt-train \[options\]/ },
+  { dockerfile: 'trainer-gpu.Dockerfile', help: /^Usage: gmt-train \[options\]/ },
 ] as const;
 
 for (const { dockerfile, help } of IMAGES) {

@@ -36,7 +36,16 @@ interface Rank {
   readonly exited: Promise<number>;
 }
 
-function startRank(script: string, args: readonly string[], env: NodeJS.ProcessEnv, rank: number, log: Logger, echoStdout: boolean): Rank {
+/** `print` writes one line of a rank's output (through the progress display, so a bar is not broken). */
+function startRank(
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  rank: number,
+  log: Logger,
+  echoStdout: boolean,
+  print: (line: string, out: NodeJS.WriteStream) => void,
+): Rank {
   const child = spawn(process.execPath, [script, ...args, '--workers', '0', '--progress', 'none'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, all: boolean) => {
     let buf = '';
@@ -46,13 +55,14 @@ function startRank(script: string, args: readonly string[], env: NodeJS.ProcessE
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (all || /error|WARN|abort/i.test(line)) out.write(rank === 0 ? `${line}\n` : `[rank ${rank}] ${line}\n`);
+        if (all || /error|WARN|abort/i.test(line)) print(rank === 0 ? line : `[rank ${rank}] ${line}`, out);
       }
     });
   };
   forward(child.stdout, process.stdout, echoStdout);
   forward(child.stderr, process.stderr, rank === 0);
-  const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 143))));
+  // 'close', not 'exit': every line of the rank's output has been read by then.
+  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 143))));
   child.on('error', (e) => log.error('rank process failed to start', { rank, error: e.message }));
   return { child, exited };
 }
@@ -80,6 +90,7 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
       );
       if (!p.success) continue;
       const d = p.data;
+      if (d.phase != null && d.phase !== 'training') continue; // the final message repeats the last step
       progress.update({
         step: d.step,
         total: d.totalSteps ?? c.steps,
@@ -108,7 +119,13 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
         [ENV.config]: process.env[ENV.config] ?? '',
         [ENV.threads]: String(threads),
       });
-      const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0));
+      // stderr lines go above the bar; stdout (rank 0's summary) is printed once the bar is finished.
+      const stdoutLines: string[] = [];
+      const print = (line: string, out: NodeJS.WriteStream): void => {
+        if (out === process.stderr) progress.note(line);
+        else stdoutLines.push(line);
+      };
+      const ranks = Array.from({ length: n }, (_, r) => startRank(script, args, env(r), r, log, r === 0, print));
       // The first rank to fail decides; the others abort on their own (lost peer) or are stopped.
       const codes = ranks.map((r) => r.exited);
       const first = await Promise.race(codes.map((p, r) => p.then((code) => ({ code, rank: r }))));
@@ -122,6 +139,7 @@ export async function launchLocal(script: string, argv: readonly string[], c: Tr
       }
       const all = await Promise.all(codes);
       progress.done();
+      for (const line of stdoutLines.splice(0)) process.stdout.write(`${line}\n`);
       if (all.every((x) => x === 0)) return EXIT_CODES.ok;
       const code = first.code !== 0 ? first.code : all.find((x) => x !== 0)!;
       const retryable = RETRYABLE_EXIT_CODES.includes(code) || code === 137 || code === 143;

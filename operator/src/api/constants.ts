@@ -79,7 +79,26 @@ export const REASONS = {
   resumed: 'JobResumed',
   trainingCompleted: 'TrainingCompleted',
   invalidSpec: 'InvalidSpec',
+  /** The workers could not start within spec.runPolicy.startupDeadlineSeconds (the pods' own reason is in the message and status.reason). */
+  startupDeadlineExceeded: 'StartupDeadlineExceeded',
+  /** A Warning event: a worker pod cannot start (image pull, container config, scheduling). */
+  workersCannotStart: 'WorkersCannotStart',
 } as const;
+
+/**
+ * Pod waiting/scheduling reasons that mean "this pod will not start by itself" (kubelet and
+ * scheduler reasons): surfaced in status.reason at once, and failing the job after
+ * spec.runPolicy.startupDeadlineSeconds.
+ */
+export const START_FAILURE_REASONS: ReadonlySet<string> = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'Unschedulable',
+]);
 
 /** A condition reason. */
 export type Reason = (typeof REASONS)[keyof typeof REASONS];

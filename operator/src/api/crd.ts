@@ -17,14 +17,17 @@ export const CRD_PATH = 'crds/gmt.dev_gmtfinetunes.yaml';
 export const PRINTER_COLUMNS: readonly { [key: string]: JsonValue }[] = [
   { name: 'Phase', type: 'string', description: 'Phase of the job', jsonPath: '.status.phase' },
   { name: 'Progress', type: 'string', description: 'step/totalSteps', jsonPath: '.status.progress' },
-  { name: 'Loss', type: 'number', description: 'Training loss of the last step', jsonPath: '.status.loss' },
+  { name: 'Loss', type: 'string', description: 'Training loss of the last step (rounded)', jsonPath: '.status.display.loss' },
+  { name: 'Exact-Match', type: 'string', description: 'Held-out exact match, before → after', jsonPath: '.status.display.exactMatch' },
   { name: 'Restarts', type: 'integer', description: 'Gang restarts', jsonPath: '.status.restarts.total' },
+  { name: 'Reason', type: 'string', description: 'Why the job needs attention (a start problem or the failure reason)', jsonPath: '.status.reason' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   { name: 'Workers', type: 'integer', description: 'World size', jsonPath: '.spec.workers', priority: 1 },
   { name: 'Method', type: 'string', description: 'Fine-tuning method', jsonPath: '.spec.method.name', priority: 1 },
   { name: 'Attempt', type: 'integer', description: 'Current gang attempt', jsonPath: '.status.attempt', priority: 1 },
-  { name: 'Samples/s', type: 'number', description: 'Global training throughput', jsonPath: '.status.samplesPerSecond', priority: 1 },
-  { name: 'Kept', type: 'number', description: 'Fraction of entries updated in the last step', jsonPath: '.status.keptRatio', priority: 1 },
+  { name: 'Samples/s', type: 'string', description: 'Global training throughput (rounded)', jsonPath: '.status.display.samplesPerSecond', priority: 1 },
+  { name: 'Kept', type: 'string', description: 'Percentage of entries updated in the last step', jsonPath: '.status.display.kept', priority: 1 },
+  { name: 'Eval-Loss', type: 'string', description: 'Held-out loss, before → after', jsonPath: '.status.display.evalLoss', priority: 1 },
   { name: 'Backend', type: 'string', description: 'Kernel backend of rank 0', jsonPath: '.status.backend', priority: 1 },
 ];
 

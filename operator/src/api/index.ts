@@ -14,6 +14,7 @@ export {
   REASONS,
   RESTART_CAUSES,
   ROLES,
+  START_FAILURE_REASONS,
   type ConditionType,
   type Phase,
   type Reason,
@@ -46,6 +47,11 @@ export {
   RestartsSchema,
   WorkerCountsSchema,
   computeProgress,
+  EvaluationSchema,
+  EvalResultSchema,
+  DisplaySchema,
+  computeDisplay,
+  formatForDisplay,
 } from './status.js';
 export {
   GmtFineTuneSchema,

@@ -84,8 +84,8 @@ export const ModelSchema = z.object({
     .regex(MODEL_SOURCE_PATTERN, 'must be bundled, none, an absolute path or pvc://<claim>/<path>')
     .default('bundled')
     .describe('bundled (in the image), none (fresh init), an absolute path, or pvc://<claim>/<path> (a checkpoint dir or model.safetensors).'),
-  preset: T.modelPreset.describe('Architecture when source is none.'),
-  tokenizer: T.tokenizer.describe('byte-level (tiny models) or GPT-2 BPE.'),
+  preset: T.modelPreset,
+  tokenizer: T.tokenizer,
 });
 
 /** The training and evaluation data. */
@@ -100,34 +100,34 @@ export const DatasetSchema = z.object({
     .regex(DATASET_SOURCE_PATTERN, 'must be synthetic:<task>, an absolute path or pvc://<claim>/<path>')
     .optional()
     .describe("Held-out data; default: the held-out split of train's synthetic task."),
-  syntheticTrainSize: T.syntheticTrainSize.describe('Examples generated for synthetic training data.'),
-  syntheticEvalSize: T.syntheticEvalSize.describe('Held-out synthetic examples.'),
+  syntheticTrainSize: T.syntheticTrainSize,
+  syntheticEvalSize: T.syntheticEvalSize,
 });
 
 /** The fine-tuning method (docs/architecture.md §2). */
 export const MethodSchema = z.object({
-  name: T.method.describe('gmt (gradient-mask tuning), sft, random, hft (half fine-tuning) or oneoff (one-off drop).'),
-  maskRatio: T.maskRatio.describe('Fraction of entries dropped per scope, in [0, 1); the paper uses 0.1-0.4.'),
-  maskScope: T.maskScope.describe('tensor (a threshold per parameter tensor) or global (one threshold).'),
-  maskMode: T.maskMode.describe('update (masked parameters and their optimizer state do not change; the paper) or gradient (zero masked gradients).'),
-  tieRule: T.tieRule.describe('all (keep every tie at the threshold; the paper) or exact (exactly k by flat index).'),
-  oneoffMode: T.oneoffMode.describe('oneoff only: magnitude (reset the smallest |delta|) or dare (random drop with rescale).'),
+  name: T.method,
+  maskRatio: T.maskRatio,
+  maskScope: T.maskScope,
+  maskMode: T.maskMode,
+  tieRule: T.tieRule,
+  oneoffMode: T.oneoffMode,
 });
 
 /** Optimizer and learning-rate schedule. */
 export const OptimizerSchema = z
   .object({
-    name: T.optimizer.describe('adamw or sgd.'),
-    lr: T.lr.describe('Peak learning rate, > 0.'),
-    beta1: T.beta1.describe('AdamW beta1 in [0, 1).'),
-    beta2: T.beta2.describe('AdamW beta2 in [0, 1).'),
-    eps: T.eps.describe('AdamW epsilon, > 0.'),
-    weightDecay: T.weightDecay.describe('Decoupled weight decay (AdamW) or L2 (SGD); the paper uses 0.'),
-    momentum: T.momentum.describe('SGD momentum in [0, 1).'),
-    schedule: T.schedule.describe('Decay after warm-up: cosine, linear or constant.'),
-    warmupRatio: T.warmupRatio.describe('Fraction of steps of linear warm-up, in [0, 1].'),
-    minLrRatio: T.minLrRatio.describe('Floor of the decay as a fraction of lr.'),
-    maxGradNorm: T.maxGradNorm.describe('Global-norm clipping before masking (0 = off).'),
+    name: T.optimizer,
+    lr: T.lr,
+    beta1: T.beta1,
+    beta2: T.beta2,
+    eps: T.eps,
+    weightDecay: T.weightDecay,
+    momentum: T.momentum,
+    schedule: T.schedule,
+    warmupRatio: T.warmupRatio,
+    minLrRatio: T.minLrRatio,
+    maxGradNorm: T.maxGradNorm,
   })
   // has(): the API server checks `default: {}` against the rules before nested defaults apply.
   .meta(
@@ -141,16 +141,16 @@ export const OptimizerSchema = z
 
 /** Training length, batch sizes and evaluation. */
 export const TrainingSchema = z.object({
-  steps: T.steps.describe('Optimizer steps, >= 1.'),
-  microBatchSize: T.microBatchSize.describe('Sequences per micro-batch per worker, >= 1.'),
-  accumSteps: T.accumSteps.describe('Micro-batches per optimizer step per worker, >= 1.'),
-  seqLen: T.seqLen.describe("Tokens per training sequence (<= the model's context length)."),
-  seed: T.seed.describe('Seed every random choice derives from.'),
-  nonFinite: T.nonFinite.describe('NaN/Inf in the gradient: error, or skip the step.'),
-  maxSkippedSteps: T.maxSkippedSteps.describe('More skipped steps than this fail the run.'),
-  evalEvery: T.evalEvery.describe('Evaluate every N steps (0: only before and after).'),
-  evalExamples: T.evalExamples.describe('Held-out examples for exact match.'),
-  maxNewTokens: T.maxNewTokens.describe('Greedy generation budget per answer.'),
+  steps: T.steps,
+  microBatchSize: T.microBatchSize,
+  accumSteps: T.accumSteps,
+  seqLen: T.seqLen,
+  seed: T.seed,
+  nonFinite: T.nonFinite,
+  maxSkippedSteps: T.maxSkippedSteps,
+  evalEvery: T.evalEvery,
+  evalExamples: T.evalExamples,
+  maxNewTokens: T.maxNewTokens,
 });
 
 // ---- where it runs ---------------------------------------------------------------------------------
@@ -185,8 +185,8 @@ export const CheckpointVolumeSchema = z
 /** Checkpointing. */
 export const CheckpointSchema = z.object({
   volume: CheckpointVolumeSchema.default({ emptyDir: {} }).describe('Where rank 0 writes step-NNNNNNNN/ checkpoints.'),
-  interval: T.checkpointEvery.describe('Checkpoint every N steps (0: only at the end).'),
-  keep: T.keepCheckpoints.describe('Checkpoints kept; older ones are deleted.'),
+  interval: T.checkpointEvery,
+  keep: T.keepCheckpoints,
 });
 
 /** The NATS server the workers' collectives use. */
@@ -213,6 +213,12 @@ export const RunPolicySchema = z
     backoffLimit: z.number().int().min(0).max(1000).default(3).describe('Gang restarts allowed before the job fails, >= 0.'),
     activeDeadlineSeconds: z.number().int().min(1).optional().describe('Running time after which the job fails (resets on resume).'),
     progressDeadlineSeconds: z.number().int().min(1).default(600).describe('No step progress for this long marks the job Stalled and restarts the gang.'),
+    startupDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .default(600)
+      .describe('Worker pods that cannot start (image pull errors, CreateContainerConfigError, Unschedulable) for this long fail the job with that reason.'),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the job this long after it finished, >= 0.'),
     managedBy: z
       .string()
@@ -263,7 +269,11 @@ export const GmtFineTuneSpecSchema = z
     nats: NatsSchema.optional().describe('NATS server for the collectives.'),
     runPolicy: RunPolicySchema.prefault({}).describe('Restarts, deadlines, TTL and suspend.'),
   })
-  .meta(SPEC_RULES);
+  .meta({
+    ...SPEC_RULES,
+    description:
+      'The fine-tuning job: what to train (model, dataset, method, optimizer, training), where it runs (workers, image, resources, podTemplate, checkpoint, nats) and its run policy.',
+  });
 
 /** A resolved spec (defaults filled in). */
 export type GmtFineTuneSpec = z.infer<typeof GmtFineTuneSpecSchema>;

@@ -49,6 +49,30 @@ export const WorkerCountsSchema = z.object({
   failed: count.describe('Worker pods that failed.'),
 });
 
+/** Held-out metrics of one evaluation. */
+export const EvalResultSchema = z.object({
+  loss: z.number().optional().describe('Held-out loss (token-weighted mean).'),
+  exactMatch: z.number().min(0).max(1).optional().describe('Fraction of held-out problems answered exactly (greedy).'),
+  examples: count.optional().describe('Held-out examples used.'),
+  step: count.optional().describe('Optimizer step the evaluation ran after.'),
+});
+
+/** Evaluations reported by rank 0: before training, the last periodic one, and after training. */
+export const EvaluationSchema = z.object({
+  before: EvalResultSchema.optional().describe('Before the first step (the base model).'),
+  last: EvalResultSchema.optional().describe('The latest periodic evaluation (spec.training.evalEvery).'),
+  after: EvalResultSchema.optional().describe('After the last step (the fine-tuned model).'),
+});
+
+/** Rounded values for kubectl's columns (the numbers themselves stay in full precision beside them). */
+export const DisplaySchema = z.object({
+  loss: z.string().max(32).optional().describe('Training loss of the last step, 4 decimals.'),
+  samplesPerSecond: z.string().max(32).optional().describe('Global throughput, 1 decimal.'),
+  kept: z.string().max(32).optional().describe('Kept ratio of the last step as a percentage.'),
+  exactMatch: z.string().max(64).optional().describe('Held-out exact match, before → after (or the latest).'),
+  evalLoss: z.string().max(64).optional().describe('Held-out loss, before → after (or the latest).'),
+});
+
 /** The GmtFineTune status. */
 export const GmtFineTuneStatusSchema = z.object({
   phase: z
@@ -78,10 +102,42 @@ export const GmtFineTuneStatusSchema = z.object({
   lastProgressTime: TimeSchema.optional().describe('When the step last advanced (hang detection).'),
   lastCheckpoint: z.string().max(4096).optional().describe('Path of the latest checkpoint written by rank 0.'),
   workers: WorkerCountsSchema.optional().describe('Worker pods of the current attempt.'),
+  reason: z
+    .string()
+    .max(256)
+    .optional()
+    .describe("Why the job is in its phase when that needs attention: the workers' start problem (ImagePullBackOff, Unschedulable, …) or the failure reason."),
+  evaluation: EvaluationSchema.optional().describe('Held-out evaluation results reported by rank 0.'),
+  display: DisplaySchema.optional().describe('Rounded values for kubectl get.'),
 });
 
 /** A status. */
 export type GmtFineTuneStatus = z.infer<typeof GmtFineTuneStatusSchema>;
+
+/** Round for display: 4 decimals for losses, 1 for rates, a percentage with 1 decimal for ratios. */
+export const formatForDisplay = {
+  loss: (x: number): string => (Number.isFinite(x) ? x.toFixed(4) : String(x)),
+  rate: (x: number): string => x.toFixed(1),
+  percent: (x: number): string => `${(100 * x).toFixed(1)}%`,
+} as const;
+
+/** status.display from the numbers of a status. */
+export function computeDisplay(s: GmtFineTuneStatus): z.infer<typeof DisplaySchema> {
+  const d: z.infer<typeof DisplaySchema> = {};
+  if (s.loss !== undefined) d.loss = formatForDisplay.loss(s.loss);
+  if (s.samplesPerSecond !== undefined) d.samplesPerSecond = formatForDisplay.rate(s.samplesPerSecond);
+  if (s.keptRatio !== undefined) d.kept = formatForDisplay.percent(s.keptRatio);
+  const e = s.evaluation;
+  const first = e?.before,
+    latest = e?.after ?? e?.last;
+  const pair = (f: (x: number) => string, a: number | undefined, b: number | undefined): string | undefined =>
+    a !== undefined && b !== undefined ? `${f(a)} → ${f(b)}` : b !== undefined ? f(b) : a !== undefined ? f(a) : undefined;
+  const em = pair(formatForDisplay.percent, first?.exactMatch, latest?.exactMatch);
+  if (em !== undefined) d.exactMatch = em;
+  const el = pair(formatForDisplay.loss, first?.loss, latest?.loss);
+  if (el !== undefined) d.evalLoss = el;
+  return d;
+}
 
 /** The status.progress text for kubectl: `12/20`, or undefined before the first step report. */
 export function computeProgress(step: number | undefined, totalSteps: number | undefined): string | undefined {

@@ -222,7 +222,7 @@ function createElector(
       log('info', 'stopped leading', { identity });
       await controller.close();
     },
-    log: (l) => log('info', l, { component: 'leader-election' }),
+    log: (l, level) => log(level ?? 'info', l, { component: 'leader-election' }),
   });
 }
 
@@ -238,7 +238,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     ...(o.natsCreds !== undefined ? { natsCreds: o.natsCreds } : {}),
     sink: queue,
     ...(o.progressIntervalMs !== undefined ? { minIntervalMs: o.progressIntervalMs } : {}),
-    log: (l) => log('info', l, { component: 'progress' }),
+    log: (l, level) => log(level ?? 'info', l, { component: 'progress' }),
   });
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const reconciler = createReconciler(o, inf, progress, metrics, identity, log);

@@ -20,7 +20,8 @@ export interface ProgressTrackerOptions {
   /** Least time between two enqueues of one job for progress; default 3000 ms. */
   readonly minIntervalMs?: number;
   readonly clock?: Clock;
-  readonly log?: (line: string) => void;
+  /** Log sink; `error` for a problem an operator must fix (said once until it changes or clears). */
+  readonly log?: (line: string, level?: 'info' | 'error') => void;
 }
 
 interface Tracked {
@@ -114,6 +115,7 @@ export class ProgressTracker {
   async #run(): Promise<void> {
     const log = this.#o.log ?? ((l: string) => process.stderr.write(`[progress] ${l}\n`));
     let delay = 500;
+    let problem: string | undefined;
     while (!this.#closed) {
       try {
         const nc = await connect({
@@ -133,6 +135,8 @@ export class ProgressTracker {
         const sub = nc.subscribe(PROGRESS_SUBJECT);
         this.#sub = sub;
         log(`subscribed to ${PROGRESS_SUBJECT} on ${this.#o.natsUrl}`);
+        problem = undefined;
+        delay = 500;
         for await (const m of sub) {
           const jobId = jobIdOfProgressSubject(m.subject);
           let data: unknown;
@@ -149,7 +153,15 @@ export class ProgressTracker {
       } catch (err) {
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may set it during the await above
         if (this.#closed) return;
-        log(`cannot subscribe on ${this.#o.natsUrl}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
+        const reason = err instanceof Error ? err.message : String(err);
+        if (reason !== problem) {
+          // Once per distinct problem, not every retry: what is wrong, what it costs, what to check.
+          log(
+            `cannot reach NATS at ${this.#o.natsUrl} (${reason}): job status will show no training progress until it is reachable (and workers given this NATS cannot run their collectives); check --nats-url (GMT_NATS_URL) and that the NATS server runs (the Helm chart's nats.enabled deploys one); retrying with back-off up to 30 s`,
+            'error',
+          );
+          problem = reason;
+        }
       }
       await new Promise<void>((resolve) => this.#clock.setTimer(resolve, delay));
       delay = Math.min(delay * 2, 30_000);

@@ -5,6 +5,7 @@
  *
  * Order of evaluation (first match decides):
  *   terminal (Succeeded/Failed)    → stop active pods; TTL: delete the job when due
+ *   (pods that cannot start, START_FAILURE_REASONS, past startupDeadlineSeconds → Failed with their reason)
  *   invalid spec (no NATS URL)     → Failed/InvalidSpec
  *   spec.runPolicy.suspend         → Suspended; delete every pod (SIGTERM: rank 0 checkpoints)
  *   activeDeadlineSeconds passed   → Failed/DeadlineExceeded
@@ -15,6 +16,8 @@ import {
   PHASES,
   REASONS,
   RESTART_CAUSES,
+  START_FAILURE_REASONS,
+  computeDisplay,
   computeProgress,
   type Condition,
   type GmtFineTune,
@@ -133,6 +136,10 @@ interface Draft {
   deletePods: PodDeletion;
   deleteJob: boolean;
   requeue: number | undefined;
+  /** status.reason: set where the phase needs attention (a start problem, the failure reason). */
+  reason: string | undefined;
+  /** A Warning event for a newly seen start problem. */
+  startProblem: EventSpec | undefined;
 }
 
 function set(d: Draft, c: ConditionInput): void {
@@ -180,6 +187,8 @@ function startDraft(o: Observation): Draft {
     deletePods: 'none',
     deleteJob: false,
     requeue: undefined,
+    reason: undefined,
+    startProblem: undefined,
   };
 }
 
@@ -190,15 +199,15 @@ function finishDraft(d: Draft): Decision {
   s.attempt = d.attempt;
   s.restarts = d.restarts;
   s.conditions = d.conds;
+  if (d.reason !== undefined) s.reason = d.reason;
+  else delete s.reason;
+  const display = computeDisplay(s);
+  if (Object.keys(display).length > 0) s.display = display;
+  else delete s.display;
   if (gen !== undefined) s.observedGeneration = gen;
-  return {
-    status: s,
-    create: d.create,
-    deletePods: d.deletePods,
-    deleteJob: d.deleteJob,
-    requeueAfterMs: d.requeue,
-    events: transitionEvents(d.before, d.conds),
-  };
+  const events = transitionEvents(d.before, d.conds);
+  if (d.startProblem !== undefined) events.unshift(d.startProblem);
+  return { status: s, create: d.create, deletePods: d.deletePods, deleteJob: d.deleteJob, requeueAfterMs: d.requeue, events };
 }
 
 /** Progress from rank 0 of the current attempt (older attempts' late messages are ignored); returns whether the step moved. */
@@ -218,6 +227,7 @@ function applyProgress(d: Draft): boolean {
     if (msg.lastCheckpoint != null && msg.lastCheckpoint !== '') s.lastCheckpoint = msg.lastCheckpoint;
     if (msg.backend != null && msg.backend !== '') s.backend = msg.backend;
     if (stepMoved) s.lastProgressTime = formatTime(o.progress.stepChangedAt);
+    applyEvaluation(d, msg.evaluation);
   }
   s.totalSteps ??= o.job.spec.training.steps;
   const progressText = computeProgress(s.step, s.totalSteps);
@@ -225,7 +235,28 @@ function applyProgress(d: Draft): boolean {
   return stepMoved;
 }
 
+/**
+ * Evaluations from a progress message. Every message repeats what rank 0 knows, so one lost message
+ * loses nothing; a resumed attempt that skipped "before" keeps the earlier attempt's.
+ */
+function applyEvaluation(d: Draft, ev: NonNullable<ProgressSnapshot['message']>['evaluation']): void {
+  if (ev == null) return;
+  const next = { ...(d.prev.evaluation ?? {}) };
+  for (const key of ['before', 'last', 'after'] as const) {
+    const r = ev[key];
+    if (r == null) continue;
+    const e: NonNullable<NonNullable<GmtFineTuneStatus['evaluation']>['before']> = {};
+    if (r.loss != null && Number.isFinite(r.loss)) e.loss = r.loss;
+    if (r.exactMatch != null && r.exactMatch >= 0 && r.exactMatch <= 1) e.exactMatch = r.exactMatch;
+    if (r.examples != null) e.examples = r.examples;
+    if (r.step != null) e.step = r.step;
+    next[key] = e;
+  }
+  d.s.evaluation = next;
+}
+
 function fail(d: Draft, reason: string, message: string): void {
+  d.reason = reason;
   set(d, { type: CONDITION_TYPES.failed, status: 'True', reason, message });
   setIfPresent(d, { type: CONDITION_TYPES.running, status: 'False', reason, message: 'the job failed' });
   if (isTrue(d.conds, CONDITION_TYPES.restarting)) set(d, { type: CONDITION_TYPES.restarting, status: 'False', reason, message: 'the job failed' });
@@ -236,6 +267,7 @@ function fail(d: Draft, reason: string, message: string): void {
 
 /** Succeeded or Failed: stop active pods; delete the job once ttlSecondsAfterFinished has passed. */
 function expireTerminal(d: Draft): void {
+  d.reason = d.prev.reason;
   d.deletePods = 'active';
   const ttl = d.o.job.spec.runPolicy.ttlSecondsAfterFinished;
   if (ttl === undefined || d.prev.completionTime === undefined) return;
@@ -369,10 +401,33 @@ function createAttempt(d: Draft, waitingPhase: Phase): void {
 function markPending(d: Draft, gang: Extract<GangOutcome, { kind: 'pending' }>, waitingPhase: Phase): void {
   const workers = d.o.job.spec.workers;
   if (d.o.pods.length < workers) d.create = true; // partial create or a cache lag: SSA is idempotent
-  const reason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
-  const msgText = `${d.s.workers?.ready ?? 0}/${workers} workers running${gang.reason !== undefined ? `; ${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : ''}`;
-  set(d, { type: CONDITION_TYPES.running, status: 'False', reason, message: msgText });
+  const condReason = gang.reason === 'Unschedulable' ? REASONS.unschedulable : REASONS.workersPending;
+  const detail = gang.reason !== undefined ? `${gang.reason}${gang.message !== undefined ? `: ${gang.message}` : ''}` : undefined;
+  const msgText = `${d.s.workers?.ready ?? 0}/${workers} workers running${detail !== undefined ? `; ${detail}` : ''}`;
+  set(d, { type: CONDITION_TYPES.running, status: 'False', reason: condReason, message: msgText });
   d.phase = waitingPhase;
+  if (gang.reason !== undefined && START_FAILURE_REASONS.has(gang.reason)) checkStartup(d, gang.reason, detail ?? gang.reason);
+}
+
+/** Pods that cannot start: their reason in status.reason and a Warning event at once; Failed after spec.runPolicy.startupDeadlineSeconds. */
+function checkStartup(d: Draft, podReason: string, detail: string): void {
+  const deadline = d.o.job.spec.runPolicy.startupDeadlineSeconds;
+  d.reason = podReason;
+  // The startup deadline counts from this attempt's pods being created.
+  const created = findCondition(d.conds, CONDITION_TYPES.created);
+  const since = created?.status === 'True' ? Date.parse(created.lastTransitionTime) : d.o.now;
+  const due = since + deadline * 1000;
+  if (d.o.now >= due) {
+    fail(d, podReason, `the workers could not start within spec.runPolicy.startupDeadlineSeconds (${deadline} s): ${detail}`);
+    return;
+  }
+  requeueIn(d, due - d.o.now);
+  if (d.prev.reason !== podReason)
+    d.startProblem = {
+      type: 'Warning',
+      reason: REASONS.workersCannotStart,
+      message: `${detail}; the job fails if the workers cannot start within ${deadline} s (spec.runPolicy.startupDeadlineSeconds)`,
+    };
 }
 
 function markRunning(d: Draft, restartingNow: boolean): void {

@@ -48,7 +48,8 @@ export interface LeaderElectorOptions {
   /** Jitter source in [0, 1) for retry spacing; default Math.random. */
   readonly random?: () => number;
   readonly metrics?: LeaderElectionMetrics;
-  readonly log?: (line: string) => void;
+  /** Log sink; `error` marks a problem an operator must fix (said once until it changes or clears). */
+  readonly log?: (line: string, level?: 'info' | 'error') => void;
 }
 
 /** Where an elector is. `standby` = running as a candidate, not leading. */
@@ -236,12 +237,22 @@ export class LeaderElector {
       try {
         const created = await this.#api.createNamespacedLease({ namespace, body: this.#leaseBody(undefined, now) });
         this.#observe(toRecord(created), this.#clock.now());
+        this.#problem(undefined);
         return true;
       } catch (e) {
-        if (!(e instanceof ApiException && e.code === 409)) this.#log(`creating lease ${namespace}/${name}: ${describe(e)}`);
+        if (e instanceof ApiException && e.code === 404) {
+          this.#problem(
+            `cannot take the leader-election lease ${namespace}/${name}: namespace "${namespace}" does not exist; create it (kubectl create namespace ${namespace}) or start the operator with --leader-election-namespace set to an existing namespace (POD_NAMESPACE in a pod), or --leader-elect false for a single replica; retrying every ${this.#retryMs / 1000} s`,
+          );
+        } else if (e instanceof ApiException && e.code === 403) {
+          this.#problem(
+            `cannot take the leader-election lease ${namespace}/${name}: forbidden; the operator's ServiceAccount needs create/get/update on coordination.k8s.io leases in namespace "${namespace}" (operator/rbac/, or the Helm chart); retrying every ${this.#retryMs / 1000} s`,
+          );
+        } else if (!(e instanceof ApiException && e.code === 409)) this.#log(`creating lease ${namespace}/${name}: ${describe(e)}`);
         return false;
       }
     }
+    this.#problem(undefined);
     if (this.#observed?.resourceVersion !== current.resourceVersion) this.#observe(current, now);
     const heldByOther = current.holder !== '' && current.holder !== this.identity;
     if (heldByOther && this.#observedAt + current.leaseDurationSeconds * 1000 > now) return false;
@@ -339,8 +350,18 @@ export class LeaderElector {
     }
   }
 
-  #log(line: string): void {
-    (this.#o.log ?? ((l: string) => process.stderr.write(`[leader-election] ${l}\n`)))(line);
+  #lastProblem: string | undefined;
+
+  /** Report a problem at error level once (again only when it changes); undefined: it cleared. */
+  #problem(message: string | undefined): void {
+    if (message === this.#lastProblem) return;
+    if (message === undefined) this.#log(`lease ${this.#o.namespace}/${this.#o.name} is reachable again`);
+    else this.#log(message, 'error');
+    this.#lastProblem = message;
+  }
+
+  #log(line: string, level: 'info' | 'error' = 'info'): void {
+    (this.#o.log ?? ((l: string) => process.stderr.write(`[leader-election] ${l}\n`)))(line, level);
   }
 }
 

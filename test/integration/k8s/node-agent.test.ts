@@ -2,7 +2,7 @@
 // (environment, ports, restarts, graceful deletion, logs, GPU scheduling).
 
 import test from 'ava';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
@@ -158,6 +158,7 @@ test('node agent - restartPolicy OnFailure restarts a failing container and coun
   const ns = await createTestNamespace(c.kc, 'agent-restart');
   const core = c.kc.makeApiClient(CoreV1Api);
   const dir = await mkdtemp(join(tmpdir(), 'gmt-restart-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
   // Fails twice, then succeeds: the counter lives on the host because runs share no filesystem state otherwise.
   const script = `n=$(cat ${dir}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${dir}/n; echo "run $n"; [ $n -ge 3 ]`;
   await core.createNamespacedPod({ namespace: ns, body: pod('flaky', { script }, { restartPolicy: 'OnFailure' }) });

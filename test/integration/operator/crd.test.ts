@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFile, readdir } from 'node:fs/promises';
 import { ApiException, ApiextensionsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { CRD_NAME, CRD_PATH, GROUP, PLURAL, VERSION, parseGmtFineTune } from '../../../operator/src/api/index.js';
+import { CRD_NAME, CRD_PATH, GROUP, PLURAL, VERSION, computeDisplay, parseGmtFineTune } from '../../../operator/src/api/index.js';
 import { useTestCluster } from '../../harness/cluster.js';
 import { createTestNamespace, runKubectl, waitFor } from '../../harness/k8s-helpers.js';
 import { repoPath } from '../../helpers/repo.js';
@@ -254,18 +254,23 @@ test('crd - status subresource: validated, and kubectl get gft -o wide shows the
   const ns = await createTestNamespace(kc, 'crd-columns');
   const kube = (...args: string[]): ReturnType<typeof runKubectl> => runKubectl(kubectl, kubeconfigPath, ['-n', ns, ...args]);
   t.is((await kube('apply', '-f', repoPath('examples', 'tiny.yaml'))).code, 0);
-  const status = {
+  // As the operator writes it: the numbers in full precision, display strings rounded (computeDisplay).
+  const numbers = {
     phase: 'Running',
     attempt: 1,
     step: 5,
     totalSteps: 20,
     progress: '5/20',
-    loss: 1.25,
-    samplesPerSecond: 42.5,
-    keptRatio: 0.8,
+    loss: 1.2500123,
+    samplesPerSecond: 42.4567,
+    keptRatio: 0.8000001,
     restarts: { total: 1, retryable: 1 },
     workers: { active: 2, succeeded: 0, failed: 0 },
+    reason: 'ImagePullBackOff',
+    evaluation: { before: { loss: 2.5, exactMatch: 0.1 }, last: { loss: 1.5, exactMatch: 0.35, step: 4 } },
+    backend: 'tensorflow/cpu',
   };
+  const status = { ...numbers, display: computeDisplay(numbers) };
   const patched = await kube('patch', 'gft', 'tiny', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status }));
   t.is(patched.code, 0, patched.stderr);
   const bad = await kube('patch', 'gft', 'tiny', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Bogus' } }));
@@ -277,12 +282,25 @@ test('crd - status subresource: validated, and kubectl get gft -o wide shows the
   const narrow = await kube('get', 'gft');
   t.is(narrow.code, 0, narrow.stderr);
   t.log(narrow.stdout);
-  t.regex(narrow.stdout, /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+RESTARTS\s+AGE\s*$/m);
+  t.regex(narrow.stdout, /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+EXACT-MATCH\s+RESTARTS\s+REASON\s+AGE\s*$/m);
+  t.regex(narrow.stdout, /^tiny\s+Running\s+5\/20\s+1\.2500\s+10\.0% → 35\.0%\s+1\s+ImagePullBackOff\s+\S+\s*$/m);
   const wide = await kube('get', 'gft', '-o', 'wide');
   t.is(wide.code, 0, wide.stderr);
   t.log(wide.stdout);
-  t.regex(wide.stdout, /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+RESTARTS\s+AGE\s+WORKERS\s+METHOD\s+ATTEMPT\s+SAMPLES\/S\s+KEPT\s*$/m);
-  t.regex(wide.stdout, /^tiny\s+Running\s+5\/20\s+1\.25\s+1\s+\S+\s+2\s+gmt\s+1\s+42\.5\s+0\.8\s*$/m);
+  t.regex(
+    wide.stdout,
+    /^NAME\s+PHASE\s+PROGRESS\s+LOSS\s+EXACT-MATCH\s+RESTARTS\s+REASON\s+AGE\s+WORKERS\s+METHOD\s+ATTEMPT\s+SAMPLES\/S\s+KEPT\s+EVAL-LOSS\s+BACKEND\s*$/m,
+  );
+  t.regex(
+    wide.stdout,
+    /^tiny\s+Running\s+5\/20\s+1\.2500\s+10\.0% → 35\.0%\s+1\s+ImagePullBackOff\s+\S+\s+2\s+gmt\s+1\s+42\.5\s+80\.0%\s+2\.5000 → 1\.5000\s+tensorflow\/cpu\s*$/m,
+  );
+  // kubectl explain describes spec itself and takes the trainer schema's meanings.
+  const explain = await kube('explain', 'gft.spec');
+  t.is(explain.code, 0, explain.stderr);
+  t.regex(explain.stdout.replace(/\s+/g, ' '), /DESCRIPTION: The fine-tuning job: what to train/);
+  const ratio = await kube('explain', 'gft.spec.method.maskRatio');
+  t.regex(ratio.stdout.replace(/\s+/g, ' '), /fraction of entries dropped per scope/);
   // The short name and the category work.
   t.regex((await kube('get', 'gmt')).stdout, /^tiny\s/m);
 });

@@ -3,7 +3,7 @@
 // leader dies without releasing, and MicroTime lease timestamps. Short timings (lease 2 s, renew
 // deadline 1.5 s, retry 0.25 s) keep the tests quick; the algorithm is the same as with 15/10/2.
 import test, { type ExecutionContext } from 'ava';
-import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { useTestCluster } from '../../harness/cluster.js';
 import { createTestNamespace, waitFor } from '../../harness/k8s-helpers.js';
 import { LeaderElectionConfigError, LeaderElector } from '../../../operator/src/runtime/index.js';
@@ -139,4 +139,44 @@ test('leader election - invalid timings are rejected', (t) => {
     instanceOf: LeaderElectionConfigError,
   });
   t.notThrows(() => new LeaderElector(base), 'defaults 15/10/2 are valid');
+});
+
+test('leader election - a missing lease namespace is one error line saying what to create or which flag to set', async (t) => {
+  const { kc } = cluster();
+  const lines: Array<{ level: string; line: string }> = [];
+  const elector = new LeaderElector({
+    kc,
+    namespace: 'gmt-no-such-namespace',
+    name: 'gmt-operator',
+    identity: 'a',
+    ...TIMING,
+    log: (line, level) => lines.push({ level: level ?? 'info', line }),
+  });
+  t.teardown(() => elector.close());
+  elector.start();
+  await new Promise((r) => setTimeout(r, 3000)); // about 6 retries
+  t.false(elector.isLeader);
+  const errors = lines.filter((l) => l.level === 'error');
+  t.is(errors.length, 1, JSON.stringify(lines));
+  t.regex(
+    errors[0]!.line,
+    /namespace "gmt-no-such-namespace" does not exist; create it \(kubectl create namespace gmt-no-such-namespace\) or start the operator with --leader-election-namespace/,
+  );
+  t.false(
+    lines.some((l) => /HTTP 404/.test(l.line)),
+    JSON.stringify(lines),
+  );
+  // Created, the lease is taken and the recovery is said at info level.
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'gmt-no-such-namespace' } } });
+  t.teardown(async () => {
+    await kc
+      .makeApiClient(CoreV1Api)
+      .deleteNamespace({ name: 'gmt-no-such-namespace' })
+      .catch(() => undefined);
+  });
+  await waitFor('leadership', async () => (elector.isLeader ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
+  t.true(
+    lines.some((l) => l.level === 'info' && /reachable again/.test(l.line)),
+    JSON.stringify(lines),
+  );
 });

@@ -1,13 +1,22 @@
 /** Fixture builders shared by the data tests. */
 
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dataset, Example } from '../../../trainer/src/data/index.js';
 
-/** A fresh temporary directory. */
+const created: string[] = [];
+
+/** A fresh temporary directory, removed by removeTempDirs (register it with test.after.always). */
 export async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'gmt-data-test-'));
+  const dir = await mkdtemp(join(tmpdir(), 'gmt-data-test-'));
+  created.push(dir);
+  return dir;
+}
+
+/** Remove every directory tempDir made in this test file's process. */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(created.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
 /** Write `lines` (joined by \n) to `name` inside a fresh temp dir; returns the path. */

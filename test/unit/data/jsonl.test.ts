@@ -3,7 +3,9 @@ import { dirname, join } from 'node:path';
 import test from 'ava';
 import { DataError } from '../../../trainer/src/errors.js';
 import { ByteTokenizer, loadJsonlDataset, readJsonl, writeJsonl, type DataRecord } from '../../../trainer/src/data/index.js';
-import { tempDir, writeLines } from './helpers.js';
+import { removeTempDirs, tempDir, writeLines } from './helpers.js';
+
+test.after.always(removeTempDirs);
 
 const tok = new ByteTokenizer();
 const pc = (prompt: string, completion: string): string => JSON.stringify({ prompt, completion });

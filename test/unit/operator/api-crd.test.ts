@@ -65,7 +65,7 @@ test('api crd - names, status subresource, printer columns and CEL rules', (t) =
   const v = crd.spec.versions[0]!;
   t.deepEqual(v['subresources'], { status: {} });
   const cols = (v['additionalPrinterColumns'] as { name: string; priority?: number }[]).filter((c) => c.priority === undefined).map((c) => c.name);
-  t.deepEqual(cols, ['Phase', 'Progress', 'Loss', 'Restarts', 'Age']);
+  t.deepEqual(cols, ['Phase', 'Progress', 'Loss', 'Exact-Match', 'Restarts', 'Reason', 'Age']);
   const yaml = renderCrdYaml();
   for (const field of [
     'metadata.name',

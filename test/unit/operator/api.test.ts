@@ -43,7 +43,7 @@ test('api - a minimal spec gets the trainer defaults', (t) => {
   t.is(s.optimizer.lr, 1e-3);
   t.is(s.training.steps, 300);
   t.deepEqual(s.checkpoint.volume, { emptyDir: {} });
-  t.deepEqual(s.runPolicy, { suspend: false, backoffLimit: 3, progressDeadlineSeconds: 600 });
+  t.deepEqual(s.runPolicy, { suspend: false, backoffLimit: 3, progressDeadlineSeconds: 600, startupDeadlineSeconds: 600 });
 });
 
 const INVALID: readonly [string, Partial<GmtFineTuneSpecInput> | Record<string, unknown>, RegExp][] = [

@@ -27,9 +27,10 @@ test('backend - auto picks native TensorFlow once setup:native has built it, els
 });
 
 test('backend - threads and deterministic come from flags and GMT_THREADS', async (t) => {
-  const { config } = await loadConfig(['--threads', '3', '--deterministic', 'false'], {});
+  // loadConfig takes the flags as the command-line parser hands them over (camelCase → text).
+  const config = await loadConfig({ threads: '3', deterministic: 'false' }, undefined, {});
   t.like(config, { threads: 3, deterministic: false });
-  const fromEnv = await loadConfig([], { GMT_THREADS: '4' });
-  t.like(fromEnv.config, { threads: 4, deterministic: true });
-  t.is((await loadConfig([], {})).config.threads, 0);
+  const fromEnv = await loadConfig({}, undefined, { GMT_THREADS: '4' });
+  t.like(fromEnv, { threads: 4, deterministic: true });
+  t.is((await loadConfig({}, undefined, {})).threads, 0);
 });

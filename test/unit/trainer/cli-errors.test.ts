@@ -16,11 +16,18 @@ async function tmp(): Promise<string> {
 }
 
 const configCases = [
-  { name: 'unknown key in the config file', file: { maskRatio: 0.2, maskRation: 0.3 }, flags: [], re: /config file .*unknown key "maskRation"/ },
+  {
+    name: 'unknown key in the config file',
+    file: { maskRatio: 0.2, maskRation: 0.3 },
+    flags: [],
+    re: /config file .*unknown key "maskRation" \(did you mean maskRatio\?\)/,
+  },
+  { name: 'unknown snake_case key in the config file', file: { mask_scope: 'global' }, flags: [], re: /unknown key "mask_scope" \(did you mean maskScope\?\)/ },
   { name: 'maskRatio outside [0, 1) from the file', file: { maskRatio: 1 }, flags: [], re: /config file .*maskRatio: maskRatio must be < 1/ },
   { name: 'negative learning rate from a flag', file: {}, flags: ['--lr', '-0.1'], re: /flag --lr: lr: lr must be positive/ },
   { name: 'non-numeric flag value', file: {}, flags: ['--mask-ratio', 'lots'], re: /flag --mask-ratio: "lots" is not a number/ },
-  { name: 'unknown flag', file: {}, flags: ['--mask-ration', '0.1'], re: /unknown flag --mask-ration/ },
+  { name: 'unknown flag', file: {}, flags: ['--mask-ration', '0.1'], re: /unknown option '--mask-ration'\n\(Did you mean --mask-ratio\?\)/ },
+  { name: 'stray argument', file: {}, flags: ['0.1'], re: /too many arguments/ },
   { name: 'non-boolean flag value', file: {}, flags: ['--deterministic', 'maybe'], re: /flag --deterministic: "maybe" is not true or false/ },
   { name: 'negative thread count', file: {}, flags: ['--threads', '-1'], re: /flag --threads: threads/ },
   { name: 'enum value', file: { maskScope: 'layer' }, flags: [], re: /maskScope/ },

@@ -6,8 +6,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { flagName } from './describe.js';
 import { type ConfigKey, NON_NUMERIC_KEYS, type TrainerConfig, TrainerConfigSchema } from '../../../contract/config.js';
 import { ENV, ENV_KEYS } from '../../../contract/env.js';
+import { didYouMean } from './suggest.js';
 
 type Raw = Record<string, unknown>;
 
@@ -22,16 +24,6 @@ export function configKeys(): readonly ConfigKey[] {
   return KEYS;
 }
 
-/** camelCase key → --kebab-case flag. */
-export function flagName(key: string): string {
-  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-}
-
-function keyOfFlag(flag: string): ConfigKey | undefined {
-  const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  return (configKeys() as readonly string[]).includes(key) ? (key as ConfigKey) : undefined;
-}
-
 /** The schema type of a key without its default/optional wrappers. */
 function baseType(key: ConfigKey): z.ZodType {
   let t: z.ZodType = shapeOf()[key]!;
@@ -40,7 +32,7 @@ function baseType(key: ConfigKey): z.ZodType {
 }
 
 /** Flags and env values are strings: numbers and booleans are converted before validation. */
-function coerce(key: ConfigKey, value: string, source: string): unknown {
+export function coerce(key: ConfigKey, value: string, source: string): unknown {
   const t = baseType(key);
   if (t instanceof z.ZodBoolean) {
     if (value === 'true' || value === 'false') return value === 'true';
@@ -54,7 +46,7 @@ function coerce(key: ConfigKey, value: string, source: string): unknown {
 function formatIssues(err: z.ZodError, source: (key: string) => string): string {
   return err.issues
     .map((i) => {
-      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"`).join('; ');
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source(k)}: unknown key "${k}"${didYouMean(k, configKeys())}`).join('; ');
       const key = String(i.path[0] ?? '');
       return `${source(key)}: ${key}: ${i.message}`;
     })
@@ -77,52 +69,27 @@ export async function readConfigFile(path: string): Promise<Raw> {
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`config file ${path}: must hold a JSON object`);
   const unknown = Object.keys(data).filter((k) => !(configKeys() as readonly string[]).includes(k));
-  if (unknown.length > 0) throw new ConfigError(`config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(
+      `config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"${didYouMean(k, configKeys())}`).join(', ')}`,
+    );
   return data as Raw;
 }
 
-/** Parsed CLI: config values from flags, plus the non-config options main.ts handles. */
-export interface ParsedFlags {
-  readonly values: Raw;
-  readonly configPath: string | undefined;
-  readonly sources: Readonly<Record<string, string>>;
-}
-
 /**
- * Parse `--key value` / `--key=value` flags (kebab-case of the config keys). `extra` lists flags
- * that the caller handles itself (returned in values under their camelCase names).
+ * Config values given as flags (the command-line parser's camelCase option names → values as typed),
+ * converted to the fields' types; each value's source names its flag.
  */
-export function parseFlags(argv: readonly string[], extra: readonly string[] = []): ParsedFlags {
+export function flagValues(given: Readonly<Record<string, string>>): { values: Raw; sources: Record<string, string> } {
   const values: Raw = {};
   const sources: Record<string, string> = {};
-  let configPath: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (options are --key value)`);
-    const eq = arg.indexOf('=');
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const take = (): string => {
-      if (eq >= 0) return arg.slice(eq + 1);
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw new ConfigError(`flag ${flag} needs a value`);
-      i++;
-      return next;
-    };
-    if (flag === '--config') {
-      configPath = take();
-      continue;
-    }
-    if (extra.includes(flag)) {
-      const name = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-      values[name] = take();
-      continue;
-    }
-    const key = keyOfFlag(flag);
-    if (key === undefined) throw new ConfigError(`unknown flag ${flag} (see gmt-train --help)`);
-    values[key] = coerce(key, take(), `flag ${flag}`);
-    sources[key] = `flag ${flag}`;
+  for (const [k, v] of Object.entries(given)) {
+    if (!(configKeys() as readonly string[]).includes(k)) throw new ConfigError(`unknown option ${flagName(k)}${didYouMean(k, configKeys().map(flagName))}`);
+    const key = k as ConfigKey;
+    values[key] = coerce(key, v, `flag ${flagName(key)}`);
+    sources[key] = `flag ${flagName(key)}`;
   }
-  return { values, configPath, sources };
+  return { values, sources };
 }
 
 /** Config values from the environment (docs/architecture.md §4 variables). */
@@ -153,28 +120,26 @@ export function resolveConfig(layers: ReadonlyArray<{ values: Raw; source: strin
   return Object.freeze(r.data);
 }
 
-/** Load the configuration from a file path (or GMT_CONFIG), the environment and CLI flags. */
+/**
+ * Load the configuration: the JSON file (`configPath`, else GMT_CONFIG), the environment, then the
+ * flags given on the command line (camelCase keys, text values).
+ */
 export async function loadConfig(
-  argv: readonly string[],
+  flags: Readonly<Record<string, string>>,
+  configPath: string | undefined,
   env: NodeJS.ProcessEnv,
-  extra: readonly string[] = [],
-): Promise<{ config: TrainerConfig; extra: Raw }> {
-  const flags = parseFlags(argv, extra);
-  const extraValues: Raw = {};
-  const flagValues: Raw = {};
-  for (const [k, v] of Object.entries(flags.values)) {
-    if ((configKeys() as readonly string[]).includes(k)) flagValues[k] = v;
-    else extraValues[k] = v;
-  }
-  const path = flags.configPath ?? env[ENV.config];
+  base: Raw = {},
+): Promise<TrainerConfig> {
+  const fromFlags = flagValues(flags);
+  const path = configPath ?? env[ENV.config];
   const fileValues = path !== undefined && path !== '' ? await readConfigFile(path) : {};
   const envLayer = envValues(env);
-  const config = resolveConfig([
+  return resolveConfig([
+    { values: base, source: 'checkpoint config' },
     { values: fileValues, source: `config file ${path ?? ''}` },
     { values: envLayer.values, source: 'environment', sources: envLayer.sources },
-    { values: flagValues, source: 'flags', sources: flags.sources },
+    { values: fromFlags.values, source: 'flags', sources: fromFlags.sources },
   ]);
-  return { config, extra: extraValues };
 }
 
 /** SHA-256 over the fields that change a run's numbers; stored in checkpoints to refuse mismatches. */

@@ -28,7 +28,8 @@ import { BUNDLED_BASE_MODEL } from '../paths.js';
 import { createProgress } from '../progress.js';
 import { Rng } from '../rng.js';
 import { startTracing } from '../tracing/index.js';
-import { type EvalResult, evaluate } from './evaluate.js';
+import type { EvalResult } from './evaluate.js';
+import { evaluateLikeTraining } from '../inference.js';
 import { type StepReport, type TrainState, runLoop } from './loop.js';
 import { loadRunData } from './sources.js';
 
@@ -223,6 +224,9 @@ interface Observers {
   note(line: string): void;
   /** A progress message: on NATS (rank 0) and to opts.onProgress. */
   publish(p: ProgressMessage): void;
+  /** The evaluations so far (before, the last periodic one, after): every progress message carries them. */
+  readonly evaluation: NonNullable<ProgressMessage['evaluation']>;
+  readonly log: Logger;
 }
 
 /** The loop's onStep hook: metrics, a trace span, the progress display and (at most once a second) a progress message. */
@@ -286,6 +290,7 @@ function stepReporter(
         lastCheckpoint: lastCheckpoint() ?? null,
         phase: 'training',
         backend: run.backend.label,
+        evaluation: obs.evaluation,
       });
     }
   };
@@ -332,15 +337,34 @@ function checkpointer(
   return out;
 }
 
-/** Held-out evaluation of `params`, observed and noted. */
-function evaluateAndReport(c: TrainerConfig, run: RunInputs, obs: Observers, params: Float32Array, label: string): EvalResult {
+/** Held-out evaluation of `params` (exactly as `gmt-train eval` computes it), observed, noted and kept for the progress messages. */
+function evaluateAndReport(
+  c: TrainerConfig,
+  run: RunInputs,
+  obs: Observers,
+  params: Float32Array,
+  label: string,
+  kind: 'before' | 'last' | 'after',
+  step: number,
+): EvalResult {
   const t0 = performance.now();
-  const r = evaluate(run.model, params, run.tokenizer, run.data.eval, run.data.evalItems, c.maxNewTokens, Math.max(8, c.microBatchSize));
+  const r = evaluateLikeTraining(run.model, params, run.tokenizer, run.data, c);
   obs.metrics.observePhase('eval', (performance.now() - t0) / 1000);
   obs.metrics.observeEval({ loss: r.loss, exactMatch: r.exactMatch });
-  obs.note(
-    `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
-  );
+  obs.evaluation[kind] = {
+    loss: Number.isFinite(r.loss) ? r.loss : null,
+    exactMatch: Number.isFinite(r.exactMatch) ? r.exactMatch : null,
+    examples: r.examples,
+    step,
+  };
+  // One readable line; JSON logs carry the full-precision numbers (`gmt-train eval --json` reproduces them).
+  const display = c.rank === 0 && c.progress !== 'none';
+  if (!display && c.logFormat === 'json')
+    obs.log.info(`eval ${label}`, { loss: r.loss, perplexity: r.perplexity, exactMatch: r.exactMatch, examples: r.examples });
+  else
+    obs.note(
+      `[gmt-train] eval ${label}: loss ${formatNumber(r.loss)} · ppl ${formatNumber(r.perplexity)} · exact match ${(100 * r.exactMatch).toFixed(1)}% of ${r.examples}`,
+    );
   return r;
 }
 
@@ -352,6 +376,7 @@ function finishedMessage(
   rates: { readonly sps: number; readonly tps: number },
   lastCheckpoint: string | undefined,
   after: EvalResult,
+  evaluation: NonNullable<ProgressMessage['evaluation']>,
 ): ProgressMessage {
   return {
     attempt: c.attempt,
@@ -367,6 +392,7 @@ function finishedMessage(
     backend: backend.label,
     evalLoss: after.loss,
     exactMatch: after.exactMatch,
+    evaluation,
   };
 }
 
@@ -406,14 +432,17 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       publisher?.publish(p);
       opts.onProgress?.(p);
     },
+    evaluation: {},
+    log,
   };
   const ckpt = checkpointer(c, run, collective, obs);
   const checkpoint = ckpt.save;
-  const runEval = (params: Float32Array, label: string): EvalResult => evaluateAndReport(c, run, obs, params, label);
+  const runEval = (params: Float32Array, label: string, kind: 'before' | 'last' | 'after', step: number): EvalResult =>
+    evaluateAndReport(c, run, obs, params, label, kind, step);
 
   const onStep = stepReporter(c, run, obs, () => ckpt.last);
   try {
-    const before = opts.skipEvalBefore || resume !== undefined ? undefined : runEval(state.params, 'before');
+    const before = opts.skipEvalBefore || resume !== undefined ? undefined : runEval(state.params, 'before', 'before', state.step);
     const t0 = performance.now();
     const start = { step: state.step, tokens: state.tokensSeen, samples: state.samplesSeen };
     await runLoop({
@@ -425,7 +454,7 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
       hooks: {
         onStep,
         onEval: (s) => {
-          runEval(s.params, `step ${s.step}`);
+          runEval(s.params, `step ${s.step}`, 'last', s.step);
         },
         checkpoint,
         ...(opts.shouldStop !== undefined ? { shouldStop: opts.shouldStop } : {}),
@@ -435,8 +464,8 @@ export async function runTraining(c: TrainerConfig, opts: RunOptions): Promise<R
     const trainSeconds = (performance.now() - t0) / 1000;
     const finalParams = finalParameters(c, run, state.params, log);
     await checkpoint(state, finalParams);
-    const after = runEval(finalParams, 'after');
-    obs.publish(finishedMessage(c, backend, state, onStep.rates, ckpt.last, after));
+    const after = runEval(finalParams, 'after', 'after', state.step);
+    obs.publish(finishedMessage(c, backend, state, onStep.rates, ckpt.last, after, obs.evaluation));
     const trained = state.step - start.step;
     return {
       backend,
