@@ -1,13 +1,19 @@
 # gmt-operator image. Build from the repository root after `npm run build`:
 #   docker build -f images/operator.Dockerfile -t gmt-operator:0.1.0 .
-FROM node:24-bookworm-slim AS deps
+# BASE: any Debian-based image with Node 24 and npm (the tests pass one made locally).
+ARG BASE=node:24-bookworm-slim
+FROM ${BASE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=optional: nothing optional is needed; the tfjs-node(-gpu) packages stay without their native binding
 # (only the trainer images build it, with setup-native).
-RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
+# Behind a TLS-intercepting proxy, hand its CA in for this step only:
+#   docker build --secret id=npm_ca,src=/path/to/ca.pem …   (never stored in the image)
+RUN --mount=type=secret,id=npm_ca,required=false \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 
-FROM node:24-bookworm-slim
+FROM ${BASE}
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

@@ -6,8 +6,11 @@
 # from PyPI (sha256-checked), its C API libraries and headers, and tfjs-node's N-API binding compiled
 # with npm's node-gyp against them. Registry access only (npm, PyPI, Debian); no other download host.
 
+# BASE: Node 24.21 on Debian bookworm with npm and Node's headers (the tests pass one made locally).
+ARG BASE=node:24.21.0-bookworm-slim
+
 # ---- build stage: compile the binding (needs python3 + pip for the wheel and gyp, g++, make, strip)
-FROM node:24.21.0-bookworm-slim AS build
+FROM ${BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip g++ make binutils \
  && rm -rf /var/lib/apt/lists/*
@@ -15,14 +18,20 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: tfjs-node's install script would download from a host we do not use (npm 11 skips it
 # anyway through package.json "allowScripts"; older npm would not).
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# Behind a TLS-intercepting proxy, hand its CA in for the two registry steps only (npm, then pip):
+#   docker build --secret id=npm_ca,src=/path/to/ca.pem …   (never stored in the image)
+RUN --mount=type=secret,id=npm_ca,required=false \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY dist/ ./dist/
 # --copy: the libraries go into node_modules/@tensorflow/tfjs-node/{deps,lib} (no links into the cache).
 # The Node headers come from this image's own Node (/usr/local/include/node).
-RUN node dist/scripts/setup-native.js --copy && rm -rf /root/.cache
+RUN --mount=type=secret,id=npm_ca,required=false \
+    if [ -s /run/secrets/npm_ca ]; then export PIP_CERT=/run/secrets/npm_ca; fi; \
+    node dist/scripts/setup-native.js --copy && rm -rf /root/.cache
 
 # ---- runtime: Node 24 on Debian slim (libstdc++ is there for the TensorFlow libraries)
-FROM node:24.21.0-bookworm-slim
+FROM ${BASE}
 ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

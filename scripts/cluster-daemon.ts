@@ -1,11 +1,11 @@
-// Background process behind `npm run cluster:up`: owns the control plane and the node agent until
-// SIGTERM/SIGINT (sent by `npm run cluster:down`), then stops them cleanly.
+// Background process behind `npm run cluster:up`: owns the real single-node cluster (control plane,
+// containerd, kubelet, kube-proxy, CoreDNS) until SIGTERM/SIGINT (sent by `npm run cluster:down`),
+// then stops it and undoes its changes to the machine.
 
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureBinary } from '../test/harness/binaries.js';
-import { ControlPlane } from '../test/harness/control-plane.js';
-import { NodeAgent } from '../test/node-agent/agent.js';
+import { RealCluster } from '../test/harness/real-node/node.js';
 import { clusterDir, statePath, type ClusterState } from './cluster-state.js';
 
 const log = (line: string): void => {
@@ -14,24 +14,14 @@ const log = (line: string): void => {
 
 async function main(): Promise<void> {
   const dir = clusterDir();
-  const cp = await ControlPlane.start({ dir: join(dir, 'control-plane'), log });
-  const logDir = join(dir, 'pods');
-  await mkdir(logDir, { recursive: true });
-  const agent = new NodeAgent({ kubeconfig: cp.kubeconfig, logDir, log });
-  try {
-    await agent.start();
-  } catch (err) {
-    await cp.close();
-    throw err;
-  }
+  const cluster = await RealCluster.start({ dir: join(dir, 'node'), log });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);
     void (async () => {
-      await agent.close();
-      await cp.close();
+      await cluster.close();
       await rm(statePath(), { force: true });
       log('stopped');
       process.exit(0);
@@ -41,13 +31,13 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   const state: ClusterState = {
     pid: process.pid,
-    kubeconfig: cp.kubeconfigPath,
-    server: cp.server,
+    kubeconfig: cluster.controlPlane.kubeconfigPath,
+    server: cluster.controlPlane.server,
     kubectl: await ensureBinary('kubectl'),
-    startMs: cp.startMs,
+    startMs: cluster.startMs,
   };
   await writeFile(statePath(), JSON.stringify(state, null, 2) + '\n');
-  log(`ready: ${cp.server}`);
+  log(`ready: ${cluster.controlPlane.server}`);
 }
 
 main().catch((err: unknown) => {

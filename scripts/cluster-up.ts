@@ -1,4 +1,4 @@
-// `npm run cluster:up`: starts a local control plane and node agent in the background and prints
+// `npm run cluster:up`: starts the real single-node cluster (test/harness/real-node/) in the background and prints
 // `export KUBECONFIG=…` on stdout (everything else goes to stderr), so
 //   eval "$(npm run -s cluster:up)" && kubectl get nodes
 // works. `npm run cluster:down` stops it.
@@ -8,6 +8,9 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ensureBinaries, formatDuration } from '../test/harness/binaries.js';
+import { ensureCorednsImage, ensureDebianImage, ensurePauseImage } from '../test/harness/real-node/images.js';
+import { requireNodePackages } from '../test/harness/real-node/packages.js';
+import { cleanupStaleNode } from '../test/harness/real-node/teardown.js';
 import { clusterDir, isAlive, readLiveState, type ClusterState } from './cluster-state.js';
 
 function announce(state: ClusterState, note: string): void {
@@ -25,8 +28,18 @@ async function main(): Promise<number> {
     announce(running, 'already running');
     return 0;
   }
-  await ensureBinaries(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl']);
+  await requireNodePackages();
+  await ensureBinaries(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'kubelet', 'kube-proxy', 'coredns']);
+  const log = (line: string): void => {
+    process.stderr.write(line + '\n');
+  };
+  // Cached after the first run; built here so that their progress shows on this terminal.
+  await ensurePauseImage();
+  await ensureCorednsImage(log);
+  await ensureDebianImage(log);
   const dir = clusterDir();
+  // A node whose daemon was killed (not stopped by cluster:down) is undone before the folder goes.
+  await cleanupStaleNode(join(dir, 'node'), (line) => process.stderr.write(`gmt: ${line}\n`));
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const logPath = join(dir, 'daemon.log');
@@ -40,10 +53,10 @@ async function main(): Promise<number> {
   for (;;) {
     const state = await readLiveState();
     if (state !== undefined) {
-      announce(state, `started in ${formatDuration(Date.now() - started)} (control plane ${formatDuration(state.startMs)})`);
+      announce(state, `started in ${formatDuration(Date.now() - started)} (node Ready with DNS in ${formatDuration(state.startMs)})`);
       return 0;
     }
-    if (!isAlive(pid) || Date.now() - started > 180_000) {
+    if (!isAlive(pid) || Date.now() - started > 300_000) {
       if (isAlive(pid)) process.kill(pid, 'SIGTERM');
       const tail = (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-40).join('\n');
       process.stderr.write(`gmt: cluster failed to start; ${logPath}:\n${tail}\n`);

@@ -1,6 +1,6 @@
 // Locates, and builds when missing, the Go binaries the tests run: the Kubernetes control plane
-// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a matching kubectl, helm and
-// nats-server.
+// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a matching kubectl, the node's
+// kubelet and kube-proxy (same Kubernetes module), CoreDNS, helm and nats-server.
 //
 // Versions come from the pinned build-only Go modules under test/tools/ (one go.mod each), so
 // go.mod is the single source of truth. Binaries are cached outside the work tree at
@@ -20,11 +20,23 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../trainer/src/collective/nats/find-server.js';
 
 /** Every binary this module can provide. */
-export const BINARY_NAMES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'helm', 'nats-server'] as const;
+export const BINARY_NAMES = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubectl',
+  'kubelet',
+  'kube-proxy',
+  'coredns',
+  'gpu-device-plugin',
+  'helm',
+  'nats-server',
+] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
 
 /** A tools module under test/tools/. */
-type ToolsModule = 'k8s' | 'helm' | 'nats';
+type ToolsModule = 'k8s' | 'coredns' | 'helm' | 'nats';
 
 interface BinarySpec {
   readonly module: ToolsModule;
@@ -44,6 +56,12 @@ const SPECS: Readonly<Record<BinaryName, BinarySpec>> = {
   },
   'kube-scheduler': { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kube-scheduler', versionOf: 'k8s.io/kubernetes' },
   kubectl: { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kubectl', versionOf: 'k8s.io/kubernetes' },
+  kubelet: { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kubelet', versionOf: 'k8s.io/kubernetes' },
+  'kube-proxy': { module: 'k8s', pkg: 'k8s.io/kubernetes/cmd/kube-proxy', versionOf: 'k8s.io/kubernetes' },
+  // Test infrastructure in the k8s tools module (the kubelet's device-plugin API at the pinned version).
+  'gpu-device-plugin': { module: 'k8s', pkg: 'gmt-operator.test/tools/k8s/gpu-device-plugin', versionOf: 'k8s.io/kubernetes' },
+  // The tools module's own main package: upstream CoreDNS with the plugins the test cluster uses.
+  coredns: { module: 'coredns', pkg: 'gmt-operator.test/tools/coredns', versionOf: 'github.com/coredns/coredns' },
   helm: { module: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm', versionOf: 'helm.sh/helm/v3' },
   'nats-server': {
     module: 'nats',
@@ -58,6 +76,7 @@ const SPECS: Readonly<Record<BinaryName, BinarySpec>> = {
  */
 const COLD_BUILD_ESTIMATE: Readonly<Record<ToolsModule, string>> = {
   k8s: '10-15 minutes',
+  coredns: '2-4 minutes',
   helm: '2-3 minutes',
   nats: 'under a minute',
 };

@@ -12,8 +12,8 @@ import { createControlPlanePki, type CertKeyPair } from './pki.js';
 import { ComponentProcess, freePort, waitHealthy } from './processes.js';
 
 /** Service CIDR; its first address is the `kubernetes` Service's ClusterIP and is in the serving cert. */
-const SERVICE_CIDR = '10.96.0.0/24';
-const SERVICE_IP = '10.96.0.1';
+export const SERVICE_CIDR = '10.96.0.0/24';
+export const SERVICE_IP = '10.96.0.1';
 
 /** Options for ControlPlane.start. */
 export interface ControlPlaneOptions {
@@ -29,6 +29,12 @@ export interface ControlPlaneOptions {
   readonly startTimeoutMs?: number;
   /** Progress lines; default: none. */
   readonly log?: (line: string) => void;
+  /**
+   * Address kube-apiserver binds to and advertises. Default 127.0.0.1 (then the `kubernetes`
+   * Service has no endpoints: a loopback endpoint is invalid). The real test node passes its
+   * host-local node address, so that pods reach the API server through the `kubernetes` Service.
+   */
+  readonly address?: string;
 }
 
 /** A started control plane. `close()` stops it; `closed` resolves once it is stopped. */
@@ -89,7 +95,8 @@ export class ControlPlane {
       for (const p of [...procs].reverse()) await p.stop();
     };
     try {
-      const pki = await createControlPlanePki(SERVICE_IP);
+      const address = opts.address ?? '127.0.0.1';
+      const pki = await createControlPlanePki(SERVICE_IP, [address]);
       const file = async (name: string, content: string): Promise<string> => {
         const path = join(pkiDir, name);
         await writeFile(path, content, { mode: 0o600 });
@@ -100,6 +107,9 @@ export class ControlPlane {
       const apiKey = await file('apiserver.key', pki.apiserver.keyPem);
       const saKey = await file('sa.key', pki.serviceAccount.keyPem);
       const saPub = await file('sa.pub', pki.serviceAccount.publicKeyPem);
+      const kubeletClient = await pki.issueClientCert('kube-apiserver-kubelet-client', ['system:masters']);
+      const kubeletClientCrt = await file('apiserver-kubelet-client.crt', kubeletClient.certPem);
+      const kubeletClientKey = await file('apiserver-kubelet-client.key', kubeletClient.keyPem);
 
       // etcd: one member on loopback; fsync off because the data is thrown away (as envtest does).
       const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -124,15 +134,15 @@ export class ControlPlane {
       await waitHealthy(etcd, `${etcdUrl}/health`, { timeoutMs, accept: (b) => b.includes('"health":"true"') });
       log(`etcd ready at ${etcdUrl}`);
 
-      const server = `https://127.0.0.1:${apiPort}`;
+      const server = `https://${address}:${apiPort}`;
       const apiserver = await ComponentProcess.start(
         'kube-apiserver',
         bins['kube-apiserver'],
         [
           `--etcd-servers=${etcdUrl}`,
-          '--bind-address=127.0.0.1',
+          `--bind-address=${address}`,
           // Without it the apiserver looks for a default route and picks (or fails on) a real NIC.
-          '--advertise-address=127.0.0.1',
+          `--advertise-address=${address}`,
           `--secure-port=${apiPort}`,
           `--cert-dir=${pkiDir}`,
           `--tls-cert-file=${apiCrt}`,
@@ -145,7 +155,11 @@ export class ControlPlane {
           '--authorization-mode=RBAC',
           '--allow-privileged=true',
           // The `kubernetes` Service would get 127.0.0.1 as endpoint, which EndpointSlices reject.
-          '--endpoint-reconciler-type=none',
+          ...(address === '127.0.0.1' ? ['--endpoint-reconciler-type=none'] : []),
+          // The real node's kubelet serves logs/exec; the apiserver calls it with this identity.
+          `--kubelet-client-certificate=${kubeletClientCrt}`,
+          `--kubelet-client-key=${kubeletClientKey}`,
+          '--kubelet-preferred-address-types=InternalIP',
         ],
         join(logDir, 'kube-apiserver.log'),
       );
@@ -212,6 +226,11 @@ export class ControlPlane {
       if (!keepDir) await rm(dir, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** The cluster CA certificate (PEM file): it signs the serving and client certificates. */
+  get caPath(): string {
+    return join(this.dir, 'pki', 'ca.crt');
   }
 
   /** Components that have exited although the control plane was not closed (for diagnostics). */

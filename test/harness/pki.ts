@@ -60,7 +60,7 @@ function rdn(value: string): string {
 }
 
 /** Generates a fresh CA, apiserver serving certificate and service-account signer. */
-export async function createControlPlanePki(serviceIp: string): Promise<ControlPlanePki> {
+export async function createControlPlanePki(serviceIp: string, extraIps: readonly string[] = []): Promise<ControlPlanePki> {
   const caKeys = await keyPair();
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -108,6 +108,7 @@ export async function createControlPlanePki(serviceIp: string): Promise<ControlP
       { type: 'dns', value: 'kubernetes.default.svc.cluster.local' },
       { type: 'ip', value: '127.0.0.1' },
       { type: 'ip', value: serviceIp },
+      ...extraIps.filter((ip) => ip !== '127.0.0.1' && ip !== serviceIp).map((ip) => ({ type: 'ip' as const, value: ip })),
     ],
   );
 

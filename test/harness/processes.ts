@@ -75,11 +75,17 @@ export class ComponentProcess {
     });
   }
 
-  /** Spawns `bin args`, appending stdout and stderr to `logPath`. */
-  static async start(name: string, bin: string, args: readonly string[], logPath: string): Promise<ComponentProcess> {
+  /** Spawns `bin args` (environment: this process's plus `env`), appending stdout and stderr to `logPath`. */
+  static async start(
+    name: string,
+    bin: string,
+    args: readonly string[],
+    logPath: string,
+    env: Readonly<Record<string, string>> = {},
+  ): Promise<ComponentProcess> {
     const log = await open(logPath, 'a');
     try {
-      const child = spawn(bin, args, { stdio: ['ignore', log.fd, log.fd], env: { ...process.env } });
+      const child = spawn(bin, args, { stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...env } });
       return new ComponentProcess(name, logPath, child);
     } finally {
       await log.close(); // the child holds its own copy of the descriptor

@@ -164,6 +164,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     await waitHealthy(proc, `${url}/-/ready`, { timeoutMs: 60_000 });
   } catch (err) {
     await proc.stop(5000);
+    await rm(dir, { recursive: true, force: true });
     throw err;
   }
 

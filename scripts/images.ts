@@ -1,0 +1,54 @@
+// `npm run images`: builds the project's images from images/*.Dockerfile with buildah (base image
+// made locally, see test/harness/real-node/build-images.ts) plus a NATS image, writes them as
+// docker-archive tarballs under <cache>/images, and loads them into the local cluster's containerd
+// when `npm run cluster:up` is running (the local stand-in for `docker build` + `kind load`).
+
+import { join } from 'node:path';
+import { ensureBinary, formatDuration } from '../test/harness/binaries.js';
+import { buildDockerfile, buildNatsImage, PROJECT_IMAGES } from '../test/harness/real-node/build-images.js';
+import { run } from '../test/harness/real-node/exec.js';
+import { imagesDir } from '../test/harness/real-node/images.js';
+import { requireNodePackages } from '../test/harness/real-node/packages.js';
+import { clusterDir, readLiveState } from './cluster-state.js';
+
+/** The NATS image the chart's in-cluster NATS runs in tests (chart values nats.image.*). */
+export const NATS_IMAGE = 'localhost/nats:local';
+
+const log = (line: string): void => {
+  process.stderr.write(line + '\n');
+};
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  await requireNodePackages();
+  const archives: string[] = [];
+  for (const [name, spec] of Object.entries(PROJECT_IMAGES)) {
+    const out = join(imagesDir(), `${name}.image.tar`);
+    await buildDockerfile(spec.dockerfile, spec.ref, out, log);
+    archives.push(out);
+  }
+  const nats = join(imagesDir(), 'nats.image.tar');
+  await buildNatsImage(await ensureBinary('nats-server', { log }), NATS_IMAGE, nats);
+  archives.push(nats);
+  const state = await readLiveState();
+  if (state !== undefined) {
+    const node = join(clusterDir(), 'node');
+    for (const a of archives) {
+      await run(
+        'nsenter',
+        [`--mount=${join(node, 'mntns')}`, '--', 'ctr', '-a', join(node, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', a],
+        { timeoutMs: 600_000 },
+      );
+    }
+    log(`gmt: loaded ${archives.length} images into the local cluster`);
+  } else {
+    log('gmt: no local cluster is running (npm run cluster:up); images built but not loaded');
+  }
+  for (const a of archives) process.stdout.write(`${a}\n`);
+  log(`gmt: images done in ${formatDuration(Date.now() - started)}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`images failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
