@@ -1,6 +1,9 @@
 // The real test node (test/harness/real-node/): a kubelet with containerd, kube-proxy and CoreDNS
 // on this machine. Checks what pods get (containers, volumes, logs, exec, Services, DNS, the API
-// server), that the egress guard stops a pod dialing an address outside the machine fast, and that
+// server), the chart (operator + NATS with per-job JWT auth) running examples/tiny.yaml to Succeeded,
+// a pod of another namespace unable to read a job's NATS traffic (docs/security.md), a gang restart
+// after a trainer container is killed through containerd (attempt 1 resumes from the checkpoint
+// claim), that the egress guard stops a pod dialing an address outside the machine fast, and that
 // after teardown the machine is exactly as before. Tests are serial: the last one tears down.
 
 import { execFile, spawn } from 'node:child_process';
@@ -9,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { z } from 'zod';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { binaryVersion, ensureBinary } from '../harness/binaries.js';
 import { createTestNamespace, runKubectl, waitFor, waitForPodPhase } from '../harness/k8s-helpers.js';
@@ -16,6 +20,7 @@ import { run, tryRun } from '../harness/real-node/exec.js';
 import { buildDockerfile, buildNatsImage, ImageBuildError, PROJECT_IMAGES } from '../harness/real-node/build-images.js';
 import { imagesDir, NODE_IMAGES } from '../harness/real-node/images.js';
 import { repoPath } from '../helpers/repo.js';
+import { computeJobId, natsCredsSecretName } from '../../operator/src/controller/index.js';
 import { diffMachine, snapshotMachine, type MachineState } from '../harness/real-node/machine-state.js';
 import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/network.js';
 import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
@@ -285,8 +290,12 @@ test.serial('images - the CPU trainer image builds from images/trainer.Dockerfil
   await k(['delete', 'namespace', ns, '--wait=false']);
 });
 
+/** The namespace of the tiny job that trained to Succeeded (the nats test reads its subjects). */
+let tinyNs: string | undefined;
+
 test.serial('gmt - examples/tiny.yaml applied with kubectl trains to Succeeded on the node', async (t) => {
   const ns = await createTestNamespace(c().kc, 'rn-tiny');
+  tinyNs = ns;
   const manifest = (await readFile(repoPath('examples/tiny.yaml'), 'utf8')).replace(/^(\s*)image: .*$/m, `$1image: ${PROJECT_IMAGES.trainer.ref}`);
   await k(['-n', ns, 'apply', '-f', '-'], manifest);
   let phase = '';
@@ -306,6 +315,182 @@ test.serial('gmt - examples/tiny.yaml applied with kubectl trains to Succeeded o
   const logs = await k(['-n', ns, 'logs', '-l', 'gmt.dev/job=tiny', '--tail=5', '--prefix']).catch((e: unknown) => String(e));
   log(logs);
 });
+
+// Run in the operator image (it carries @nats-io/transport-node) from a pod of another namespace:
+// connects without credentials, then with another job's, and tries to subscribe to the victim's
+// subjects and to its own. Prints one RESULT line of JSON.
+const INTRUDER_SCRIPT = `
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+const url = process.env.NATS_URL;
+const result = { errors: [], received: {} };
+try {
+  const nc = await connect({ servers: url, reconnect: false });
+  result.noCreds = 'connected';
+  await nc.close();
+} catch (e) {
+  result.noCreds = String(e.message);
+}
+const nc = await connect({ servers: url, reconnect: false, authenticator: credsAuthenticator(readFileSync('/creds/nats.creds')) });
+result.withCreds = 'connected';
+void (async () => { for await (const s of nc.status()) if (s.type === 'error') result.errors.push(String(s.error.message)); })();
+for (const subject of JSON.parse(process.env.SUBJECTS)) {
+  result.received[subject] = 0;
+  const sub = nc.subscribe(subject);
+  void (async () => { try { for await (const _m of sub) result.received[subject]++; } catch (e) { result.errors.push(String(e.message)); } })();
+}
+await nc.flush();
+await new Promise((r) => setTimeout(r, 2000));
+await nc.close();
+console.log('RESULT ' + JSON.stringify(result));
+`;
+
+test.serial("nats auth - a pod of another namespace cannot read a job: refused without credentials, permissions violation with another job's", async (t) => {
+  if (tinyNs === undefined) throw new Error('the tiny job did not run');
+  const uidA = (await k(['-n', tinyNs, 'get', 'gft', 'tiny', '-o', 'jsonpath={.metadata.uid}'])).trim();
+  const idA = computeJobId({ metadata: { namespace: tinyNs, name: 'tiny', uid: uidA } });
+  // A second, live job (its identity is on the server once its pods exist), in its own namespace.
+  const nsB = await createTestNamespace(c().kc, 'rn-other');
+  const manifest = (await readFile(repoPath('examples/tiny.yaml'), 'utf8'))
+    .replace(/^(\s*)image: .*$/m, `$1image: ${PROJECT_IMAGES.trainer.ref}`)
+    .replace(/^(\s*)steps: .*$/m, '$1steps: 100000');
+  await k(['-n', nsB, 'apply', '-f', '-'], manifest);
+  await waitFor(
+    'pods of the second job',
+    async () => ((await k(['-n', nsB, 'get', 'pods', '-l', 'gmt.dev/job=tiny', '-o', 'name'])).trim().split('\n').length === 2 ? true : undefined),
+    {
+      timeoutMs: 120_000,
+    },
+  );
+  const uidB = (await k(['-n', nsB, 'get', 'gft', 'tiny', '-o', 'jsonpath={.metadata.uid}'])).trim();
+  const idB = computeJobId({ metadata: { namespace: nsB, name: 'tiny', uid: uidB } });
+  const credsB = Buffer.from(await k(['-n', nsB, 'get', 'secret', natsCredsSecretName('tiny', 0), '-o', `jsonpath={.data.nats\\.creds}`]), 'base64').toString(
+    'utf8',
+  );
+  t.regex(credsB, /BEGIN NATS USER JWT/);
+
+  const svc = (
+    await k(['-n', 'gmt-system', 'get', 'svc', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.spec.ports[?(@.name=="client")].port}{"\\n"}{end}'])
+  )
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find(([name, port]) => /nats$/.test(name ?? '') && port !== undefined && port !== '');
+  if (svc === undefined) throw new Error('no NATS Service in gmt-system');
+  const url = `nats://${svc[0] ?? ''}.gmt-system.svc.cluster.local:${svc[1] ?? ''}`;
+
+  // The intruder: another namespace, holding the second job's credentials (as if stolen).
+  const ns = await createTestNamespace(c().kc, 'rn-intruder');
+  await k(['-n', ns, 'create', 'secret', 'generic', 'stolen', `--from-literal=nats.creds=${credsB}`]);
+  const victim = [`gmt.${idA}.0.>`, `gmt.${idA}.progress`, 'gmt.>'];
+  const own = `gmt.${idB}.0.>`;
+  const p = pod('intruder', '', {
+    volumes: [{ name: 'creds', secret: { secretName: 'stolen' } }],
+  });
+  const main = p.spec?.containers[0];
+  if (main === undefined) throw new Error('no container');
+  main.image = PROJECT_IMAGES.operator.ref;
+  main.workingDir = '/app';
+  main.command = ['node', '--input-type=module', '-e', INTRUDER_SCRIPT];
+  main.env = [
+    { name: 'NATS_URL', value: url },
+    { name: 'SUBJECTS', value: JSON.stringify([...victim, own]) },
+  ];
+  main.volumeMounts = [{ name: 'creds', mountPath: '/creds', readOnly: true }];
+  await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(p));
+  const done = await waitForPodPhase(c().kc, ns, 'intruder', ['Succeeded', 'Failed'], 120_000);
+  const logs = await k(['-n', ns, 'logs', 'intruder']);
+  t.is(done.status?.phase, 'Succeeded', logs);
+  const line = logs.split('\n').find((l) => l.startsWith('RESULT '));
+  if (line === undefined) throw new Error(`no RESULT line in the intruder's log:\n${logs}`);
+  const result = z
+    .object({ noCreds: z.string(), withCreds: z.string(), errors: z.array(z.string()), received: z.record(z.string(), z.number()) })
+    .parse(JSON.parse(line.slice('RESULT '.length)));
+  log(`intruder: ${JSON.stringify(result)}`);
+  t.regex(result.noCreds, /Authorization Violation/i, 'no credentials: the connection is refused');
+  t.is(result.withCreds, 'connected', "the other job's credentials are valid");
+  for (const subject of victim) {
+    t.true(
+      result.errors.some((e) => /Permissions Violation for Subscription/i.test(e) && e.includes(subject)),
+      `subscribing to ${subject} is refused: ${JSON.stringify(result.errors)}`,
+    );
+  }
+  t.false(
+    result.errors.some((e) => e.includes(own)),
+    `its own job's subjects are allowed: ${JSON.stringify(result.errors)}`,
+  );
+  for (const subject of victim) t.is(result.received[subject], 0, `nothing of ${subject} reached it`);
+  await k(['delete', 'namespace', ns, nsB, '--wait=false']);
+});
+
+test.serial(
+  'gmt - a trainer container killed through containerd restarts the gang as attempt 1, which resumes from the checkpoint claim to Succeeded',
+  async (t) => {
+    const ns = await createTestNamespace(c().kc, 'rn-kill');
+    const claim = {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'ckpt' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    };
+    await k(['-n', ns, 'apply', '-f', '-'], JSON.stringify(claim));
+    // tiny.yaml ends inside spec: the checkpoint block appended at two spaces belongs to spec.
+    const manifest =
+      (await readFile(repoPath('examples/tiny.yaml'), 'utf8'))
+        .replace(/^(\s*)image: .*$/m, `$1image: ${PROJECT_IMAGES.trainer.ref}`)
+        .replace(/^(\s*)name: tiny$/m, '$1name: kill')
+        .replace(/^(\s*)steps: .*$/m, '$1steps: 200')
+        .trimEnd() + '\n  checkpoint:\n    interval: 10\n    volume:\n      persistentVolumeClaim:\n        claimName: ckpt\n';
+    await k(['-n', ns, 'apply', '-f', '-'], manifest);
+    const StatusSchema = z.object({
+      phase: z.string().optional(),
+      step: z.number().optional(),
+      attempt: z.number().optional(),
+      lastCheckpoint: z.string().optional(),
+      restarts: z.object({ total: z.number().optional() }).optional(),
+    });
+    const status = async (): Promise<z.infer<typeof StatusSchema>> =>
+      StatusSchema.parse(JSON.parse((await k(['-n', ns, 'get', 'gft', 'kill', '-o', 'jsonpath={.status}'])) || '{}'));
+    const before = await waitFor(
+      'a checkpoint and a few more steps',
+      async () => {
+        const s = await status();
+        if (s.phase === 'Succeeded' || s.phase === 'Failed') throw new Error(`finished before the kill: ${JSON.stringify(s)}`);
+        return s.lastCheckpoint !== undefined && (s.step ?? 0) >= 12 ? s : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 1000 },
+    );
+    const containerId = (await k(['-n', ns, 'get', 'pod', 'kill-a0-r1', '-o', 'jsonpath={.status.containerStatuses[0].containerID}'])).trim();
+    t.regex(containerId, /^containerd:\/\/[0-9a-f]+$/);
+    log(`killing rank 1's container at step ${String(before.step)} (checkpoint ${before.lastCheckpoint ?? ''})`);
+    await c().ctr(['tasks', 'kill', '--signal', 'SIGKILL', containerId.replace('containerd://', '')]);
+    let done: z.infer<typeof StatusSchema> = {};
+    try {
+      done = await waitFor(
+        'kill to finish',
+        async () => {
+          const s = await status();
+          return s.phase === 'Succeeded' || s.phase === 'Failed' ? s : undefined;
+        },
+        { timeoutMs: 480_000, intervalMs: 2000 },
+      );
+    } finally {
+      if (done.phase !== 'Succeeded') log(await k(['-n', ns, 'describe', 'gft,pods']).catch(String));
+    }
+    log(`kill: ${JSON.stringify(done)}`);
+    t.is(done.phase, 'Succeeded');
+    t.is(done.attempt, 1);
+    t.is(done.restarts?.total, 1);
+    const logs = await k(['-n', ns, 'logs', 'kill-a1-r0']);
+    const resumed = logs
+      .split('\n')
+      .filter((l) => l.includes('"msg":"resumed"'))
+      .map((l) => z.object({ step: z.number() }).parse(JSON.parse(l)));
+    t.is(resumed.length, 1, logs);
+    t.true((resumed[0]?.step ?? 0) >= 10, `attempt 1 resumed from a checkpoint of attempt 0: ${JSON.stringify(resumed)}`);
+    await k(['delete', 'namespace', ns, '--wait=false']);
+  },
+);
 
 test.serial('chart - helm uninstall removes the operator', async (t) => {
   await helm(['uninstall', 'gmt', '-n', 'gmt-system', '--wait', '--timeout', '120s']);
