@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { cp, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile, readdir } from 'node:fs/promises';
+import { cp, lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import {
   type NativeVariant,
   type PinnedWheel,
 } from '../trainer/src/native/spec.js';
+import { withDirLock } from '../trainer/src/dir-lock.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -243,49 +244,10 @@ async function readManifest(dir: string): Promise<Manifest | undefined> {
   }
 }
 
-/** Cross-process lock: an exclusive directory with the owner's pid; a dead owner's lock is taken over. */
+/** Serialises setups of one variant across processes (several terminals, ava workers, CI). */
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const lockDir = join(cacheRoot(), 'locks', `${name}.lock`);
-  await mkdir(dirname(lockDir), { recursive: true });
-  let announced = false;
-  for (;;) {
-    try {
-      await mkdir(lockDir);
-      await writeFile(join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number.parseInt(await readFile(join(lockDir, 'pid'), 'utf8').catch(() => ''), 10);
-      const alive =
-        Number.isInteger(pid) &&
-        (() => {
-          try {
-            process.kill(pid, 0);
-            return true;
-          } catch {
-            return false;
-          }
-        })();
-      const old = await stat(lockDir).then(
-        (s) => Date.now() - s.mtimeMs > 30_000,
-        () => true,
-      );
-      if (!alive && (Number.isInteger(pid) || old)) {
-        await rm(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (!announced) {
-        log(`waiting for another setup (pid ${pid}) holding ${lockDir}`);
-        announced = true;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await rm(lockDir, { recursive: true, force: true });
-  }
+  return withDirLock(lockDir, (owner) => log(`waiting for another setup (pid ${owner ?? '?'}) holding ${lockDir}`), fn);
 }
 
 /** Downloads, unpacks and compiles into a fresh cache folder (renamed into place at the end). */

@@ -12,12 +12,13 @@
 // with trainer/src/collective/nats/find-server.ts, which shares cacheDir with this file).
 
 import { spawn } from 'node:child_process';
-import { access, constants, mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../trainer/src/collective/nats/find-server.js';
+import { withDirLock } from '../../trainer/src/dir-lock.js';
 
 /** Every binary this module can provide. */
 export const BINARY_NAMES = [
@@ -313,62 +314,11 @@ function runGo(args: readonly string[], cwd: string, log: (line: string) => void
   });
 }
 
-/** Cross-process lock: an exclusive-create directory holding the owner's pid; stale locks are taken over. */
+/** Serialises builders of one tools module across processes (ava workers, several terminals). */
 async function withLock<T>(module: ToolsModule, log: (line: string) => void, fn: () => Promise<T>): Promise<T> {
-  const lockDir = join(cacheDir(), 'locks', `${module}.lock`);
-  await mkdir(dirname(lockDir), { recursive: true });
-  let announced = false;
-  for (;;) {
-    try {
-      await mkdir(lockDir);
-      await writeFile(join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch (err) {
-      if (!(err instanceof Error && 'code' in err && err.code === 'EEXIST')) throw err;
-      const owner = await lockOwner(lockDir);
-      const stale = owner === undefined ? await olderThan(lockDir, 30_000) : !isAlive(owner);
-      if (stale) {
-        await rm(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (!announced) {
-        log(`gmt: waiting for another process (pid ${owner ?? '?'}) that is building test/tools/${module}`);
-        announced = true;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await rm(lockDir, { recursive: true, force: true });
-  }
-}
-
-async function olderThan(path: string, ms: number): Promise<boolean> {
-  try {
-    return Date.now() - (await stat(path)).mtimeMs > ms;
-  } catch {
-    return false;
-  }
-}
-
-async function lockOwner(lockDir: string): Promise<number | undefined> {
-  try {
-    const entries = await readdir(lockDir);
-    if (!entries.includes('pid')) return undefined;
-    const pid = Number.parseInt(await readFile(join(lockDir, 'pid'), 'utf8'), 10);
-    return Number.isFinite(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err instanceof Error && 'code' in err && err.code === 'EPERM';
-  }
+  return withDirLock(
+    join(cacheDir(), 'locks', `${module}.lock`),
+    (owner) => log(`gmt: waiting for another process (pid ${owner ?? '?'}) that is building test/tools/${module}`),
+    fn,
+  );
 }
