@@ -64,8 +64,13 @@ async function refusal(url: string, creds: string): Promise<string> {
   return 'connected';
 }
 
-/** Strings that look like NATS key material: nkey seeds (SO/SA/SU + base32) and NATS JWTs. */
-const SEED_RE = /S[OAU][A-Z2-7]{50,}/g;
+/**
+ * Strings that look like NATS key material: nkey seeds and NATS JWTs. A seed is exactly 58 base32
+ * characters (SO/SA/SU + 56) standing alone; public keys (56 characters, O/A/U first) are logged on
+ * purpose, and without the length and the boundaries the pattern matched the tail of one (a public
+ * key with "SU" at its 5th character), a false alarm roughly once in a hundred runs.
+ */
+const SEED_RE = /(?<![A-Z2-7])S[OAU][A-Z2-7]{56}(?![A-Z2-7])/g;
 const JWT_RE = /eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ\.[\w-]+\.[\w-]+/g;
 
 test.serial('nats auth - jobs in two namespaces train at once with per-attempt identities that cannot see or touch each other', async (t) => {
