@@ -6,6 +6,7 @@
 // job's and a deleted job's credentials stop working at once, and no key material appears in the
 // operator's logs, events, status, metrics or the pods' logs.
 import test from 'ava';
+import { singleChunkFrame } from '../helpers/frames.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
@@ -148,23 +149,7 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
       }
     })();
   }
-  const forged = encodeDataFrame(
-    { jobHash: jobHash(idB), attempt: 0 },
-    {
-      source: 1,
-      step: 1,
-      phase: 'reduce_scatter',
-      broadcast: false,
-      dest: 0,
-      tag: 0,
-      chunkIndex: 0,
-      chunkCount: 1,
-      totalLength: 4,
-      chunkSize: 4,
-      messageCrc: 0,
-      payload: new Uint8Array(4),
-    },
-  );
+  const forged = encodeDataFrame({ jobHash: jobHash(idB), attempt: 0 }, singleChunkFrame(new Uint8Array(4)));
   const targets = [sB.data('reduce_scatter', 0), sB.broadcast('threshold'), sB.abort];
   let published = 0;
   let anonymousTries = 0;

@@ -12,6 +12,7 @@
  * Tests run serially: they are CPU-bound processes, and the fault tests use 3 s peer timeouts.
  */
 import test from 'ava';
+import { singleChunkFrame } from '../../helpers/frames.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -273,21 +274,7 @@ function forgeries(job: string, attempt: number): Array<{ kind: string; subject:
   const s = attemptSubjects(job, attempt);
   const id: WireIdentity = { jobHash: jobHash(job), attempt };
   const payload = new Uint8Array(256).map((_, i) => (i * 37) & 0xff);
-  const fields = (over: Partial<DataFrameFields> = {}): DataFrameFields => ({
-    source: 1,
-    step: 2,
-    phase: 'reduce_scatter',
-    broadcast: false,
-    dest: 0,
-    tag: 0,
-    chunkIndex: 0,
-    chunkCount: 1,
-    totalLength: payload.length,
-    chunkSize: payload.length,
-    messageCrc: 0,
-    payload,
-    ...over,
-  });
+  const fields = (over: Partial<DataFrameFields> = {}): DataFrameFields => singleChunkFrame(payload, { step: 2, ...over });
   const toRank0 = s.data('reduce_scatter', 0);
   const good = (): Uint8Array => encodeDataFrame(id, fields());
   const badPayload = good();

@@ -11,6 +11,7 @@
  * - a deleted job's credentials stop working at once.
  */
 import test from 'ava';
+import { singleChunkFrame } from '../../helpers/frames.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,21 +116,7 @@ function forgedFrames(job: string, attempt: number): Array<{ subject: string; by
   const s = attemptSubjects(job, attempt);
   const id: WireIdentity = { jobHash: jobHash(job), attempt };
   const payload = new Uint8Array(512).map((_, i) => (i * 31) & 0xff);
-  const fields = (over: Partial<DataFrameFields>): DataFrameFields => ({
-    source: 1,
-    step: 1,
-    phase: 'reduce_scatter',
-    broadcast: false,
-    dest: 0,
-    tag: 0,
-    chunkIndex: 0,
-    chunkCount: 1,
-    totalLength: payload.length,
-    chunkSize: payload.length,
-    messageCrc: 0,
-    payload,
-    ...over,
-  });
+  const fields = (over: Partial<DataFrameFields>): DataFrameFields => singleChunkFrame(payload, over);
   return [
     { subject: s.data('reduce_scatter', 0), bytes: encodeDataFrame(id, fields({})) },
     { subject: s.broadcast('threshold'), bytes: encodeDataFrame(id, fields({ phase: 'threshold', broadcast: true, dest: 0xffff })) },
