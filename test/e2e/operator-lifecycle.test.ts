@@ -165,6 +165,8 @@ test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no 
   t.is(seen.names.size, 2, 'the same two pods throughout');
 });
 
+const LE_STEPS = 120;
+
 test.serial('lifecycle - two replicas with leader election: only the leader reconciles; the standby takes over when the leader dies', async (t) => {
   await fx.installCrd();
   const { kc } = fx.cluster();
@@ -177,7 +179,10 @@ test.serial('lifecycle - two replicas with leader election: only the leader reco
   await b.waitForSync();
   t.is(b.elector?.state, 'standby');
 
-  await fx.create(ns, fx.tiny('le', { training: training(24) }));
+  // Long enough to outlast the leaderless window (lease 4 s): on the native backend 24 steps took
+  // less than that, the final progress message went out while no replica listened, and status.step
+  // stayed at the last value the old leader had seen (the job itself still Succeeded).
+  await fx.create(ns, fx.tiny('le', { training: training(LE_STEPS) }));
   const mid = await fx.waitForJob(t, ns, 'le', 'a few steps', (j) => (j.status?.step ?? 0) >= 4 || finished(j));
   t.true(a.reconciler.stats.reconciles > 0 && (await reconcileTotal(a)) > 0, 'the leader reconciles');
   t.is(b.reconciler.stats.reconciles, 0, 'the standby does not reconcile');
@@ -199,7 +204,7 @@ test.serial('lifecycle - two replicas with leader election: only the leader reco
   const done = await fx.waitForJob(t, ns, 'le', 'finished', finished, 300_000);
   t.is(done.status?.phase, 'Succeeded');
   t.is(done.status?.attempt, 0);
-  t.is(done.status?.step, 24);
+  t.is(done.status?.step, LE_STEPS);
   t.true(b.reconciler.stats.reconciles > 0, 'the new leader reconciled');
   await b.close();
 });

@@ -370,6 +370,12 @@ function markSucceeded(d: Draft, restartingNow: boolean): void {
   setIfPresent(d, { type: CONDITION_TYPES.running, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
   if (restartingNow) set(d, { type: CONDITION_TYPES.restarting, status: 'False', reason: REASONS.trainingCompleted, message: 'training completed' });
   d.s.completionTime ??= d.nowIso;
+  // Every worker exited 0, which a trainer does only after its last step: the final progress message
+  // can be missed (it goes out while no operator replica listens, e.g. during a leader takeover).
+  if (d.s.totalSteps != null) {
+    d.s.step = d.s.totalSteps;
+    d.s.progress = computeProgress(d.s.step, d.s.totalSteps) ?? d.s.progress;
+  }
   d.phase = PHASES.succeeded;
 }
 

@@ -283,3 +283,10 @@ test('status - nothing changes when nothing happened (no write)', (t) => {
   t.deepEqual(again.status, first.status);
   t.deepEqual(again.events, []);
 });
+
+test('status - every worker succeeded: step is the total even when the final progress message was missed', (t) => {
+  const d = decide(job({}, { ...running, step: 5, totalSteps: 24, progress: '5/24' }), [pod(0, 'succeeded'), pod(1, 'succeeded')]);
+  t.is(d.status.phase, 'Succeeded');
+  t.is(d.status.step, 24);
+  t.is(d.status.progress, '24/24');
+});
