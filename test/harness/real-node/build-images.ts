@@ -9,7 +9,8 @@
 // build secret (`npm_ca`) for that step only, the usual corporate-proxy pattern: without it the
 // TLS-intercepting egress fails certificate checks; it is never stored in an image layer.
 
-import { cp, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { exists } from './machine-state.js';
 import { join } from 'node:path';
 import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
 import { formatDuration, repoRoot } from '../binaries.js';
@@ -41,15 +42,6 @@ function buildahArgs(): string[] {
  */
 export function buildah(args: readonly string[]): Promise<string> {
   return run('unshare', ['--mount', '--propagation', 'private', 'buildah', ...buildahArgs(), ...args], { timeoutMs: 20 * 60_000 });
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The CA bundle of this machine, handed to RUN steps as a build secret when it exists. */

@@ -6,7 +6,8 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { exists } from './machine-state.js';
 import { join } from 'node:path';
 import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
 import { binaryVersion, ensureBinary, repoRoot } from '../binaries.js';
@@ -25,15 +26,6 @@ export const NODE_IMAGES = {
 
 export function imagesDir(): string {
   return join(cacheDir(), 'images');
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -61,15 +61,6 @@ export const NODE_PATHS = [
   '/run/netns',
 ] as const;
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function readSysctl(key: string): Promise<string | undefined> {
   try {
     return (await readFile(join('/proc/sys', key), 'utf8')).trim();
@@ -173,4 +164,14 @@ export function diffMachine(before: MachineState, after: MachineState): string[]
     out.push(`${field}: ${added.length > 0 ? `added ${JSON.stringify(added)}` : ''}${gone.length > 0 ? ` removed ${JSON.stringify(gone)}` : ''}`);
   }
   return out;
+}
+
+/** Whether `p` exists (any kind of file); false on any error. */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
