@@ -2,11 +2,12 @@
 //
 // Network safety is part of the design: this machine's egress accepts connections to any address,
 // and no test may send traffic off the machine. So every address a pod can use is answered on this
-// node (pods, Services through kube-proxy, DNS through CoreDNS as a pod, the API server on a
-// host-local address), and before the first pod starts the harness installs a guard in iptables
-// that rejects every packet arriving from the pod bridge except pod-to-pod traffic, the API server
-// port on the node address, and replies on connections the node opened (kubelet probes, Prometheus
-// scrapes). Service traffic is DNATed by kube-proxy in PREROUTING, before the guard sees it, so a
+// node (pods, Services through kube-proxy, DNS through CoreDNS as a pod, the API server and test
+// servers such as a nats-server on a host-local address), and before the first pod starts the
+// harness installs a guard in iptables that rejects every packet arriving from the pod bridge
+// except pod-to-pod traffic, traffic to the node address (NODE_IP, which exists only on this
+// machine: the API server, and servers a test binds there), and replies on connections the node
+// opened (kubelet probes, Prometheus scrapes). Service traffic is DNATed by kube-proxy in PREROUTING, before the guard sees it, so a
 // Service that resolves to a pod passes and one that resolves to nothing on this node is rejected.
 // The guard is removed at teardown, only after every pod process is gone.
 
@@ -48,7 +49,7 @@ export async function removeLinks(): Promise<void> {
 }
 
 /** The guard's rules, in order, as iptables arguments after `-A CHAIN`. */
-export function guardRules(apiPort: number): { v4Forward: string[][]; v4Input: string[][]; v6: string[][] } {
+export function guardRules(): { v4Forward: string[][]; v4Input: string[][]; v6: string[][] } {
   const reject = ['-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'];
   return {
     v4Forward: [
@@ -59,8 +60,9 @@ export function guardRules(apiPort: number): { v4Forward: string[][]; v4Input: s
     ],
     v4Input: [
       ['-i', CNI_BRIDGE, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'RETURN'],
-      ['-i', CNI_BRIDGE, '-d', NODE_IP, '-p', 'tcp', '--dport', String(apiPort), '-j', 'RETURN'],
-      ['-i', CNI_BRIDGE, '-m', 'comment', '--comment', 'gmt: pods reach only the API server on this node', ...reject],
+      // The API server, and servers tests bind to the node address (never to a real NIC's).
+      ['-i', CNI_BRIDGE, '-d', `${NODE_IP}/32`, '-j', 'RETURN'],
+      ['-i', CNI_BRIDGE, '-m', 'comment', '--comment', 'gmt: pods reach only the node address on this node', ...reject],
     ],
     // Pods get no IPv6 addresses; reject whatever they send anyway.
     v6: [['-i', CNI_BRIDGE, '-j', 'REJECT']],
@@ -72,9 +74,9 @@ async function chainExists(tool: string, chain: string): Promise<boolean> {
 }
 
 /** Installs the guard (see the file comment). Must run before the kubelet starts any pod. */
-export async function installGuard(apiPort: number): Promise<void> {
+export async function installGuard(): Promise<void> {
   await removeGuard();
-  const rules = guardRules(apiPort);
+  const rules = guardRules();
   const add = async (tool: string, chain: string, hook: string, list: string[][]): Promise<void> => {
     await run(tool, ['-w', '-t', 'filter', '-N', chain]);
     for (const r of list) await run(tool, ['-w', '-t', 'filter', '-A', chain, ...r]);

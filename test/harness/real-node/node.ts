@@ -141,10 +141,9 @@ export class RealCluster {
     try {
       await addNodeAddress();
       cp = await ControlPlane.start({ dir: join(dir, 'control-plane'), keepDir: true, address: NODE_IP, log });
-      const apiPort = Number(new URL(cp.server).port);
       // Before anything can start a pod.
-      await installGuard(apiPort);
-      log(`pod egress guard installed (pods reach pods, and ${NODE_IP}:${apiPort} only)`);
+      await installGuard();
+      log(`pod egress guard installed (pods reach pods, Services and ${NODE_IP} only)`);
 
       for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs'])
         await mkdir(join(dir, d), { recursive: true });

@@ -21,14 +21,17 @@ test('splitRule - splits iptables-save lines, honouring quotes and escapes', (t)
   t.deepEqual(splitRule('-A X --comment "" -j RETURN'), ['-A', 'X', '--comment', '', '-j', 'RETURN']);
 });
 
-test('guardRules - allows only pod-to-pod forwarding and the API server port, rejects the rest of the bridge', (t) => {
-  const r = guardRules(6443);
+test('guardRules - allows only pod-to-pod forwarding and the node address, rejects the rest of the bridge', (t) => {
+  const r = guardRules();
   const first = r.v4Forward[0] ?? [];
   t.deepEqual(first.slice(0, 4), ['-i', CNI_BRIDGE, '-o', CNI_BRIDGE]);
   t.is(first.at(-1), 'RETURN');
   t.true(first.includes(POD_CIDR));
   for (const rule of r.v4Forward.slice(1)) t.true(rule.includes('REJECT'));
-  t.true(r.v4Input.some((x) => x.includes('6443') && x.includes(NODE_IP) && x.at(-1) === 'RETURN'));
+  const returns = r.v4Input.filter((x) => x.at(-1) === 'RETURN');
+  t.is(returns.length, 2);
+  t.true(returns.some((x) => x.includes('ESTABLISHED,RELATED')));
+  t.true(returns.some((x) => x.includes(`${NODE_IP}/32`) && x.includes('-d')));
   t.true((r.v4Input.at(-1) ?? []).includes('REJECT'));
   t.true(r.v6.every((x) => x.includes('REJECT')));
 });
