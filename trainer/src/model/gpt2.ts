@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.js';
+import { sigmoidGrad, sparseSoftmaxCrossEntropy } from './native-ops.js';
 import { ParamLayout } from './params.js';
 
 /** Token ids and next-token targets of one micro-batch, both [B*T] row-major; target -1 = no loss. */
@@ -43,6 +44,12 @@ function param(p: Params, name: string): tf.Tensor {
   return t;
 }
 
+/** Σ over rows of x [N, C] → [C]: on native kernels as 1ᵀ @ x (about 2× TensorFlow's column Sum). */
+function columnSum(x: tf.Tensor2D): tf.Tensor1D {
+  if (!nativeKernels()) return tf.sum(x, 0);
+  return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
+}
+
 /**
  * LayerNorm over the last axis: (x − mean)/sqrt(var + eps)·g + b, biased variance as in PyTorch.
  * x: [N, C]. The gradient is written out (the textbook closed form) instead of differentiating the
@@ -52,18 +59,26 @@ function param(p: Params, name: string): tf.Tensor {
 function layerNormWithEps(eps: number): (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D {
   return tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    const xc = tf.sub(x, tf.mean(x, -1, true));
-    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps)); // [N, 1]
+    const C = x.shape[1];
+    // Means as sum·(1/C): tfjs-node's Mean kernel copies its input (a float32 → float32 Cast) first.
+    const xc = tf.sub(x, tf.mul(tf.sum(x, -1, true), 1 / C));
+    const rstd = tf.rsqrt(tf.add(tf.mul(tf.sum(tf.square(xc), -1, true), 1 / C), eps)); // [N, 1]
     const xhat = tf.mul(xc, rstd); // [N, C]
     save([xhat, rstd, g]);
     return {
       value: tf.add(tf.mul(xhat, g), b),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sr, sg] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const dxhat = tf.mul(dy, sg); // [N, C]
-        // dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)), means over the last axis.
-        const dx = tf.mul(tf.sub(tf.sub(dxhat, tf.mean(dxhat, -1, true)), tf.mul(sx, tf.mean(tf.mul(dxhat, sx), -1, true))), sr);
-        return [dx, tf.sum(tf.mul(dy, sx), 0), tf.sum(dy, 0)];
+        const C = sx.shape[1];
+        // dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)), dxhat = dy·g, means over the
+        // last axis. Both means are matrix-vector products with g/C (dy·xhat is needed for g's gradient
+        // anyway), which read their operand once instead of writing dxhat·xhat out first.
+        const dyx = tf.mul<tf.Tensor2D>(dy, sx); // [N, C]
+        const gc = tf.reshape(tf.mul(sg, 1 / C), [C, 1]);
+        const m1 = tf.matMul(dy as tf.Tensor2D, gc); // [N, 1] = mean(dxhat)
+        const m2 = tf.matMul(dyx, gc); // [N, 1] = mean(dxhat · xhat)
+        const dx = tf.mul(tf.sub(tf.sub(tf.mul(dy, sg), m1), tf.mul(sx, m2)), sr);
+        return [dx, columnSum(dyx), columnSum(dy as tf.Tensor2D)];
       },
     };
   });
@@ -96,8 +111,10 @@ const gelu = tf.customGrad<tf.Tensor>((...args: Array<tf.Tensor | tf.GradSaveFun
     value: tf.mul(x, sig),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, ssq, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const dz = tf.add(tf.mul(ssq, 3 * GELU_B), GELU_A);
-      return [tf.mul(dy, tf.add(ss, tf.mul(tf.mul(sx, tf.mul(ss, tf.sub(1, ss))), dz)))];
+      const xdz = tf.mul(sx, tf.add(tf.mul(ssq, 3 * GELU_B), GELU_A)); // x·dz/dx
+      // Native: dy·(σ + SigmoidGrad(σ, x·dz/dx)), SigmoidGrad = v·σ(1−σ) in one pass: two full-size passes fewer.
+      if (nativeKernels()) return [tf.mul(dy, tf.add(ss, sigmoidGrad(ss, xdz)))];
+      return [tf.mul(dy, tf.add(ss, tf.mul(tf.mul(ss, tf.sub(1, ss)), xdz)))];
     },
   };
 });
@@ -140,8 +157,27 @@ function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
   return mm(a, transposeB ? transposeLast(b) : b);
 }
 
+/**
+ * x @ W + b on native kernels with its gradient written out: dx = dy @ Wᵀ, dW = xᵀ @ dy (transpose
+ * flags), db = 1ᵀ @ dy. The bias gradient as a [1, N] @ [N, out] matmul runs about 2× faster than
+ * TensorFlow's column Sum, which is what the broadcast add's own gradient uses.
+ */
+const linearNative = tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: tf.add<tf.Tensor2D>(tf.matMul(x, w), b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const d = dy as tf.Tensor2D;
+      return [tf.matMul(d, sw, false, true), tf.matMul(sx, d, true, false), columnSum(d)];
+    },
+  };
+});
+
 /** x @ W + b for a Hugging Face Conv1D (W stored [in, out]). x: [N, in] → [N, out]. */
 function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (nativeKernels()) return linearNative(x, w, b);
   return tf.add<tf.Tensor2D>(matmul(x, w), b);
 }
 
@@ -157,6 +193,41 @@ function causalBias(T: number): tf.Tensor2D {
   return tf.tensor2d(bias, [T, T]);
 }
 
+/**
+ * The attention core on native kernels, with its gradient written out: qkv [B*T, 3C] → the heads'
+ * outputs merged back to [B*T, C]. One transpose splits q, k, v into heads ([B, T, 3, nh, hs] →
+ * [3, B, nh, T, hs]) instead of a split and three transposes (and their gradients, a concat and three
+ * more). The softmax gradient uses rowsum(dP·P) = rowsum(dY·Y) (FlashAttention's identity: both are
+ * Σ_j P_ij dY_i·V_j), computed on [B, nh, T, hs] instead of on the T/hs× larger [B, nh, T, T] scores,
+ * so dS = P·(dP − D) is two full-size passes instead of four.
+ */
+function attentionCore(B: number, T: number, nh: number, hs: number, bias: tf.Tensor): (qkv: tf.Tensor2D) => tf.Tensor2D {
+  const C = nh * hs,
+    scale = 1 / Math.sqrt(hs);
+  return tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [qkv, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const heads = tf.transpose(tf.reshape(qkv, [B, T, 3, nh, hs]), [2, 0, 3, 1, 4]); // [3, B, nh, T, hs]
+    const [q, k, v] = tf.unstack(heads) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // [B, nh, T, hs]
+    const qs = tf.mul(q, scale); // the 1/√hs scale on q: T/hs× less work than on the scores
+    const pr = tf.softmax(tf.add(tf.matMul(qs, k, false, true), bias)); // [B, nh, T, T]
+    const y = tf.matMul(pr, v); // [B, nh, T, hs]
+    save([qs, k, v, pr, y]);
+    return {
+      value: tf.reshape<tf.Rank.R2>(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]),
+      gradFunc: (dm: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, sp, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        const dy = tf.transpose(tf.reshape(dm, [B, T, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
+        const dp = tf.matMul(dy, sv, false, true); // [B, nh, T, T]
+        const ds = tf.mul(sp, tf.sub(dp, tf.sum(tf.mul(dy, sy), -1, true))); // P·(dP − rowsum(dY·Y))
+        const dq = tf.mul(tf.matMul(ds, sk), scale);
+        const dk = tf.matMul(ds, sq, true, false);
+        const dv = tf.matMul(sp, dy, true, false);
+        return [tf.reshape(tf.transpose(tf.stack([dq, dk, dv]), [1, 3, 0, 2, 4]), [B * T, 3 * C])]; // [B*T, 3C]
+      },
+    };
+  });
+}
+
 /** Multi-head causal self-attention. x: [B*T, C] → [B*T, C]. */
 function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor): tf.Tensor2D {
   const C = cfg.nEmbd,
@@ -164,6 +235,7 @@ function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: nu
     hs = C / nh;
   const pre = `transformer.h.${l}.attn`;
   const qkv = linear(x, param(p, `${pre}.c_attn.weight`), param(p, `${pre}.c_attn.bias`)); // [B*T, 3C]
+  if (nativeKernels()) return linear(attentionCore(B, T, nh, hs, bias)(qkv), param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
   const [q, k, v] = tf.split(qkv, 3, 1).map(
     (t) => tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]), // [B, nh, T, hs]
   ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
@@ -201,6 +273,35 @@ function trunk(cfg: ModelConfig, p: Params, tokEmb: tf.Tensor, B: number, T: num
   return layerNorm(x, param(p, 'transformer.ln_f.weight'), param(p, 'transformer.ln_f.bias'), cfg.layerNormEps);
 }
 
+/**
+ * Σ_i w_i · −log softmax(logits_i)[target_i], the weighted cross-entropy summed over rows. logits
+ * [N, V]; targets [N] (any id in [0, V) where w_i = 0); weights [N]. On native kernels the loss and its
+ * gradient come from one SparseSoftmaxCrossEntropyWithLogits kernel (no [N, V] one-hot, no separate
+ * log-softmax and exp passes); elsewhere log-softmax against a weighted one-hot.
+ */
+function weightedCrossEntropy(logits: tf.Tensor2D, targets: Int32Array, weights: Float32Array): tf.Scalar {
+  const [N, V] = logits.shape;
+  const w = tf.tensor1d(weights);
+  if (!nativeKernels()) {
+    const onehotW = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.reshape(w, [N, 1])); // [N, V]
+    return tf.neg(tf.sum<tf.Scalar>(tf.mul(tf.logSoftmax(logits), onehotW)));
+  }
+  const labels = tf.tensor1d(targets, 'int32');
+  const xent = tf.customGrad<tf.Scalar>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [lg, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const { loss, backprop } = sparseSoftmaxCrossEntropy(lg, labels);
+    save([backprop, w]); // gradFunc may use only saved tensors: the forward pass's others are disposed by then
+    return {
+      value: tf.sum<tf.Scalar>(tf.mul(loss, w)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sb, sw] = saved as [tf.Tensor2D, tf.Tensor1D];
+        return [tf.mul(sb, tf.reshape(tf.mul(sw, dy), [N, 1]))];
+      },
+    };
+  });
+  return xent(logits);
+}
+
 /** The model: parameter layout plus the differentiable forward pass. Stateless between calls. */
 export class Gpt2Model {
   readonly layout: ParamLayout;
@@ -233,7 +334,6 @@ export class Gpt2Model {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
     const cfg = this.config,
-      V = cfg.vocabSize,
       C = cfg.nEmbd;
     let lossTokens = 0;
     const weights = new Float32Array(B * T);
@@ -258,11 +358,10 @@ export class Gpt2Model {
     const out = tf.tidy(() => {
       const p = this.tensors(flat);
       const ids = tf.tensor1d(batch.inputs, 'int32');
-      const onehotW = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.tensor2d(weights, [B * T, 1])); // [B*T, V]
       const lossOf = (pm: Params, tokEmb: tf.Tensor): tf.Scalar => {
         const h = trunk(cfg, pm, tokEmb, B, T); // [B*T, C]
         const logits = head(h, param(pm, 'transformer.wte.weight')); // [B*T, V]
-        return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), onehotW))) as tf.Scalar;
+        return weightedCrossEntropy(logits, targets, weights);
       };
       const paramsOf = (args: readonly tf.Tensor[]): Params => new Map(names.map((n, i) => [n, args[i]!]));
       if (native) {
@@ -304,7 +403,6 @@ export class Gpt2Model {
   loss(flat: Float32Array, batch: TokenBatch): { loss: number; lossTokens: number } {
     this.checkBatch(batch);
     const { batchSize: B, seqLen: T } = batch;
-    const V = this.config.vocabSize;
     const targets = new Int32Array(B * T),
       weights = new Float32Array(B * T);
     let lossTokens = 0;
@@ -320,8 +418,7 @@ export class Gpt2Model {
       const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), tf.tensor1d(batch.inputs, 'int32'));
       const h = trunk(this.config, p, tokEmb, B, T);
       const logits = head(h, param(p, 'transformer.wte.weight'));
-      const w = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.tensor2d(weights, [B * T, 1]));
-      return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), w)));
+      return weightedCrossEntropy(logits, targets, weights);
     });
     const sum = total.dataSync()[0]!;
     total.dispose();
