@@ -75,7 +75,7 @@ function layerNormWithEps(eps: number): (x: tf.Tensor2D, g: tf.Tensor, b: tf.Ten
         // anyway), which read their operand once instead of writing dxhat·xhat out first.
         const dyx = tf.mul<tf.Tensor2D>(dy, sx); // [N, C]
         const gc = tf.reshape(tf.mul(sg, 1 / C), [C, 1]);
-        const m1 = tf.matMul(dy as tf.Tensor2D, gc); // [N, 1] = mean(dxhat)
+        const m1 = tf.matMul(dy, gc); // [N, 1] = mean(dxhat)
         const m2 = tf.matMul(dyx, gc); // [N, 1] = mean(dxhat · xhat)
         const dx = tf.mul(tf.sub(tf.sub(tf.mul(dy, sg), m1), tf.mul(sx, m2)), sr);
         return [dx, columnSum(dyx), columnSum(dy as tf.Tensor2D)];
