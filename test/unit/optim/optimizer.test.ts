@@ -6,7 +6,7 @@
  * with a state offset, and that masked entries and their state stay untouched.
  */
 import test from 'ava';
-import { type OptimizerParams, createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
+import { type OptimizerParams, type ThresholdRange, adamwStepThreshold, createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { bitEqual } from '../../helpers/compare.js';
 
@@ -105,3 +105,58 @@ for (const kind of ['adamw', 'sgd'] as const) {
     });
   }
 }
+
+/** The keep rule spelled out: bits > T, plus bits == T for every tie or for the first `quota` in index order. */
+function referenceThresholdKeep(g: Float32Array, ranges: readonly ThresholdRange[]): Uint8Array {
+  const u = new Uint32Array(g.buffer, g.byteOffset, g.length);
+  const keep = new Uint8Array(g.length);
+  for (const r of ranges) {
+    let quota = r.tieQuota ?? Infinity;
+    for (let i = r.lo; i < r.hi; i++) {
+      const x = u[i]! & 0x7fffffff;
+      if (x > r.thresholdBits) keep[i] = 1;
+      else if (x === r.thresholdBits && quota > 0) {
+        keep[i] = 1;
+        quota--;
+      }
+    }
+  }
+  return keep;
+}
+
+test('optimizer - adamwStepThreshold (keep rule inside the loop) is bit-identical to the scalar reference with the same mask, both tie rules', (t) => {
+  const n = 6000;
+  const { p, g } = randomArrays(n, 13);
+  for (let i = 0; i < n; i += 7) g[i] = 0; // exact zeros: ties at T = 0
+  for (let i = 1; i + 1 < n; i += 11) g[i + 1] = -g[i]!; // equal magnitudes of both signs
+  const bitsOf = (x: number) => new Uint32Array(new Float32Array([Math.abs(x)]).buffer)[0]!;
+  const ranges: ThresholdRange[] = [
+    { lo: 0, hi: 1000, thresholdBits: 0, tieQuota: undefined }, // keeps everything
+    { lo: 1000, hi: 2500, thresholdBits: 0, tieQuota: 40 }, // ties at zero, first 40 kept
+    { lo: 2500, hi: 4000, thresholdBits: bitsOf(g[2600]!), tieQuota: undefined },
+    { lo: 4000, hi: 5000, thresholdBits: bitsOf(g[4400]!), tieQuota: 1 },
+    { lo: 5000, hi: 5500, thresholdBits: 0x80000000, tieQuota: undefined }, // keeps nothing
+    { lo: 5500, hi: 6000, thresholdBits: bitsOf(g[5700]!), tieQuota: 0 },
+  ];
+  const keep = referenceThresholdKeep(g, ranges);
+  const state = createOptimizerState('adamw', n);
+  state.m.fill(0.25);
+  state.v.fill(0.125);
+  const pRef = p.slice(),
+    mRef = state.m.slice(),
+    vRef = state.v.slice();
+  for (let step = 1; step <= 3; step++) {
+    const lr = 1e-3 * step;
+    const kept = adamwStepThreshold(HP, state, p, g, lr, ranges);
+    referenceAdamw(HP, step, pRef, g, mRef, vRef, lr, keep, 0, n, 0);
+    t.deepEqual(
+      kept,
+      ranges.map((r) => keep.subarray(r.lo, r.hi).reduce((a, b) => a + b, 0)),
+    );
+  }
+  t.is(state.step, 3);
+  t.true(bitEqual(p, pRef), 'parameters');
+  t.true(bitEqual(state.m, mRef) && bitEqual(state.v, vRef), 'moments');
+  const kept1 = keep.subarray(1000, 2500).reduce((a, b) => a + b, 0);
+  t.true(kept1 > 40 && kept1 < 1500, 'the quota range keeps its non-zero entries and 40 zeros');
+});

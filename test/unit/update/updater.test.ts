@@ -7,6 +7,7 @@ import test from 'ava';
 import { TrainerConfigSchema } from '../../../contract/config.js';
 import { initBackend } from '../../../trainer/src/backend.js';
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
+import { computeMasks, computeRandomMasks } from '../../../trainer/src/masking/index.js';
 import { createOptimizerState, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
 import { optimizerParams, scheduleParams } from '../../../trainer/src/update/method.js';
 import { Updater } from '../../../trainer/src/update/updater.js';
@@ -67,6 +68,58 @@ function randomCase(seed: number, n: number) {
   return { params, grad };
 }
 
+/** Γ clipped as the update clips it (fp32 product with fround(coef)), and its GMT keep-mask from computeMasks. */
+function referenceKeep(grad: Float32Array, clipCoef: number, c: ReturnType<typeof config>): { clipped: Float32Array; keep: Uint8Array } {
+  const f = Math.fround(clipCoef);
+  const clipped = grad.map((x) => x * f);
+  const set = computeMasks(
+    layout.slots.map((s) => ({ name: s.name, values: clipped.subarray(s.offset, s.offset + s.size) })),
+    { maskRatio: c.maskRatio, scope: c.maskScope, tieRule: c.tieRule },
+  );
+  const keep = new Uint8Array(layout.size);
+  layout.slots.forEach((s, i) => keep.set(set.masks[i]!, s.offset));
+  return { clipped, keep };
+}
+
+for (const scope of ['tensor', 'global'] as const) {
+  for (const tieRule of ['all', 'exact'] as const) {
+    test(`update - fused GMT (clip in the selection, mask in AdamW) is bit-identical to clip → computeMasks → masked optimizerStep (${scope}, ${tieRule})`, (t) => {
+      for (const maskRatio of [0.2, 0.9]) {
+        const c = config({ maskRatio, maskScope: scope, tieRule, maxGradNorm: 0.5 });
+        const updater = new Updater(layout, c, optimizerParams(c), scheduleParams(c));
+        const { params, grad } = randomCase(20, 3000); // many exact zeros: ties at T_k when r is large
+        // Duplicated magnitudes with both signs, so ties also fall above zero.
+        for (let i = 0; i + 1 < grad.length; i += 97) grad[i + 1] = -grad[i]!;
+        const p1 = params.slice(),
+          s1 = createOptimizerState('adamw', p1.length);
+        s1.m.fill(0.125);
+        s1.v.fill(0.5);
+        const p2 = p1.slice(),
+          s2 = createOptimizerState('adamw', p2.length);
+        s2.m.fill(0.125);
+        s2.v.fill(0.5);
+        const g1 = grad.slice();
+        const r = updater.update(0, p1, g1, s1);
+        t.true(r.clipCoef < 1, 'the case clips');
+        const { clipped, keep } = referenceKeep(grad, r.clipCoef, c);
+        t.true(bitEqual(g1, clipped), 'Γ clipped in place as scaleInPlace does');
+        optimizerStep(optimizerParams(c), s2, p2, clipped, c.lr, keep);
+        t.true(bitEqual(p1, p2), `parameters, r=${maskRatio}`);
+        t.true(bitEqual(s1.m, s2.m) && bitEqual(s1.v, s2.v), `moments, r=${maskRatio}`);
+        t.is(s1.step, s2.step);
+        let kept = 0;
+        for (const k of keep) kept += k;
+        t.is(r.kept, kept, 'kept count from the fused loop');
+        layout.slots.forEach((s, i) => {
+          let k = 0;
+          for (let j = s.offset; j < s.offset + s.size; j++) k += keep[j]!;
+          t.is(r.masks!.tensors[i]!.kept, k, s.name);
+        });
+      }
+    });
+  }
+}
+
 test('update - maskMode update leaves masked parameters and their optimizer state bit-identical', (t) => {
   const c = config({ maskRatio: 0.7, optimizer: 'adamw' });
   const updater = new Updater(layout, c, optimizerParams(c), scheduleParams(c));
@@ -77,8 +130,7 @@ test('update - maskMode update leaves masked parameters and their optimizer stat
   state.v.fill(0.5);
   const before = { p: params.slice(), m: state.m.slice(), v: state.v.slice() };
   const r = updater.update(0, params, grad.slice(), state);
-  const keep = new Uint8Array(layout.size);
-  layout.slots.forEach((s, i) => keep.set(r.masks!.masks[i]!, s.offset));
+  const { keep } = referenceKeep(grad, r.clipCoef, c);
   let masked = 0,
     moved = 0;
   for (let i = 0; i < keep.length; i++) {
@@ -98,8 +150,7 @@ test('update - maskMode gradient equals "zero the masked gradient, then plain Ad
   const p1 = params.slice(),
     s1 = createOptimizerState('adamw', p1.length);
   const r = new Updater(layout, c, optimizerParams(c), scheduleParams(c)).update(0, p1, grad.slice(), s1);
-  const keep = new Uint8Array(layout.size);
-  layout.slots.forEach((s, i) => keep.set(r.masks!.masks[i]!, s.offset));
+  const { keep } = referenceKeep(grad, r.clipCoef, c);
   // Reference: clip, zero masked entries, dense AdamW.
   const g2 = grad.slice();
   let ss = 0;
@@ -157,8 +208,18 @@ test('update - random mask keeps exactly k per tensor and differs between steps'
   const c = config({ method: 'random', maskRatio: 0.5 });
   const updater = new Updater(layout, c, optimizerParams(c), scheduleParams(c));
   const { params, grad } = randomCase(5, 0);
-  const r0 = updater.update(0, params.slice(), grad.slice(), createOptimizerState('adamw', params.length));
-  const r1 = updater.update(1, params.slice(), grad.slice(), createOptimizerState('adamw', params.length));
+  const p0 = params.slice(),
+    p1 = params.slice();
+  const r0 = updater.update(0, p0, grad.slice(), createOptimizerState('adamw', params.length));
+  const r1 = updater.update(1, p1, grad.slice(), createOptimizerState('adamw', params.length));
   for (const s of r0.masks!.tensors) t.is(s.kept, Math.ceil(0.5 * s.size));
-  t.notDeepEqual(Array.from(r0.masks!.masks[4]!), Array.from(r1.masks!.masks[4]!));
+  // The entries each step moved are its random mask (maskMode update), and they differ between steps.
+  const tensors = layout.slots.map((s) => ({ name: s.name, size: s.size }));
+  const s4 = layout.slots[4]!;
+  const moved = (p: Float32Array) => Array.from(p.subarray(s4.offset, s4.offset + s4.size), (x, i) => (x !== params[s4.offset + i] ? 1 : 0));
+  const maskAt = (step: number) => Array.from(computeRandomMasks(tensors, { seed: c.seed, step, maskRatio: c.maskRatio, scope: c.maskScope }).masks[4]!);
+  t.deepEqual(moved(p0), maskAt(0));
+  t.deepEqual(moved(p1), maskAt(1));
+  t.notDeepEqual(moved(p0), moved(p1));
+  t.is(r1.kept, r0.kept);
 });

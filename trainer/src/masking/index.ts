@@ -21,8 +21,19 @@ export {
 export type { PassSpec, RadixSelectDone, RadixSelectNonFinite, RadixSelectRunning, RadixSelectState } from './radix-select.js';
 export { assertFinite, selectThreshold } from './select-threshold.js';
 export type { SelectNames, ThresholdSelection } from './select-threshold.js';
-export { applyMaskInPlace, buildMaskSet, computeMask, computeMaskInto, computeMasks, countKept, scopeStats } from './mask.js';
-export type { MaskOptions, MaskScope, MaskSet, NamedTensor, ScopeMaskStats, TensorMaskStats, TieRule } from './mask.js';
+export { applyMaskInPlace, buildMaskSet, computeMask, computeMaskInto, computeMasks, countKept, maskStats, scopeStats, selectMaskThresholds } from './mask.js';
+export type {
+  MaskOptions,
+  MaskScope,
+  MaskSet,
+  MaskStats,
+  MaskThresholds,
+  NamedTensor,
+  ScopeMaskStats,
+  TensorMaskStats,
+  TensorThreshold,
+  TieRule,
+} from './mask.js';
 export {
   computeRandomMaskRange,
   computeRandomMasks,

@@ -50,14 +50,32 @@ export interface ScopeMaskStats {
   readonly countEqual: number;
 }
 
-/** Masks aligned with the input tensors (1 = keep), with per-tensor, per-scope and overall stats. */
-export interface MaskSet {
-  readonly masks: readonly Uint8Array[];
+/** Per-tensor, per-scope and overall statistics of a step's masks. */
+export interface MaskStats {
   readonly tensors: readonly TensorMaskStats[];
   readonly scopes: readonly ScopeMaskStats[];
   readonly size: number;
   readonly kept: number;
   readonly keptRatio: number;
+}
+
+/** Masks aligned with the input tensors (1 = keep), with per-tensor, per-scope and overall stats. */
+export interface MaskSet extends MaskStats {
+  readonly masks: readonly Uint8Array[];
+}
+
+/** What decides a tensor's mask: keep s > T, plus s == T for all ties (tieQuota undefined) or the first tieQuota. */
+export interface TensorThreshold {
+  /** Saliency bits of T_k of the tensor's scope (|g| as fp32 bits, sign cleared). */
+  readonly thresholdBits: number;
+  readonly threshold: number;
+  readonly tieQuota: number | undefined;
+}
+
+/** The thresholds of a GMT step: one per tensor, and each scope's selection with its member tensors. */
+export interface MaskThresholds {
+  readonly tensors: readonly TensorThreshold[];
+  readonly scopes: readonly { readonly scope: string; readonly members: readonly number[]; readonly selection: ThresholdSelection }[];
 }
 
 /**
@@ -130,31 +148,56 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
   }
   // `into` (e.g. subarrays of one flat keep-mask) saves allocating and zeroing a mask per tensor per step.
   const masks = into ?? tensors.map((t) => new Uint8Array(t.values.length));
-  const kept = tensors.map(() => 0);
-  const thresholds = tensors.map(() => 0);
-  const scopes: ScopeMaskStats[] = [];
+  const th = selectMaskThresholds(tensors, options);
+  const kept = th.tensors.map((x, i) => computeMaskInto(tensors[i]!.values, x.thresholdBits, x.tieQuota, masks[i]!));
+  return { ...maskStats(tensors, th, kept), masks };
+}
+
+/**
+ * The thresholds of GMT masks (s = |g|) without writing the masks: per tensor or one global scope,
+ * k = ceil((1 − r)·n) per scope, tie quotas under the `exact` rule. Throws NonFiniteGradientError on
+ * NaN/±Inf. With `scale` ≠ 1 every tensor is first multiplied in place by fround(scale) (global-norm
+ * clipping), fused into the selection's first pass; the thresholds are those of the scaled values.
+ * For a consumer that applies the rule itself (the optimizer's fused GMT loop, optim/optimizer.ts).
+ */
+export function selectMaskThresholds(tensors: readonly NamedTensor[], options: MaskOptions, scale = 1): MaskThresholds {
+  const out: TensorThreshold[] = [];
+  const scopes: MaskThresholds['scopes'][number][] = [];
   const groups: number[][] = options.scope === 'global' ? [tensors.map((_, i) => i)] : tensors.map((_, i) => [i]);
-  for (const group of groups) {
-    const segs = group.map((i) => tensors[i]!.values);
-    const names = group.map((i) => tensors[i]!.name);
+  for (const members of groups) {
+    const segs = members.map((i) => tensors[i]!.values);
+    const names = members.map((i) => tensors[i]!.name);
     const scope = options.scope === 'global' ? 'global' : names[0]!;
     let size = 0;
     for (const s of segs) size += s.length;
-    const sel = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names });
-    let scopeKept = 0;
-    group.forEach((i, j) => {
-      const quota = options.tieRule === 'exact' ? sel.quotas[j]! : undefined;
-      kept[i] = computeMaskInto(segs[j]!, sel.thresholdBits, quota, masks[i]!);
-      thresholds[i] = sel.threshold;
-      scopeKept += kept[i];
+    const selection = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names }, scale);
+    members.forEach((i, j) => {
+      out[i] = {
+        thresholdBits: selection.thresholdBits,
+        threshold: selection.threshold,
+        tieQuota: options.tieRule === 'exact' ? selection.quotas[j]! : undefined,
+      };
     });
-    scopes.push(scopeStats(scope, sel, scopeKept));
+    scopes.push({ scope, members, selection });
   }
-  return buildMaskSet(
+  return { tensors: out, scopes };
+}
+
+/** The statistics of masks with these thresholds that kept `kept[i]` entries of tensor i. */
+export function maskStats(
+  tensors: readonly { readonly name: string; readonly values: ArrayLike<number> }[],
+  th: MaskThresholds,
+  kept: readonly number[],
+): MaskStats {
+  const scopes = th.scopes.map((s) => {
+    let scopeKept = 0;
+    for (const i of s.members) scopeKept += kept[i]!;
+    return scopeStats(s.scope, s.selection, scopeKept);
+  });
+  return buildMaskStats(
     tensors.map((t) => ({ name: t.name, size: t.values.length })),
-    masks,
     kept,
-    thresholds,
+    th.tensors.map((x) => x.threshold),
     scopes,
   );
 }
@@ -181,6 +224,16 @@ export function buildMaskSet(
   thresholds: readonly number[],
   scopes: readonly ScopeMaskStats[],
 ): MaskSet {
+  return { ...buildMaskStats(tensors, kept, thresholds, scopes), masks };
+}
+
+/** Mask statistics from per-tensor kept counts and thresholds. */
+function buildMaskStats(
+  tensors: readonly { readonly name: string; readonly size: number }[],
+  kept: readonly number[],
+  thresholds: readonly number[],
+  scopes: readonly ScopeMaskStats[],
+): MaskStats {
   let size = 0;
   let total = 0;
   const stats = tensors.map((t, i) => {
@@ -194,5 +247,5 @@ export function buildMaskSet(
       threshold: thresholds[i]!,
     };
   });
-  return { masks, tensors: stats, scopes, size, kept: total, keptRatio: size === 0 ? 1 : total / size };
+  return { tensors: stats, scopes, size, kept: total, keptRatio: size === 0 ? 1 : total / size };
 }

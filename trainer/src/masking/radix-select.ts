@@ -148,6 +148,24 @@ export function histogram(segment: Float32Array | Uint32Array, spec: PassSpec): 
 }
 
 /**
+ * Pass 1 fused with global-norm clipping: multiplies every entry of the segment in place by
+ * fround(factor) (the same fp32 product as optim/clip.ts scaleInPlace) and counts the scaled |g|, in one
+ * read and write of the segment instead of a scaling pass followed by a counting pass.
+ */
+export function scaleAndHistogram(segment: Float32Array, spec: PassSpec, factor: number): Uint32Array {
+  if (spec.pass !== 0) throw new RangeError('radix select: only pass 1 sees every entry to scale');
+  const f = Math.fround(factor);
+  const u = bitsOf(segment);
+  const h = new Uint32Array(spec.bins);
+  const n = u.length;
+  for (let i = 0; i < n; i++) {
+    segment[i] = segment[i]! * f;
+    h[(u[i]! & 0x7fffffff) >>> 20]!++;
+  }
+  return h;
+}
+
+/**
  * Like histogram, and also copies the matching keys (sign cleared) out, so that later passes —
  * whose prefixes extend this one — run over the candidates only instead of the whole segment.
  * `expected` is the segment's count in the bin this prefix came from (its previous histogram at

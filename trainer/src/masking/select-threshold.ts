@@ -13,6 +13,7 @@ import {
   histogram,
   histogramAndCompact,
   passSpec,
+  scaleAndHistogram,
   type RadixSelectDone,
   type RadixSelectState,
   sumHistograms,
@@ -59,13 +60,20 @@ export function assertFinite(segments: readonly Float32Array[], names: SelectNam
  * The exact k-th largest |g| over a scope given as one array or several segments (in flat index
  * order), with countAbove, countEqual and per-segment tie quotas; equals a full sort, ties
  * included. Throws NonFiniteGradientError (naming scope, tensor, index) on any NaN or ±Inf.
+ * With `scale` ≠ 1 every segment is first multiplied in place by fround(scale) (global-norm
+ * clipping, optim/clip.ts scaleInPlace: the same fp32 bits), fused into pass 1; the selection is
+ * that of the scaled values.
  */
-export function selectThreshold(segments: Float32Array | readonly Float32Array[], k: number, names: SelectNames = {}): ThresholdSelection {
+export function selectThreshold(segments: Float32Array | readonly Float32Array[], k: number, names: SelectNames = {}, scale = 1): ThresholdSelection {
   const segs = segments instanceof Float32Array ? [segments] : segments;
   let n = 0;
   for (const s of segs) n += s.length;
   let state: RadixSelectState = createSelectState(n, k);
   if (k === 0 || k === n) {
+    if (scale !== 1) {
+      const f = Math.fround(scale); // no pass 1 here: scale on its own
+      for (const s of segs) for (let i = 0; i < s.length; i++) s[i] = s[i]! * f;
+    }
     // No passes needed: keep nothing, or keep everything (T_k = the minimum, one fused scan).
     return k === 0 ? keepNone(segs, n, names) : keepAll(segs, n, names);
   }
@@ -73,7 +81,9 @@ export function selectThreshold(segments: Float32Array | readonly Float32Array[]
   let last: readonly Uint32Array[] = [];
   while (state.status === 'running') {
     const spec = passSpec(state);
-    if (spec.pass === 1) {
+    if (spec.pass === 0 && scale !== 1) {
+      last = segs.map((s) => scaleAndHistogram(s, spec, scale));
+    } else if (spec.pass === 1) {
       // Copy out the pass-1 bin's candidates so the remaining passes touch only them.
       const prev = last;
       const parts = inputs.map((s, j) => histogramAndCompact(s, spec, prev[j]![spec.prefix]!));

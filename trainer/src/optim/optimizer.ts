@@ -145,3 +145,92 @@ function adamwKeep(
     params[i] = Math.fround(params[i]! * decay) - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
   }
 }
+
+/** A range of the flat vector under one GMT threshold: keep |g| bits > thresholdBits, plus ties (all, or the first tieQuota). */
+export interface ThresholdRange {
+  readonly lo: number;
+  readonly hi: number;
+  /** |g| as fp32 bits with the sign cleared (masking/radix-select.ts); 0x80000000 keeps nothing. */
+  readonly thresholdBits: number;
+  /** Ties (|g| bits == thresholdBits) kept in index order; undefined keeps them all. */
+  readonly tieQuota: number | undefined;
+}
+
+/**
+ * One AdamW step in maskMode "update" with GMT's keep rule evaluated inside the loop: entry i of a
+ * range is updated iff the mask computeMaskInto (masking/mask.ts) would write for that range keeps
+ * it, read straight from g's bits, so no mask is written or read (docs/native-backend.md). The
+ * arithmetic is optimizerStep's with that keep-mask, so the fp32 bits are the same. State covers the
+ * whole vector (index i). Increments state.step once; returns the kept count per range.
+ */
+export function adamwStepThreshold(
+  hp: OptimizerParams,
+  state: OptimizerState,
+  params: Float32Array,
+  g: Float32Array,
+  lr: number,
+  ranges: readonly ThresholdRange[],
+): number[] {
+  if (hp.kind !== 'adamw') throw new RangeError(`adamwStepThreshold: optimizer ${hp.kind}`);
+  state.step += 1;
+  const t = state.step;
+  const b1 = hp.beta1,
+    b2 = hp.beta2,
+    eps = hp.eps;
+  const decay = 1 - lr * hp.weightDecay;
+  const stepSize = lr / (1 - b1 ** t);
+  const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+  const u = new Uint32Array(g.buffer, g.byteOffset, g.length);
+  return ranges.map(({ lo, hi, thresholdBits: tb, tieQuota }) => {
+    if (tieQuota === undefined) return adamwFrom(params, g, u, state.m, state.v, lo, hi, tb, b1, b2, eps, decay, stepSize, bc2Sqrt);
+    // `exact`: the first tieQuota ties are kept. Up to the entry after the last of them the rule is
+    // bits ≥ T, from there bits > T, i.e. bits ≥ T + 1.
+    let e = lo;
+    if (tieQuota > 0) {
+      let q = tieQuota;
+      for (; e < hi; e++) {
+        if ((u[e]! & 0x7fffffff) === tb && --q === 0) {
+          e++;
+          break;
+        }
+      }
+    }
+    return (
+      adamwFrom(params, g, u, state.m, state.v, lo, e, tb, b1, b2, eps, decay, stepSize, bc2Sqrt) +
+      adamwFrom(params, g, u, state.m, state.v, e, hi, tb + 1, b1, b2, eps, decay, stepSize, bc2Sqrt)
+    );
+  });
+}
+
+/** adamwKeep's loop over [lo, hi) keeping entries whose |g| bits are ≥ lim; returns how many it kept. */
+function adamwFrom(
+  params: Float32Array,
+  g: Float32Array,
+  u: Uint32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lo: number,
+  hi: number,
+  lim: number,
+  b1: number,
+  b2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  bc2Sqrt: number,
+): number {
+  const c1 = 1 - b1,
+    c2 = 1 - b2;
+  let kept = 0;
+  for (let i = lo; i < hi; i++) {
+    if ((u[i]! & 0x7fffffff) < lim) continue;
+    kept++;
+    const gi = g[i]!;
+    const mi = Math.fround(b1 * m[i]! + c1 * gi);
+    const vi = Math.fround(b2 * v[i]! + c2 * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = Math.fround(params[i]! * decay) - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
+  }
+  return kept;
+}

@@ -6,7 +6,7 @@
  */
 import type { TrainerConfig } from '../../../contract/config.js';
 import { NumericError } from '../errors.js';
-import { type MaskSet, hftFrozenNames } from '../masking/index.js';
+import { type MaskStats, hftFrozenNames } from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
 import { clipCoefficient, scaleInPlace } from '../optim/clip.js';
 import type { OptimizerParams } from '../optim/optimizer.js';
@@ -30,7 +30,7 @@ export interface UpdateResult {
   /** T_k: the global threshold, or the median of per-tensor thresholds (NaN for non-threshold methods). */
   readonly threshold: number;
   /** Full mask statistics for threshold/random methods (single process only). */
-  readonly masks: MaskSet | undefined;
+  readonly masks: MaskStats | undefined;
 }
 
 /** Optimizer hyper-parameters from the config. */

@@ -5,9 +5,19 @@
  * optimizer unchanged). The sharded collective runs the same steps over N ranks with the shared
  * pieces of method.ts. Pure apart from mutating params, Γ and the optimizer state it is given.
  */
-import { type MaskSet, type NamedTensor, applyMaskInPlace, computeMasks, computeRandomMasks, findNonFinite } from '../masking/index.js';
+import {
+  type MaskSet,
+  type NamedTensor,
+  applyMaskInPlace,
+  computeMasks,
+  computeRandomMasks,
+  findNonFinite,
+  maskStats,
+  selectMaskThresholds,
+} from '../masking/index.js';
 import type { ParamLayout } from '../model/params.js';
-import { type OptimizerParams, type OptimizerState, optimizerStep } from '../optim/optimizer.js';
+import { clipCoefficient } from '../optim/clip.js';
+import { type OptimizerParams, type OptimizerState, adamwStepThreshold, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
 import { type MethodConfig, type UpdateResult, clipInPlace, keptIn, masksGradient, median, nonFiniteOutcome, staticKeepMask } from './method.js';
 import { canonicalNorm } from './norm.js';
@@ -18,6 +28,8 @@ export class Updater {
   /** Per-tensor views of `keep`: computeMasks writes GMT's masks straight into the flat mask. */
   private readonly keepViews: readonly Uint8Array[];
   private readonly staticKeep: Uint8Array | undefined;
+  /** GMT + AdamW + maskMode "update": the mask is fused into the optimizer (fusedGmtUpdate). */
+  private readonly fusedGmt: boolean;
 
   constructor(
     private readonly layout: ParamLayout,
@@ -28,6 +40,7 @@ export class Updater {
     this.keep = new Uint8Array(layout.size);
     this.keepViews = layout.slots.map((s) => this.keep.subarray(s.offset, s.offset + s.size));
     this.staticKeep = staticKeepMask(layout, cfg);
+    this.fusedGmt = cfg.method === 'gmt' && !masksGradient(cfg) && hp.kind === 'adamw';
   }
 
   /** Apply optimizer step `step` (0-based) with Γ = `grad` (averaged over all micro-batches). */
@@ -39,6 +52,7 @@ export class Updater {
     const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
     const bad = Number.isFinite(gradNorm) ? -1 : findNonFinite(grad);
     if (bad >= 0) return nonFiniteOutcome(layout, cfg, step, bad, grad[bad]!, lr);
+    if (this.fusedGmt) return this.fusedGmtUpdate(params, grad, state, lr, gradNorm);
     const clipCoef = clipInPlace(grad, gradNorm, cfg.maxGradNorm);
 
     const masks = this.stepMasks(step, grad);
@@ -59,12 +73,32 @@ export class Updater {
     return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept, keptRatio: kept / layout.size, threshold, masks };
   }
 
+  /**
+   * GMT with AdamW in maskMode "update", fused: the clip scale is applied inside the selection's first
+   * pass over Γ, and the keep rule (|Γ| bits against the tensor's threshold) inside the AdamW loop, so
+   * no keep-mask is written or read and Γ is not scaled in a pass of its own. The same fp32 results as
+   * clip → computeMasks → optimizerStep with the mask (test/unit/update/updater.test.ts).
+   */
+  private fusedGmtUpdate(params: Float32Array, grad: Float32Array, state: OptimizerState, lr: number, gradNorm: number): UpdateResult {
+    const { cfg, layout } = this;
+    const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
+    const tensors = this.tensorsOf(grad);
+    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef);
+    const ranges = layout.slots.map((s, i) => ({ lo: s.offset, hi: s.offset + s.size, ...th.tensors[i]! }));
+    const masks = maskStats(tensors, th, adamwStepThreshold(this.hp, state, params, grad, lr, ranges));
+    const threshold = median(masks.scopes.map((s) => s.threshold));
+    return { applied: true, skipReason: undefined, gradNorm, clipCoef, lr, kept: masks.kept, keptRatio: masks.kept / layout.size, threshold, masks };
+  }
+
+  private tensorsOf(grad: Float32Array): NamedTensor[] {
+    return this.layout.slots.map((s) => ({ name: s.name, values: grad.subarray(s.offset, s.offset + s.size) }));
+  }
+
   /** This step's masks for the per-step methods (GMT's threshold on |Γ|, random keys); undefined otherwise. */
   private stepMasks(step: number, grad: Float32Array): MaskSet | undefined {
     const { cfg, layout } = this;
     if (cfg.method === 'gmt') {
-      const tensors: NamedTensor[] = layout.slots.map((s) => ({ name: s.name, values: grad.subarray(s.offset, s.offset + s.size) }));
-      return computeMasks(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, this.keepViews);
+      return computeMasks(this.tensorsOf(grad), { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, this.keepViews);
     }
     if (cfg.method === 'random')
       return computeRandomMasks(
