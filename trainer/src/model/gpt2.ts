@@ -371,7 +371,8 @@ export class Gpt2Model {
           return lossOf(pm, tf.gather(param(pm, 'transformer.wte.weight'), ids));
         };
         const { value, grads: g } = tf.valueAndGrads(f)(names.map((n) => param(p, n)));
-        return { value, g };
+        // The loss and every gradient in one tensor (layout order): one device → host copy per step.
+        return { value, g: [tf.concat([tf.reshape(value, [1]), ...g.map((t) => tf.reshape(t, [-1]))])] };
       }
       const tokEmb = tf.gather(param(p, 'transformer.wte.weight'), ids); // [B*T, C], not differentiated
       const f = (...args: tf.Tensor[]): tf.Scalar => lossOf(paramsOf(args), args[names.length]!);
@@ -379,18 +380,21 @@ export class Gpt2Model {
       return { value, g };
     });
     try {
+      if (native) {
+        const packed = out.g[0]!.dataSync() as Float32Array; // [1 + size]: loss, then the flat gradient
+        grads.set(packed.subarray(1));
+        return { loss: packed[0]!, lossTokens, grads };
+      }
       const loss = out.value.dataSync()[0]!;
       this.layout.slots.forEach((s, i) => grads.set(out.g[i]!.dataSync(), s.offset));
-      if (!native) {
-        // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
-        // row order (deterministic). wpe's gradient already came through the differentiated slice.
-        const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
-        const wte = this.layout.view(grads, 'transformer.wte.weight');
-        for (let r = 0; r < B * T; r++) {
-          const row = r * C,
-            tok = batch.inputs[r]! * C;
-          for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
-        }
+      // Scatter-add the embedding-input gradient into wte, after the tied head's contribution, in
+      // row order (deterministic). wpe's gradient already came through the differentiated slice.
+      const dEmb = out.g[names.length]!.dataSync() as Float32Array; // [B*T, C]
+      const wte = this.layout.view(grads, 'transformer.wte.weight');
+      for (let r = 0; r < B * T; r++) {
+        const row = r * C,
+          tok = batch.inputs[r]! * C;
+        for (let c = 0; c < C; c++) wte[tok + c] = wte[tok + c]! + dEmb[row + c]!;
       }
       return { loss, lossTokens, grads };
     } finally {
