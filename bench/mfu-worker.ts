@@ -3,6 +3,10 @@
  * the binding loads). argv: <backend> <threads> <presets,...> [--matmul-only]. Prints one JSON line per
  * result on stdout: the backend's best square matmul, then per preset the training step and its phases.
  *
+ * The step is also paired with a square matmul of the peak's size timed right after each repetition:
+ * the medians of step/matmul GFLOP/s in wall time and per CPU-second hold up on a shared machine,
+ * where a peak measured once and steps measured later see different loads.
+ *
  * Phases of one optimizer step, each timed on its own (medians): forward = the loss alone; backward =
  * loss+gradients minus forward; optimizer = an SFT update (clip + AdamW on every entry); mask = a GMT
  * update (r = 0.2, per-tensor threshold, masked AdamW) minus the SFT update. The collective phase does not
@@ -59,6 +63,30 @@ function matmulPeak(sizes: readonly number[]): { gflops: number; size: number } 
   return best;
 }
 
+/** Wall and CPU seconds (process.cpuUsage: all threads) of one call. */
+function timed(fn: () => void): { wall: number; cpu: number } {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  fn();
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6 };
+}
+
+/** One n³ square matmul rate: GFLOP/s of wall time and GFLOP per CPU-second. */
+function matmulRate(n: number): { gflops: number; cpuGflops: number } {
+  const a = tf.randomNormal([n, n]),
+    b = tf.randomNormal([n, n]);
+  const reps = Math.max(3, Math.round(3e9 / (2 * n ** 3)));
+  const t = timed(() => {
+    for (let i = 0; i < reps; i++) tf.tidy(() => tf.matMul(a, b)).dispose();
+  });
+  a.dispose();
+  b.dispose();
+  const flops = 2 * n ** 3 * reps;
+  return { gflops: flops / t.wall / 1e9, cpuGflops: flops / t.cpu / 1e9 };
+}
+
 const [backendArg, threadsArg, presetsArg, flag] = process.argv.slice(2);
 const backend = await initBackend((backendArg ?? 'auto') as BackendChoice, { threads: Number(threadsArg ?? 0) });
 const emit = (o: Record<string, unknown>): void => {
@@ -76,7 +104,20 @@ if (flag !== '--matmul-only') {
     const batch = randomBatch(cfg.vocabSize, B, T);
     const grads = new Float32Array(model.layout.size);
     model.lossAndGrads(params, batch, grads); // warm-up: kernels, allocations
-    const step = time(() => model.lossAndGrads(params, batch, grads), reps);
+    const flops = trainFlopsPerToken(cfg, T) * B * T;
+    // Each step paired with the square matmul right after it, both in wall and in CPU time: on a
+    // shared machine the load drifts between a peak measured once and the steps measured later.
+    const paired: number[] = [],
+      pairedCpu: number[] = [],
+      steps: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const st = timed(() => model.lossAndGrads(params, batch, grads));
+      const mm = matmulRate(peak.size);
+      steps.push(st.wall);
+      paired.push(flops / st.wall / 1e9 / mm.gflops);
+      pairedCpu.push(flops / st.cpu / 1e9 / mm.cpuGflops);
+    }
+    const step = median(steps);
     const forward = time(() => model.loss(params, batch), reps);
     const updaters = (['sft', 'gmt'] as const).map((method) => {
       const c = TrainerConfigSchema.parse({ method, maskRatio: 0.2, steps: 1000 });
@@ -88,7 +129,6 @@ if (flag !== '--matmul-only') {
       return time(() => x.u.update(k++, x.p, grads.slice(), x.s), reps);
     });
     const copy = time(() => grads.slice(), reps); // the grads.slice() inside the update timings
-    const flops = trainFlopsPerToken(cfg, T) * B * T;
     emit({
       kind: 'step',
       preset,
@@ -98,6 +138,8 @@ if (flag !== '--matmul-only') {
       step,
       tokensPerSecond: (B * T) / step,
       gflops: flops / step / 1e9,
+      pairedRatio: median(paired),
+      pairedCpuRatio: median(pairedCpu),
       phases: { forward, backward: Math.max(0, step - forward), optimizer: Math.max(0, upd[0]! - copy), mask: Math.max(0, upd[1]! - upd[0]!) },
     });
   }

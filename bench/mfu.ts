@@ -5,6 +5,8 @@
  * (bench/mfu-worker.ts), one after the other, so they never share the cores.
  *
  * Environment: BENCH_BACKENDS (default: tensorflow when setup:native has built it, and wasm),
+ * "% paired matmul": median over the repetitions of the step's GFLOP/s over a square matmul's timed right
+ * after it (wall time, and per CPU-second): robust to load that drifts during the run.
  * BENCH_MODELS (default per backend: tensorflow tiny,small,gpt2; wasm tiny,small; cpu tiny),
  * BENCH_THREADS (TensorFlow threads, default 0 = all cores), BENCH_REPS (timed repetitions, default 3).
  */
@@ -30,6 +32,8 @@ const Line = z.discriminatedUnion('kind', [
     step: z.number(),
     tokensPerSecond: z.number(),
     gflops: z.number(),
+    pairedRatio: z.number(),
+    pairedCpuRatio: z.number(),
     phases: z.object({ forward: z.number(), backward: z.number(), optimizer: z.number(), mask: z.number() }),
   }),
 ]);
@@ -81,15 +85,15 @@ for (const l of lines) if (l.kind === 'matmul') console.log(`  ${l.backend.padEn
 if (machine?.kind === 'matmul') console.log(`  machine (native, ${machine.threads} threads): ${f1(machine.gflops)} GFLOP/s`);
 else console.log('  machine: native backend not built (npm run setup:native), no machine ceiling');
 console.log(
-  '\n| backend | threads | preset | params | batch | step ms | tokens/s | GFLOP/s | % own matmul | % machine | forward ms | backward ms | optimizer ms | mask ms |',
+  '\n| backend | threads | preset | params | batch | step ms | tokens/s | GFLOP/s | % own matmul | % machine | % paired matmul | % paired matmul, CPU time | forward ms | backward ms | optimizer ms | mask ms |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const l of lines) {
   if (l.kind !== 'step') continue;
   const own = lines.find((m) => m.kind === 'matmul' && m.backend === l.backend);
   const pct = (g: number | undefined): string => (g === undefined ? '—' : `${f1((100 * l.gflops) / g)}%`);
   console.log(
-    `| ${l.backend} | ${l.threads} | ${l.preset} | ${l.params.toLocaleString('en-US')} | ${l.B}×${l.T} | ${ms(l.step)} | ${Math.round(l.tokensPerSecond)} | ${f1(l.gflops)} | ${pct(own?.kind === 'matmul' ? own.gflops : undefined)} | ${pct(machine?.kind === 'matmul' ? machine.gflops : undefined)} | ${ms(l.phases.forward)} | ${ms(l.phases.backward)} | ${ms(l.phases.optimizer)} | ${ms(l.phases.mask)} |`,
+    `| ${l.backend} | ${l.threads} | ${l.preset} | ${l.params.toLocaleString('en-US')} | ${l.B}×${l.T} | ${ms(l.step)} | ${Math.round(l.tokensPerSecond)} | ${f1(l.gflops)} | ${pct(own?.kind === 'matmul' ? own.gflops : undefined)} | ${pct(machine?.kind === 'matmul' ? machine.gflops : undefined)} | ${f1(100 * l.pairedRatio)}% | ${f1(100 * l.pairedCpuRatio)}% | ${ms(l.phases.forward)} | ${ms(l.phases.backward)} | ${ms(l.phases.optimizer)} | ${ms(l.phases.mask)} |`,
   );
 }
 console.log('\ncollective: none in one process; `npm run bench:dp` compares data-parallel ranks with one process.');
