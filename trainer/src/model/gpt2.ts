@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.js';
-import { sigmoidGrad, sparseSoftmaxCrossEntropy } from './native-ops.js';
+import { nativeOnGpu, sigmoidGrad, sparseSoftmaxCrossEntropy } from './native-ops.js';
 import { ParamLayout } from './params.js';
 
 /** Token ids and next-token targets of one micro-batch, both [B*T] row-major; target -1 = no loss. */
@@ -277,12 +277,13 @@ function trunk(cfg: ModelConfig, p: Params, tokEmb: tf.Tensor, B: number, T: num
  * Σ_i w_i · −log softmax(logits_i)[target_i], the weighted cross-entropy summed over rows. logits
  * [N, V]; targets [N] (any id in [0, V) where w_i = 0); weights [N]. On native kernels the loss and its
  * gradient come from one SparseSoftmaxCrossEntropyWithLogits kernel (no [N, V] one-hot, no separate
- * log-softmax and exp passes); elsewhere log-softmax against a weighted one-hot.
+ * log-softmax and exp passes); elsewhere, and on a GPU (see nativeOnGpu), log-softmax against a
+ * weighted one-hot.
  */
 function weightedCrossEntropy(logits: tf.Tensor2D, targets: Int32Array, weights: Float32Array): tf.Scalar {
   const [N, V] = logits.shape;
   const w = tf.tensor1d(weights);
-  if (!nativeKernels()) {
+  if (!nativeKernels() || nativeOnGpu()) {
     const onehotW = tf.mul(tf.oneHot(tf.tensor1d(targets, 'int32'), V), tf.reshape(w, [N, 1])); // [N, V]
     return tf.neg(tf.sum<tf.Scalar>(tf.mul(tf.logSoftmax(logits), onehotW)));
   }

@@ -16,6 +16,7 @@ interface OpAttr {
 
 /** The part of tfjs-node's NodeJSKernelBackend used here. */
 interface NativeBackend {
+  readonly isUsingGpuDevice: boolean;
   readonly binding: { readonly TF_ATTR_TYPE: number; readonly TF_FLOAT: number; readonly TF_INT32: number };
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.Tensor[]): tf.Tensor;
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.Tensor[], numOutputs: number): tf.Tensor[];
@@ -26,6 +27,7 @@ function isNativeBackend(b: unknown): b is NativeBackend {
   const o = b as Record<string, unknown>;
   const binding = o['binding'] as Record<string, unknown> | undefined;
   return (
+    typeof o['isUsingGpuDevice'] === 'boolean' &&
     typeof o['executeSingleOutput'] === 'function' &&
     typeof o['executeMultipleOutputs'] === 'function' &&
     typeof binding?.['TF_ATTR_TYPE'] === 'number' &&
@@ -42,6 +44,15 @@ function nativeBackend(): NativeBackend {
 
 function typeAttr(b: NativeBackend, name: string, dtype: 'float32' | 'int32'): OpAttr {
   return { name, type: b.binding.TF_ATTR_TYPE, value: dtype === 'float32' ? b.binding.TF_FLOAT : b.binding.TF_INT32 };
+}
+
+/**
+ * Whether the kernels run on a GPU. TensorFlow's GPU kernel of SparseSoftmaxCrossEntropyWithLogits is
+ * not deterministic and fails under TF_DETERMINISTIC_OPS (core/kernels/sparse_xent_op.cc), which the
+ * backend sets by default, so callers keep the generic path there. Untested until a GPU is lent.
+ */
+export function nativeOnGpu(): boolean {
+  return nativeBackend().isUsingGpuDevice;
 }
 
 /**
