@@ -4,15 +4,11 @@
 // when `npm run cluster:up` is running (the local stand-in for `docker build` + `kind load`).
 
 import { join } from 'node:path';
-import { ensureBinary, formatDuration } from '../test/harness/binaries.js';
-import { buildDockerfile, buildNatsImage, PROJECT_IMAGES } from '../test/harness/real-node/build-images.js';
+import { formatDuration } from '../test/harness/binaries.js';
+import { buildProjectImages } from '../test/harness/real-node/build-images.js';
 import { run } from '../test/harness/real-node/exec.js';
-import { imagesDir } from '../test/harness/real-node/images.js';
 import { requireNodePackages } from '../test/harness/real-node/packages.js';
 import { clusterDir, readLiveState } from './cluster-state.js';
-
-/** The NATS image the chart's in-cluster NATS runs in tests (chart values nats.image.*). */
-export const NATS_IMAGE = 'localhost/nats:local';
 
 const log = (line: string): void => {
   process.stderr.write(line + '\n');
@@ -21,15 +17,7 @@ const log = (line: string): void => {
 async function main(): Promise<void> {
   const started = Date.now();
   await requireNodePackages();
-  const archives: string[] = [];
-  for (const [name, spec] of Object.entries(PROJECT_IMAGES)) {
-    const out = join(imagesDir(), `${name}.image.tar`);
-    await buildDockerfile(spec.dockerfile, spec.ref, out, log);
-    archives.push(out);
-  }
-  const nats = join(imagesDir(), 'nats.image.tar');
-  await buildNatsImage(await ensureBinary('nats-server', { log }), NATS_IMAGE, nats);
-  archives.push(nats);
+  const archives = await buildProjectImages(log);
   const state = await readLiveState();
   if (state !== undefined) {
     const node = join(clusterDir(), 'node');
