@@ -10,7 +10,7 @@ import test from 'ava';
 import { z } from 'zod';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
-import { podName, type Operator } from '../../operator/src/controller/index.js';
+import { PATHS, podName, type Operator } from '../../operator/src/controller/index.js';
 import { isApiError, waitFor } from '../harness/k8s-helpers.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -137,16 +137,20 @@ test.serial('operator - a trainer container killed through containerd restarts t
 test.serial('operator - malformed training data fails the job with the trainer reason, no restart loop', async (t) => {
   const { ns } = await setup('op-bad');
   const { kc } = cluster();
-  // The data reaches the workers as users give it: a file on a claim (dataset pvc://<claim>/<path>).
-  await fx.claim(ns, 'data');
-  await fx.withClaim(ns, 'data', `printf '%s\\n' '{"prompt": "1+1=", "answer": ' 'this is not json' > /data/bad.jsonl`);
-  await create(ns, tiny('bad', { dataset: { train: 'pvc://data/bad.jsonl', eval: 'pvc://data/bad.jsonl' } }));
+  // The data reaches the workers on a claim the pods mount: the checkpoint claim, whose mount path
+  // (children.ts PATHS.checkpointMount) the file is then read from. (dataset pvc://<claim>/<path>
+  // is accepted by the CRD but not mounted by the operator yet.)
+  const claimName = await fx.claim(ns, 'data');
+  await fx.withClaim(ns, claimName, `printf '%s\\n' '{"prompt": "1+1=", "answer": ' 'this is not json' > /data/bad.jsonl`);
+  const bad = `${PATHS.checkpointMount}/bad.jsonl`;
+  await create(ns, tiny('bad', { dataset: { train: bad, eval: bad }, checkpoint: { interval: 4, volume: { persistentVolumeClaim: { claimName } } } }));
   const failed = await waitForJob(t, ns, 'bad', 'Failed', (j) => j.status?.phase === 'Failed' || j.status?.phase === 'Succeeded');
   t.log(JSON.stringify(failed.status?.conditions));
   t.is(failed.status?.phase, 'Failed');
   const c = failed.status?.conditions?.find((x) => x.type === 'Failed');
   t.is(c?.reason, 'NonRetryableFailure');
   t.regex(c?.message ?? '', /exited with code 3 \(invalid training data\)/);
+  t.notRegex(c?.message ?? '', /ENOENT/, 'the file was there and read: its content is what is invalid');
   await new Promise((r) => setTimeout(r, 3000));
   const later = await get(ns, 'bad');
   t.is(later.status?.attempt, 0, 'no restart');
