@@ -5,15 +5,18 @@
 //  2. two replicas with leader election: only the leader reconciles; when the leader dies without
 //     releasing the lease, the standby takes over after the lease expires and finishes the job;
 //  3. suspend mid-run: pods gone, checkpoint kept on the job's claim, Suspended; resume: a new attempt
-//     resumes from that checkpoint and finishes all steps.
+//     resumes from that checkpoint and finishes all steps;
+//  4. examples/suspended.yaml with kubectl: created suspended (no pods), resumed with the patch its
+//     comment gives, to Succeeded.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { LABELS, type GmtFineTune } from '../../operator/src/api/index.js';
 import { computeJobId, type Operator } from '../../operator/src/controller/index.js';
 import { METRIC } from '../../operator/src/metrics/names.js';
-import { waitFor } from '../harness/k8s-helpers.js';
+import { runKubectl, waitFor } from '../harness/k8s-helpers.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -273,3 +276,37 @@ test.serial('lifecycle - suspend mid-run deletes the pods and keeps the checkpoi
   t.true(line.includes(latest), `resumed from the last kept checkpoint ${latest}`);
   t.is(z.object({ step: z.number() }).parse(JSON.parse(line)).step, Number(latest.slice(5)), 'resumed at the step of that checkpoint');
 });
+
+test.serial(
+  'lifecycle - examples/suspended.yaml applied with kubectl stays suspended without pods; the patch its comment gives resumes it to Succeeded',
+  async (t) => {
+    const ns = await fx.namespace('op-example');
+    const op = await fx.startOperator({ namespaces: [ns] });
+    await op.waitForSync();
+    const { kubectl, kubeconfigPath, images } = fx.cluster();
+    const k = async (args: readonly string[], stdin?: string): Promise<string> => {
+      const r = await runKubectl(kubectl, kubeconfigPath, ['-n', ns, ...args], stdin);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    const example = await readFile(repoPath('examples/suspended.yaml'), 'utf8');
+    // The example names the image users build (gmt-dev/…); the cluster has the one built here.
+    t.regex(example, /^\s*image: \S+$/m);
+    await k(['apply', '-f', '-'], example.replace(/^(\s*)image: .*$/m, `$1image: ${images.trainer}`));
+    const suspended = await fx.waitForJob(t, ns, 'suspended', 'Suspended', (j) => j.status?.phase === 'Suspended');
+    t.is(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.status, 'True');
+    await sleep(3000);
+    t.is((await livePods(ns, 'suspended')).length, 0, 'no worker pod while suspended');
+
+    // The resume command exactly as the example's comment gives it.
+    const patch = /^#\s+kubectl patch gft suspended --type merge -p '([^']+)'$/m.exec(example)?.[1];
+    if (patch === undefined) throw new Error('examples/suspended.yaml no longer shows the kubectl patch that resumes it');
+    await k(['patch', 'gft', 'suspended', '--type', 'merge', '-p', patch]);
+    const done = await fx.waitForJob(t, ns, 'suspended', 'finished', finished);
+    t.log(JSON.stringify({ phase: done.status?.phase, step: done.status?.step, attempt: done.status?.attempt }));
+    t.is(done.status?.phase, 'Succeeded');
+    t.is(done.status?.step, 50);
+    t.is(done.status?.restarts?.total, 0);
+    t.is((await k(['get', 'gft', 'suspended', '-o', 'jsonpath={.status.phase}'])).trim(), 'Succeeded');
+  },
+);
