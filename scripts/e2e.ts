@@ -14,7 +14,8 @@
 // when ava fails or the machine differs, saying which.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { formatDuration, repoRoot } from '../test/harness/binaries.js';
 import { E2E_ENV } from '../test/harness/cluster.js';
@@ -47,19 +48,35 @@ let ava: ChildProcess | undefined;
 let interrupted: NodeJS.Signals | undefined;
 const running = (): boolean => interrupted === undefined;
 
+/**
+ * Runs ava over the files that use the e2e cluster with a TMPDIR of their own, removed afterwards:
+ * an interrupted file leaves its temporary folders there (its after hooks do not run).
+ */
+async function runAvaIsolated(files: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const tmp = await mkdtemp(join(tmpdir(), 'gmt-e2e-run-'));
+  try {
+    return await runAva(files, { ...env, TMPDIR: tmp });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Runs ava over `files` with `env`; resolves its exit code (a signal counts as failure). */
 function runAva(files: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
+    // A process group of its own: a signal to the runner reaches ava's workers and their servers
+    // too (stop() below), not only ava's main process, whose workers would outlive it.
     const child = spawn(process.execPath, [join(repoRoot(), 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), ...files], {
       cwd: repoRoot(),
       env,
       stdio: 'inherit',
+      detached: true,
     });
     ava = child;
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       ava = undefined;
-      resolve(code ?? (signal !== null ? 128 : 1));
+      resolve(code ?? 128 + (signal !== null ? constants.signals[signal] : 0));
     });
   });
 }
@@ -85,13 +102,27 @@ async function main(): Promise<number> {
     process.on(signal, () => {
       if (interrupted === undefined) log(`${signal}: stopping the tests, then the node (wait for it: it undoes its changes to the machine)`);
       interrupted = signal;
-      ava?.kill(signal);
+      const pid = ava?.pid;
+      if (pid !== undefined) {
+        try {
+          process.kill(-pid, signal);
+        } catch {
+          // already gone
+        }
+      }
     });
   }
 
-  if (realNode.length > 0 && (await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined) {
+  // One real node per machine: say so before building anything.
+  const nodeRunning = (await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined;
+  if (nodeRunning && realNode.length > 0) {
     throw new Error(
       `${REAL_NODE_FILE} starts a real node of its own, but one is already running on this machine (link ${NODE_LINK}; npm run cluster:up?): stop it (npm run cluster:down), or select the other files (npm run test:e2e -- dist/test/e2e/<file>.test.js …)`,
+    );
+  }
+  if (nodeRunning && others.length > 0 && !useExisting) {
+    throw new Error(
+      `the e2e files need a real node of their own, but one is already running on this machine (link ${NODE_LINK}; npm run cluster:up?): stop it (npm run cluster:down), or test on it: ${E2E_ENV.kubeconfig}=<its kubeconfig> npm run test:e2e -- <files>`,
     );
   }
   const archives = realNode.length > 0 || (others.length > 0 && !useExisting) ? await timed('image build', () => buildProjectImages(log)) : [];
@@ -106,7 +137,7 @@ async function main(): Promise<number> {
   if (others.length > 0 && running()) {
     if (useExisting) {
       log(`using the existing cluster of ${E2E_ENV.kubeconfig}=${existing} as it is (images must be loaded there; it is not torn down)`);
-      const code = await timed(`tests (${others.length} files)`, () => runAva(others, process.env));
+      const code = await timed(`tests (${others.length} files)`, () => runAvaIsolated(others, process.env));
       if (code !== 0) failures.push(`ava failed on the other e2e files (exit ${code})`);
     } else {
       const before = await snapshotMachine();
@@ -115,7 +146,7 @@ async function main(): Promise<number> {
         await timed('image import', () => cluster.importImages(archives));
         if (running()) {
           const env = { ...process.env, [E2E_ENV.kubeconfig]: cluster.controlPlane.kubeconfigPath, [E2E_ENV.nodeDir]: cluster.dir };
-          const code = await timed(`tests (${others.length} files)`, () => runAva(others, env));
+          const code = await timed(`tests (${others.length} files)`, () => runAvaIsolated(others, env));
           if (code !== 0) failures.push(`ava failed on the other e2e files (exit ${code})`);
         }
         const crashed = cluster.crashed;
