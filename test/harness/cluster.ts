@@ -106,39 +106,53 @@ export const E2E_ENV = {
   natsImage: 'GMT_E2E_NATS_IMAGE',
 } as const;
 
-const env = (name: string): string | undefined => {
-  const v = process.env[name];
-  return v !== undefined && v !== '' ? v : undefined;
-};
-
-/** The e2e cluster from the environment; throws a one-line message saying how to get one when unset. */
-export async function e2eCluster(log: (line: string) => void = (line) => process.stderr.write(`[e2e] ${line}\n`)): Promise<E2eCluster> {
-  const path = env(E2E_ENV.kubeconfig);
-  if (path === undefined) {
+/** What the e2e tier reads from the environment (pure); throws a one-line message saying how to get a cluster when there is none. */
+export function e2eSettings(env: NodeJS.ProcessEnv): { kubeconfigPath: string; images: E2eImages; hostAddress: string; nodeDir: string | undefined } {
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v !== undefined && v !== '' ? v : undefined;
+  };
+  const kubeconfigPath = get(E2E_ENV.kubeconfig);
+  if (kubeconfigPath === undefined) {
     throw new Error(
       `${E2E_ENV.kubeconfig} is not set: run the e2e tier with \`npm run test:e2e\` (it starts a real node), or set ${E2E_ENV.kubeconfig} to a cluster that has the images (e.g. the kubeconfig \`npm run cluster:up\` prints, after \`npm run images\`)`,
     );
   }
+  return {
+    kubeconfigPath,
+    images: {
+      shell: get(E2E_ENV.shellImage) ?? NODE_IMAGES.debian,
+      trainer: get(E2E_ENV.trainerImage) ?? PROJECT_IMAGES.trainer.ref,
+      operator: get(E2E_ENV.operatorImage) ?? PROJECT_IMAGES.operator.ref,
+      nats: get(E2E_ENV.natsImage) ?? NATS_IMAGE,
+    },
+    hostAddress: get(E2E_ENV.hostAddress) ?? NODE_IP,
+    nodeDir: get(E2E_ENV.nodeDir),
+  };
+}
+
+/** The real node's work folder for a kubeconfig its control plane wrote (<node dir>/control-plane/kubeconfig), if it is one. */
+export async function nodeDirOf(kubeconfigPath: string): Promise<string | undefined> {
+  const guess = dirname(dirname(kubeconfigPath));
+  return (await exists(join(guess, 'mntns'))) ? guess : undefined;
+}
+
+/** The e2e cluster from the environment (e2eSettings). */
+export async function e2eCluster(log: (line: string) => void = (line) => process.stderr.write(`[e2e] ${line}\n`)): Promise<E2eCluster> {
+  const settings = e2eSettings(process.env);
+  const path = settings.kubeconfigPath;
   const kubeconfig = await readFile(path, 'utf8');
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfig);
-  // A real node's control plane writes its kubeconfig to <node dir>/control-plane/kubeconfig.
-  const guess = dirname(dirname(path));
-  const nodeDir = env(E2E_ENV.nodeDir) ?? ((await exists(join(guess, 'mntns'))) ? guess : undefined);
   log(`using the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (${E2E_ENV.kubeconfig}=${path})`);
   return {
     kubeconfig,
     kubeconfigPath: path,
     kc,
     kubectl: await ensureBinary('kubectl', { log }),
-    images: {
-      shell: env(E2E_ENV.shellImage) ?? NODE_IMAGES.debian,
-      trainer: env(E2E_ENV.trainerImage) ?? PROJECT_IMAGES.trainer.ref,
-      operator: env(E2E_ENV.operatorImage) ?? PROJECT_IMAGES.operator.ref,
-      nats: env(E2E_ENV.natsImage) ?? NATS_IMAGE,
-    },
-    hostAddress: env(E2E_ENV.hostAddress) ?? NODE_IP,
-    nodeDir,
+    images: settings.images,
+    hostAddress: settings.hostAddress,
+    nodeDir: settings.nodeDir ?? (await nodeDirOf(path)),
   };
 }
 
