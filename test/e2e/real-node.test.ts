@@ -3,7 +3,8 @@
 // server), the chart (operator + NATS with per-job JWT auth) running examples/tiny.yaml to Succeeded,
 // a pod of another namespace unable to read a job's NATS traffic (docs/security.md), a gang restart
 // after a trainer container is killed through containerd (attempt 1 resumes from the checkpoint
-// claim), that the egress guard stops a pod dialing an address outside the machine fast, and that
+// claim), that the egress guard stops a pod dialing an address outside the machine fast (and that
+// the API server refuses hostNetwork pods, which would bypass it), and that
 // after teardown the machine is exactly as before. Tests are serial: the last one tears down.
 
 import { execFile, spawn } from 'node:child_process';
@@ -25,6 +26,7 @@ import { diffMachine, snapshotMachine, type MachineState } from '../harness/real
 import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/network.js';
 import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
 import { cleanupStaleNode } from '../harness/real-node/teardown.js';
+import { HOST_NETWORK_POLICY } from '../harness/real-node/addons.js';
 
 let cluster: RealCluster | undefined;
 let before: MachineState | undefined;
@@ -537,6 +539,28 @@ test.serial('guard - a pod dialing an address outside the machine fails fast', a
   } finally {
     await tryRun('ip', ['link', 'del', sink]);
   }
+});
+
+test.serial('guard - a hostNetwork pod (which would bypass the guard) is refused by the API server', async (t) => {
+  const ns = await createTestNamespace(c().kc, 'rn-hostnet');
+  const r = await runKubectl(
+    kubectl,
+    c().controlPlane.kubeconfigPath,
+    ['-n', ns, 'apply', '-f', '-'],
+    JSON.stringify(pod('hostnet', 'true', { hostNetwork: true })),
+  );
+  t.not(r.code, 0);
+  t.regex(r.stderr, new RegExp(`forbidden: ValidatingAdmissionPolicy '${HOST_NETWORK_POLICY}'`));
+  t.regex(r.stderr, /hostNetwork pods are not allowed/);
+  // The same pod without hostNetwork is admitted (the policy refuses only that).
+  const ok = await runKubectl(
+    kubectl,
+    c().controlPlane.kubeconfigPath,
+    ['-n', ns, 'create', '--dry-run=server', '-f', '-'],
+    JSON.stringify(pod('hostnet', 'true')),
+  );
+  t.is(ok.code, 0, ok.stderr);
+  await k(['delete', 'namespace', ns, '--wait=false']);
 });
 
 test.serial('teardown - leaves the machine as it was before the node started', async (t) => {

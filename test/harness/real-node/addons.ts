@@ -94,3 +94,39 @@ export function buildCorednsManifests(): string {
   ];
   return docs.map((d) => JSON.stringify(d)).join('\n---\n') + '\n';
 }
+
+/** Name of the admission policy (and its binding) that keeps pods off the host's network namespace. */
+export const HOST_NETWORK_POLICY = 'gmt-no-host-network';
+
+/**
+ * A ValidatingAdmissionPolicy (+ binding) that rejects pods asking for the host's network namespace.
+ * The egress guard filters what leaves the pod bridge; a `hostNetwork: true` pod never touches that
+ * bridge and could send anywhere the machine can, so the API server refuses such pods outright.
+ */
+export function buildHostNetworkPolicy(): string {
+  const docs: unknown[] = [
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: HOST_NETWORK_POLICY },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] }] },
+        validations: [
+          {
+            expression: '!has(object.spec.hostNetwork) || object.spec.hostNetwork == false',
+            message: 'hostNetwork pods are not allowed on the gmt test node: they would bypass the pod egress guard (docs/testing.md, "Network safety")',
+            reason: 'Forbidden',
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: HOST_NETWORK_POLICY },
+      spec: { policyName: HOST_NETWORK_POLICY, validationActions: ['Deny'] },
+    },
+  ];
+  return docs.map((d) => JSON.stringify(d)).join('\n---\n') + '\n';
+}

@@ -18,7 +18,7 @@ import { ControlPlane } from '../control-plane.js';
 import { runKubectl, waitFor } from '../k8s-helpers.js';
 import { writeKubeconfig } from '../kubeconfig.js';
 import { ComponentProcess, freePort, waitHealthy } from '../processes.js';
-import { buildCorednsManifests } from './addons.js';
+import { buildCorednsManifests, buildHostNetworkPolicy, HOST_NETWORK_POLICY } from './addons.js';
 import { LocalPathProvisioner } from './local-path.js';
 import { cleanupStaleNode, mountNsFile, teardown, writeUndoRecord } from './teardown.js';
 import { buildCniConfig, buildContainerdConfig, buildKubeletConfig, buildKubeProxyConfig } from './config.js';
@@ -144,6 +144,8 @@ export class RealCluster {
       // Before anything can start a pod.
       await installGuard();
       log(`pod egress guard installed (pods reach pods, Services and ${NODE_IP} only)`);
+      await denyHostNetworkPods(bins.kubectl, cp.kubeconfigPath);
+      log('hostNetwork pods refused by admission policy');
 
       for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet/root', 'kubelet/pki', 'kube-proxy', 'logs'])
         await mkdir(join(dir, d), { recursive: true });
@@ -319,4 +321,33 @@ async function createMountNamespace(dir: string, created: string[]): Promise<voi
     }
     await inNs(['mount', '-t', 'tmpfs', '-o', 'mode=0755', name, path]);
   }
+}
+
+/**
+ * Installs the admission policy that refuses hostNetwork pods (addons.ts) and waits until the API
+ * server enforces it (policies are loaded asynchronously): a server-side dry run of such a pod must be
+ * refused by that policy before the kubelet starts.
+ */
+async function denyHostNetworkPods(kubectl: string, kubeconfigPath: string): Promise<void> {
+  const applied = await runKubectl(kubectl, kubeconfigPath, ['apply', '-f', '-'], buildHostNetworkPolicy());
+  if (applied.code !== 0) throw new RealNodeError(`applying the hostNetwork admission policy failed: ${applied.stderr}`);
+  const probe = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'gmt-host-network-probe', namespace: 'default' },
+    spec: { hostNetwork: true, containers: [{ name: 'c', image: 'none' }] },
+  });
+  let last = '';
+  await waitFor(
+    `admission policy ${HOST_NETWORK_POLICY} enforced`,
+    async () => {
+      const r = await runKubectl(kubectl, kubeconfigPath, ['create', '--dry-run=server', '-f', '-'], probe);
+      last = r.code === 0 ? r.stdout : r.stderr;
+      if (r.code === 0) return undefined;
+      if (r.stderr.includes(HOST_NETWORK_POLICY)) return true;
+      // Another refusal (e.g. the default ServiceAccount not yet created): try again.
+      return undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250, describe: () => Promise.resolve(last) },
+  );
 }
