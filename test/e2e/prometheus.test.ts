@@ -63,7 +63,7 @@ test.before(async () => {
   const kubeconfigPath = process.env['GMT_E2E_KUBECONFIG'];
   if (kubeconfigPath === undefined || kubeconfigPath === '')
     throw new Error(
-      'GMT_E2E_KUBECONFIG is not set: this test runs against a cluster; run it through `npm run test:e2e` (which provides the real test node), or set GMT_E2E_KUBECONFIG to a cluster whose node holds the project images',
+      `GMT_E2E_KUBECONFIG is not set: this test runs against a cluster; run it through \`npm run test:e2e\` (which provides the real test node), or set GMT_E2E_KUBECONFIG to the kubeconfig of a cluster whose node holds the images ${PROJECT_IMAGES.operator.ref}, ${PROJECT_IMAGES.trainer.ref} and ${NATS_IMAGE.repository}:${NATS_IMAGE.tag} (npm run images) and whose pod IPs this machine reaches`,
     );
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);

@@ -86,14 +86,15 @@ const BUILD_TAGS: Readonly<Partial<Record<ToolsModule, readonly string[]>>> = {
 
 /**
  * Cold-build durations measured on the 2-core build machine with an empty Go build cache
- * (k8s: 9m47s idle, 13m47s with tests running beside it; helm 2m29s; nats-server 19s).
+ * (k8s: 9m47s idle, 13m47s with tests running beside it; helm 2m29s; nats-server 19s; prometheus
+ * 9m41s wall / 4m10s CPU under a load average of 10-13).
  */
 const COLD_BUILD_ESTIMATE: Readonly<Record<ToolsModule, string>> = {
   k8s: '10-15 minutes',
   coredns: '2-4 minutes',
   helm: '2-3 minutes',
   nats: 'under a minute',
-  prometheus: '5-10 minutes',
+  prometheus: '3-10 minutes',
 };
 
 /** Raised when a binary cannot be found or built; `cause` carries the underlying failure. */

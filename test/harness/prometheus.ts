@@ -102,9 +102,9 @@ export interface PrometheusHandle {
 const stderrLog = (line: string): void => void process.stderr.write(`[prometheus] ${line}\n`);
 
 /**
- * What a Prometheus needs to discover and scrape pods through the API server (the rules of the
- * upstream Prometheus ClusterRole, read-only): get/list/watch of pods, services, endpoints and
- * endpointslices.
+ * What a Prometheus needs to discover pods and Service endpoints through the API server (the
+ * pod/service/endpoint part of the ClusterRole Prometheus' own examples and Helm charts grant,
+ * read-only): get/list/watch of pods, services, endpoints and endpointslices.
  */
 const SERVICE_DISCOVERY_RULES = [
   { apiGroups: [''], resources: ['pods', 'services', 'endpoints'], verbs: ['get', 'list', 'watch'] },
