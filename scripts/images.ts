@@ -2,10 +2,12 @@
 // made locally, see test/harness/real-node/build-images.ts) plus a NATS image, writes them as
 // docker-archive tarballs under <cache>/images, and loads them into the local cluster's containerd
 // when `npm run cluster:up` is running (the local stand-in for `docker build` + `kind load`).
+// `-- --gpu` also builds the GPU trainer image (images/trainer-gpu.Dockerfile: ~3.4 GB of CUDA wheels
+// from PyPI, so only on request).
 
 import { join } from 'node:path';
 import { ensureBinary, formatDuration } from '../test/harness/binaries.js';
-import { buildDockerfile, buildNatsImage, PROJECT_IMAGES } from '../test/harness/real-node/build-images.js';
+import { buildDockerfile, buildNatsImage, GPU_TRAINER_IMAGE, PROJECT_IMAGES } from '../test/harness/real-node/build-images.js';
 import { run } from '../test/harness/real-node/exec.js';
 import { imagesDir } from '../test/harness/real-node/images.js';
 import { requireNodePackages } from '../test/harness/real-node/packages.js';
@@ -22,7 +24,15 @@ async function main(): Promise<void> {
   const started = Date.now();
   await requireNodePackages();
   const archives: string[] = [];
-  for (const [name, spec] of Object.entries(PROJECT_IMAGES)) {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--gpu');
+  if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(' ')} (usage: npm run images [-- --gpu])`);
+  const images: Record<string, { dockerfile: string; ref: string }> = { ...PROJECT_IMAGES };
+  if (args.includes('--gpu')) {
+    log('gmt: --gpu: building the GPU trainer image too (fetches ~3.4 GB of CUDA wheels from PyPI on its first build)');
+    images['trainer-gpu'] = GPU_TRAINER_IMAGE;
+  }
+  for (const [name, spec] of Object.entries(images)) {
     const out = join(imagesDir(), `${name}.image.tar`);
     await buildDockerfile(spec.dockerfile, spec.ref, out, log);
     archives.push(out);

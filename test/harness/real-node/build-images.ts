@@ -26,6 +26,9 @@ export const PROJECT_IMAGES = {
   trainer: { dockerfile: 'images/trainer.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0' },
 } as const;
 
+/** The GPU trainer image: built only on request (`npm run images -- --gpu`; ~3.4 GB of CUDA wheels). */
+export const GPU_TRAINER_IMAGE = { dockerfile: 'images/trainer-gpu.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0-gpu' } as const;
+
 /** Raised when an image build fails; the message carries buildah's output tail. */
 export class ImageBuildError extends Error {
   override name = 'ImageBuildError';
