@@ -2,6 +2,8 @@
 // made locally, see test/harness/real-node/build-images.ts) plus a NATS image, writes them as
 // docker-archive tarballs under <cache>/images, and loads them into the local cluster's containerd
 // when `npm run cluster:up` is running (the local stand-in for `docker build` + `kind load`).
+// `-- --gpu` also builds the GPU trainer image (images/trainer-gpu.Dockerfile: ~3.4 GB of CUDA wheels
+// from PyPI, so only on request).
 
 import { join } from 'node:path';
 import { formatDuration } from '../test/harness/binaries.js';
@@ -17,7 +19,12 @@ const log = (line: string): void => {
 async function main(): Promise<void> {
   const started = Date.now();
   await requireNodePackages();
-  const archives = await buildProjectImages(log);
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--gpu');
+  if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(' ')} (usage: npm run images [-- --gpu])`);
+  const gpu = args.includes('--gpu');
+  if (gpu) log('gmt: --gpu: building the GPU trainer image too (fetches ~3.4 GB of CUDA wheels from PyPI on its first build)');
+  const archives = await buildProjectImages(log, { gpu });
   const state = await readLiveState();
   if (state !== undefined) {
     const node = join(clusterDir(), 'node');

@@ -29,6 +29,9 @@ export const PROJECT_IMAGES = {
 /** The NATS image the chart's in-cluster NATS runs in tests (chart values nats.inCluster.image.*). */
 export const NATS_IMAGE = 'localhost/nats:local';
 
+/** The GPU trainer image: built only on request (`npm run images -- --gpu`; ~3.4 GB of CUDA wheels). */
+export const GPU_TRAINER_IMAGE = { dockerfile: 'images/trainer-gpu.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0-gpu' } as const;
+
 /** Raised when an image build fails; the message carries buildah's output tail. */
 export class ImageBuildError extends Error {
   override name = 'ImageBuildError';
@@ -144,11 +147,14 @@ export async function buildNatsImage(natsServer: string, ref: string, out: strin
 
 /**
  * Builds every image the tests and the quickstart use: the project's images from images/*.Dockerfile
- * and the NATS image. Returns their docker-archives (under imagesDir()), in that order.
+ * (with `gpu`, the GPU trainer image too) and the NATS image. Returns their docker-archives (under
+ * imagesDir()), in that order.
  */
-export async function buildProjectImages(log: (line: string) => void): Promise<string[]> {
+export async function buildProjectImages(log: (line: string) => void, opts: { readonly gpu?: boolean } = {}): Promise<string[]> {
   const archives: string[] = [];
-  for (const [name, spec] of Object.entries(PROJECT_IMAGES)) {
+  const images: Record<string, { dockerfile: string; ref: string }> = { ...PROJECT_IMAGES };
+  if (opts.gpu === true) images['trainer-gpu'] = GPU_TRAINER_IMAGE;
+  for (const [name, spec] of Object.entries(images)) {
     const out = join(imagesDir(), `${name}.image.tar`);
     await buildDockerfile(spec.dockerfile, spec.ref, out, log);
     archives.push(out);
