@@ -1,6 +1,6 @@
 /**
  * Operator scale bench: the local control plane (etcd + kube-apiserver + controller-manager, no
- * node agent: no pod runs), a nats-server (progress subscription) and the operator *in this process* (so the memory figures include the
+ * node: no pod runs), a nats-server (progress subscription) and the operator *in this process* (so the memory figures include the
  * bench's own client and the harness bookkeeping, not just the operator).
  *
  *  1. create N GmtFineTunes at once, all with spec.runPolicy.suspend=true (no trainer runs);
@@ -55,7 +55,7 @@ function job(name: string): GmtFineTuneInput {
 
 async function main(): Promise<void> {
   const log = (l: string): void => void process.stderr.write(`[bench] ${l}\n`);
-  const cluster = await startTestCluster({ nodeAgent: false, log: () => {} });
+  const cluster = await startTestCluster({ log: () => {} });
   const nats = await startNatsServer({ binary: await ensureBinary('nats-server') });
   let op: Operator | undefined;
   try {

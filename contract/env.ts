@@ -21,8 +21,6 @@ export const ENV = {
   natsCreds: 'NATS_CREDS',
   /** Path of the JSON config file (the spec's trainer config). */
   config: 'GMT_CONFIG',
-  /** The same config inline, for runtimes that cannot mount volumes (the test node agent). */
-  configJson: 'GMT_CONFIG_JSON',
   /** Where rank 0 writes checkpoints. */
   checkpointDir: 'GMT_CHECKPOINT_DIR',
   /** Prometheus /metrics port (0 = off). */

@@ -6,15 +6,11 @@
 // from PyPI, so only on request).
 
 import { join } from 'node:path';
-import { ensureBinary, formatDuration } from '../test/harness/binaries.js';
-import { buildDockerfile, buildNatsImage, GPU_TRAINER_IMAGE, PROJECT_IMAGES } from '../test/harness/real-node/build-images.js';
+import { formatDuration } from '../test/harness/binaries.js';
+import { buildProjectImages } from '../test/harness/real-node/build-images.js';
 import { run } from '../test/harness/real-node/exec.js';
-import { imagesDir } from '../test/harness/real-node/images.js';
 import { requireNodePackages } from '../test/harness/real-node/packages.js';
 import { clusterDir, readLiveState } from './cluster-state.js';
-
-/** The NATS image the chart's in-cluster NATS runs in tests (chart values nats.image.*). */
-export const NATS_IMAGE = 'localhost/nats:local';
 
 const log = (line: string): void => {
   process.stderr.write(line + '\n');
@@ -23,23 +19,12 @@ const log = (line: string): void => {
 async function main(): Promise<void> {
   const started = Date.now();
   await requireNodePackages();
-  const archives: string[] = [];
   const args = process.argv.slice(2);
   const unknown = args.filter((a) => a !== '--gpu');
   if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(' ')} (usage: npm run images [-- --gpu])`);
-  const images: Record<string, { dockerfile: string; ref: string }> = { ...PROJECT_IMAGES };
-  if (args.includes('--gpu')) {
-    log('gmt: --gpu: building the GPU trainer image too (fetches ~3.4 GB of CUDA wheels from PyPI on its first build)');
-    images['trainer-gpu'] = GPU_TRAINER_IMAGE;
-  }
-  for (const [name, spec] of Object.entries(images)) {
-    const out = join(imagesDir(), `${name}.image.tar`);
-    await buildDockerfile(spec.dockerfile, spec.ref, out, log);
-    archives.push(out);
-  }
-  const nats = join(imagesDir(), 'nats.image.tar');
-  await buildNatsImage(await ensureBinary('nats-server', { log }), NATS_IMAGE, nats);
-  archives.push(nats);
+  const gpu = args.includes('--gpu');
+  if (gpu) log('gmt: --gpu: building the GPU trainer image too (fetches ~3.4 GB of CUDA wheels from PyPI on its first build)');
+  const archives = await buildProjectImages(log, { gpu });
   const state = await readLiveState();
   if (state !== undefined) {
     const node = join(clusterDir(), 'node');

@@ -1,13 +1,9 @@
 // `npm run setup:binaries [-- NAME…]`: builds the test binaries that are not cached yet (all by
 // default) and prints where they are and how long each took. Run before every ava tier that needs
-// them, so no ava timeout ever includes a cold Go build. `prometheus` (in the default set) is not
-// built: Debian's package is installed system-wide with apt-get, announced before it starts.
+// them, so no ava timeout ever includes a cold Go build.
 
 import { cacheDir } from '../trainer/src/collective/nats/find-server.js';
 import { BINARY_NAMES, binaryVersion, ensureBinaries, formatDuration, type BinaryName } from '../test/harness/binaries.js';
-import { ensurePrometheus, findPrometheus } from '../test/harness/prometheus.js';
-
-const EXTRA = ['prometheus'] as const;
 
 function isBinaryName(s: string): s is BinaryName {
   return (BINARY_NAMES as readonly string[]).includes(s);
@@ -15,9 +11,9 @@ function isBinaryName(s: string): s is BinaryName {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const unknown = args.filter((a) => !isBinaryName(a) && !(EXTRA as readonly string[]).includes(a));
+  const unknown = args.filter((a) => !isBinaryName(a));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown binary ${unknown.join(', ')}; known: ${[...BINARY_NAMES, ...EXTRA].join(', ')}\n`);
+    process.stderr.write(`unknown binary ${unknown.join(', ')}; known: ${BINARY_NAMES.join(', ')}\n`);
     return 2;
   }
   const names = args.length > 0 ? args.filter(isBinaryName) : [...BINARY_NAMES];
@@ -25,16 +21,6 @@ async function main(): Promise<number> {
   const paths = await ensureBinaries(names);
   for (const n of names) process.stderr.write(`  ${n} ${await binaryVersion(n)}: ${paths[n]}\n`);
   process.stderr.write(`gmt: test binaries ready in ${cacheDir()}/bin (${formatDuration(Date.now() - started)})\n`);
-  if (args.length === 0 || args.includes('prometheus')) {
-    const t0 = Date.now();
-    const found = await findPrometheus();
-    if (found === undefined)
-      process.stderr.write(
-        'gmt: the observability e2e test needs Prometheus: installing Debian\'s "prometheus" package system-wide (apt-get update && apt-get install -y --no-install-recommends prometheus)\n',
-      );
-    const bin = await ensurePrometheus((line) => process.stderr.write(`  [prometheus] ${line}\n`), { install: true });
-    process.stderr.write(`  prometheus: ${bin}${found === undefined ? ` (installed in ${formatDuration(Date.now() - t0)})` : ''}\n`);
-  }
   return 0;
 }
 

@@ -1,34 +1,32 @@
-// charts/gmt-operator on the test control plane: `helm install` brings up the operator (the node
-// agent runs the image `gmt-operator:dev` as `node dist/operator/src/main.js --kubeconfig <admin>`
-// plus the chart's args — in-cluster config is not possible for a host process), a GmtFineTune
-// trains to Succeeded against the test's nats-server (chart: external NATS URL), `helm upgrade`
-// changes the CRD in the cluster, and `helm uninstall` removes the operator and its RBAC but keeps
-// the CRD and the user's GmtFineTunes.
+// charts/gmt-operator on the e2e cluster (a real node): `helm install` with the operator image built
+// from images/operator.Dockerfile brings up the operator in its container (in-cluster config, the
+// chart's ServiceAccount and RBAC, probes run by the kubelet), watching one namespace of this file; a
+// GmtFineTune there trains to Succeeded against the fixture's nats-server on the host (chart:
+// external NATS URL), `helm upgrade` changes the CRD in the cluster, and `helm uninstall` removes the
+// operator and its RBAC but keeps the CRD and the user's GmtFineTunes.
+//
+// The CRD is shared with the other e2e files (they apply it with kubectl): `--take-ownership` lets
+// the release adopt it whichever came first.
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { CRD_NAME } from '../../operator/src/api/index.js';
 import { ensureBinary } from '../harness/binaries.js';
-import { createTestNamespace, isApiError, waitFor, waitForGone } from '../harness/k8s-helpers.js';
-import { freePort } from '../harness/processes.js';
+import { isApiError, runKubectl, waitFor, waitForGone } from '../harness/k8s-helpers.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
 const fx = useOperatorFixture(test, 'chart');
-const KUBECONFIG_COPY = join(fx.root, 'admin.kubeconfig');
-// The fixture mapped the trainer image; add the operator image (read when the node agent starts).
-process.env['GMT_NODE_AGENT_IMAGES'] = JSON.stringify({
-  ...(JSON.parse(process.env['GMT_NODE_AGENT_IMAGES'] ?? '{}') as object),
-  'gmt-operator': { entrypoint: [process.execPath, repoPath('dist/operator/src/main.js'), '--kubeconfig', KUBECONFIG_COPY] },
-});
 
 const RELEASE = 'gmt';
-const NS = 'gmt-system';
 const FULLNAME = 'gmt-gmt-operator';
-let metricsPort = 0;
+/** The release namespace and the namespace the operator watches (both this file's). */
+let NS = '';
+let jobNs = '';
+const METRICS_PORT = 8080;
 
 async function helm(args: readonly string[]): Promise<string> {
   const bin = await ensureBinary('helm');
@@ -46,7 +44,7 @@ async function helm(args: readonly string[]): Promise<string> {
           HELM_CONFIG_HOME: join(home, 'config'),
           HELM_DATA_HOME: join(home, 'data'),
         },
-        timeout: 180_000,
+        timeout: 300_000,
         maxBuffer: 16 * 1024 * 1024,
       },
       (err, stdout, stderr) => (err === null ? resolve(stdout) : reject(new Error(`helm ${args.join(' ')} failed: ${err.message}\n${stderr}`))),
@@ -54,20 +52,32 @@ async function helm(args: readonly string[]): Promise<string> {
   });
 }
 
-const values = (): string[] => [
-  '--set',
-  'image.repository=gmt-operator,image.tag=dev,replicas=1,trainerMetricsPort=0',
-  '--set',
-  `metrics.port=${metricsPort}`,
-  '--set',
-  `nats.inCluster.enabled=false,nats.external.url=${fx.natsUrl()}`,
-];
+const values = (): string[] => {
+  const [repository, tag] = fx.cluster().images.operator.split(/:(?=[^:]+$)/);
+  return [
+    '--set',
+    `image.repository=${repository ?? ''},image.tag=${tag ?? ''},image.pullPolicy=IfNotPresent,replicas=1,trainerMetricsPort=0`,
+    '--set',
+    `metrics.port=${METRICS_PORT}`,
+    '--set',
+    `watchNamespaces={${jobNs}}`,
+    '--set',
+    `nats.inCluster.enabled=false,nats.external.url=${fx.natsUrl()}`,
+    '--take-ownership',
+  ];
+};
+
+/** GET `path` of the operator pod's metrics server through the API server's pod proxy. */
+async function podGet(pod: string, path: string): Promise<{ code: number; body: string }> {
+  const { kubectl, kubeconfigPath } = fx.cluster();
+  const r = await runKubectl(kubectl, kubeconfigPath, ['get', '--raw', `/api/v1/namespaces/${NS}/pods/${pod}:${METRICS_PORT}/proxy${path}`]);
+  return { code: r.code, body: r.code === 0 ? r.stdout : r.stderr };
+}
 
 test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running and Ready, leader Lease taken', async (t) => {
-  // ava runs before hooks concurrently, so this waits for the cluster here, not in a hook.
-  await writeFile(KUBECONFIG_COPY, fx.cluster().kubeconfig, { mode: 0o600 });
-  metricsPort = await freePort();
-  const out = await helm(['install', RELEASE, repoPath('charts/gmt-operator'), '-n', NS, '--create-namespace', ...values(), '--wait', '--timeout', '120s']);
+  NS = await fx.namespace('chart-sys');
+  jobNs = await fx.namespace('chart');
+  const out = await helm(['install', RELEASE, repoPath('charts/gmt-operator'), '-n', NS, ...values(), '--wait', '--timeout', '240s']);
   t.regex(out, /STATUS: deployed/);
   const { kc } = fx.cluster();
   const apps = kc.makeApiClient(AppsV1Api);
@@ -89,17 +99,19 @@ test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running
   t.is(pods[0]?.status?.phase, 'Running');
   t.true(pods[0]?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
   t.is(pods[0]?.spec?.serviceAccountName, FULLNAME);
-  // The operator really serves its probes (the node agent does not run them) and leads.
+  // Ready by the kubelet's probes; and the operator really serves them (through the pod proxy).
+  const podName = pods[0]?.metadata?.name ?? '';
   const ready = await waitFor(
     'operator /readyz',
     async () => {
-      const r = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
-      return r?.ok === true ? r.status : undefined;
+      const r = await podGet(podName, '/readyz');
+      return r.code === 0 ? r : undefined;
     },
     { timeoutMs: 30_000 },
   );
-  t.is(ready, 200);
-  t.is((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200);
+  t.is(ready.code, 0, ready.body);
+  t.is((await podGet(podName, '/healthz')).code, 0);
+  t.regex((await podGet(podName, '/metrics')).body, /controller_runtime_reconcile_total/);
   const lease = await waitFor(
     'leader Lease held',
     async () => {
@@ -117,12 +129,10 @@ test.serial('chart e2e - helm install: Deployment → ReplicaSet → Pod Running
 });
 
 test.serial('chart e2e - the operator installed by the chart runs a tiny GmtFineTune to Succeeded', async (t) => {
-  const ns = await createTestNamespace(fx.cluster().kc, 'chart');
-  await fx.create(ns, fx.tiny('tiny'));
-  const done = await fx.waitForJob(t, ns, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed', 150_000);
+  await fx.create(jobNs, fx.tiny('tiny'));
+  const done = await fx.waitForJob(t, jobNs, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed');
   t.is(done.status?.phase, 'Succeeded', JSON.stringify(done.status));
   t.is(done.status?.step, 12);
-  (globalThis as { chartJobNs?: string }).chartJobNs = ns;
 });
 
 test.serial('chart e2e - helm upgrade updates the CRD in the cluster', async (t) => {
@@ -137,7 +147,7 @@ test.serial('chart e2e - helm upgrade updates the CRD in the cluster', async (t)
     'crds.annotations.gmt\\.dev/revision=2',
     '--wait',
     '--timeout',
-    '120s',
+    '240s',
   ]);
   const crd = await fx.cluster().kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: CRD_NAME });
   t.is(crd.metadata?.annotations?.['gmt.dev/revision'], '2');
@@ -152,7 +162,7 @@ test.serial('chart e2e - helm uninstall removes the operator and its RBAC, keeps
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   await waitForGone('operator Deployment', () => apps.readNamespacedDeployment({ name: FULLNAME, namespace: NS }));
   await waitForGone('ClusterRole', () => rbac.readClusterRole({ name: FULLNAME }));
-  await waitForGone('ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: FULLNAME }));
+  await waitForGone('RoleBinding in the watched namespace', () => rbac.readNamespacedRoleBinding({ name: FULLNAME, namespace: jobNs }));
   await waitForGone('leader-election Role', () => rbac.readNamespacedRole({ name: `${FULLNAME}-leader-election`, namespace: NS }));
   await waitForGone('ServiceAccount', () => kc.makeApiClient(CoreV1Api).readNamespacedServiceAccount({ name: FULLNAME, namespace: NS }));
   const crd = await kc
@@ -163,7 +173,5 @@ test.serial('chart e2e - helm uninstall removes the operator and its RBAC, keeps
       throw err;
     });
   t.truthy(crd, 'the CRD is kept');
-  const ns = (globalThis as { chartJobNs?: string }).chartJobNs;
-  t.truthy(ns);
-  t.is((await fx.get(ns ?? '', 'tiny')).status?.phase, 'Succeeded', 'the GmtFineTune is kept');
+  t.is((await fx.get(jobNs, 'tiny')).status?.phase, 'Succeeded', 'the GmtFineTune is kept');
 });

@@ -1,13 +1,13 @@
-// End-to-end checks of the cluster the operator will run on: the local control plane + node agent
-// by default, or any cluster given by GMT_E2E_KUBECONFIG (with GMT_E2E_SHELL_IMAGE, e.g.
+// End-to-end checks of the cluster the operator will run on: the e2e cluster (GMT_E2E_KUBECONFIG:
+// the real node `npm run test:e2e` starts, or any cluster, with GMT_E2E_SHELL_IMAGE, e.g.
 // busybox:1.36 on kind). Everything here goes through the Kubernetes API or kubectl only.
 
 import test from 'ava';
 import { ApiException, ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1CustomResourceDefinition, type V1Pod } from '@kubernetes/client-node';
-import { useTestCluster } from '../harness/cluster.js';
+import { useE2eCluster } from '../harness/cluster.js';
 import { createTestNamespace, runKubectl, waitFor, waitForGone, waitForPodPhase } from '../harness/k8s-helpers.js';
 
-const cluster = useTestCluster(test, { allowExisting: true });
+const cluster = useE2eCluster(test);
 const namespaces: string[] = [];
 
 async function namespace(prefix: string): Promise<string> {
@@ -17,7 +17,7 @@ async function namespace(prefix: string): Promise<string> {
 }
 
 test.after.always(async () => {
-  // Only matters on an existing cluster; a local one is thrown away whole.
+  // The cluster outlives the file (and may be the user's).
   const c = (() => {
     try {
       return cluster();
@@ -25,7 +25,7 @@ test.after.always(async () => {
       return undefined;
     }
   })();
-  if (c === undefined || c.controlPlane !== undefined) return;
+  if (c === undefined) return;
   const core = c.kc.makeApiClient(CoreV1Api);
   await Promise.all(namespaces.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
 });
@@ -36,7 +36,7 @@ function shellPod(name: string, script: string): V1Pod {
     spec: {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 5,
-      containers: [{ name: 'main', image: cluster().images.shell, command: ['sh', '-c', script] }],
+      containers: [{ name: 'main', image: cluster().images.shell, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script] }],
     },
   };
 }
@@ -119,6 +119,8 @@ test('pod - is bound by the scheduler and run to Succeeded with exit code 0', as
   t.truthy(pod.spec?.nodeName, 'bound to a node by kube-scheduler');
   t.true(pod.status?.conditions?.some((x) => x.type === 'PodScheduled' && x.status === 'True'));
   t.is(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
+  // A real container ran: its output is the container log, served by the kubelet.
+  t.regex(await core.readNamespacedPodLog({ namespace: ns, name: 'ok' }), /^hello from ok$/m);
 });
 
 test('pod - fails with the exit code of its container', async (t) => {

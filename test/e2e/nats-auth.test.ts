@@ -1,13 +1,13 @@
-// Per-job NATS identities end to end (docs/security.md): the operator (in-process) on the local
-// control plane creates the installation's keys and the server's auth config in Secrets; a real
-// nats-server starts from that config (as the chart's NATS pod does); two jobs in two namespaces
-// train at once with per-attempt credentials the operator minted. A client holding job A's
-// credentials cannot read or write job B, a client without credentials cannot connect, a finished
-// job's and a deleted job's credentials stop working at once, and no key material appears in the
-// operator's logs, events, status, metrics or the pods' logs.
+// Per-job NATS identities end to end (docs/security.md): the operator (in-process, on the host) on
+// the e2e cluster (a real node) creates the installation's keys and the server's auth config in
+// Secrets; a real nats-server starts from that config (as the chart's NATS pod does), on the host at
+// the address pods reach; two jobs in two namespaces train at once with per-attempt credentials the
+// operator minted. A client holding job A's credentials cannot read or write job B, a client without
+// credentials cannot connect, a finished job's and a deleted job's credentials stop working at once,
+// a gang restart (a trainer container killed through containerd) revokes the dead attempt's, and no
+// key material appears in the operator's logs, events, status, metrics or the pods' logs.
 import test from 'ava';
 import { singleChunkFrame } from '../helpers/frames.js';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
@@ -18,12 +18,13 @@ import {
   SERVER_SECRET_KEYS,
   computeJobId,
   natsCredsSecretName,
+  podName,
   type Operator,
 } from '../../operator/src/controller/index.js';
 import { attemptSubjects, freePort, natsServerConfig, startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/index.js';
 import { encodeDataFrame, jobHash } from '../../trainer/src/collective/nats/wire.js';
 import { ensureBinary } from '../harness/binaries.js';
-import { createTestNamespace, isApiError, waitFor } from '../harness/k8s-helpers.js';
+import { isApiError, waitFor } from '../harness/k8s-helpers.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
 const fx = useOperatorFixture(test, 'natsauth');
@@ -75,12 +76,22 @@ const SEED_RE = /(?<![A-Z2-7])S[OAU][A-Z2-7]{56}(?![A-Z2-7])/g;
 const JWT_RE = /eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ\.[\w-]+\.[\w-]+/g;
 
 test.serial('nats auth - jobs in two namespaces train at once with per-attempt identities that cannot see or touch each other', async (t) => {
-  const { kc } = cluster();
+  const { kc, hostAddress } = cluster();
   const core = kc.makeApiClient(CoreV1Api);
-  const sysNs = await createTestNamespace(kc, 'gmt-sys');
-  const port = await freePort();
-  const url = `nats://127.0.0.1:${port}`;
+  const sysNs = await fx.namespace('gmt-sys');
+  // The job namespaces up front: the operator watches only this file's namespaces.
+  const [nsA, nsB, nsC, nsD, nsF] = [
+    await fx.namespace('team-a'),
+    await fx.namespace('team-b'),
+    await fx.namespace('team-c'),
+    await fx.namespace('team-d'),
+    await fx.namespace('team-f'),
+  ];
+  const watched = [nsA, nsB, nsC, nsD, nsF];
+  const port = await freePort(hostAddress);
+  const url = `nats://${hostAddress}:${port}`;
   const op: Operator = await fx.startOperator({
+    namespaces: watched,
     natsUrl: url,
     natsAuth: { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') },
   });
@@ -92,12 +103,15 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const authConf = decode(serverSecret, SERVER_SECRET_KEYS.authConfig);
   t.regex(authConf, /^operator: eyJ/m);
   t.notRegex(authConf, SEED_RE, 'the server config holds no seed');
-  nats = await startNatsServer({ binary: await ensureBinary('nats-server'), port, config: natsServerConfig({ port }) + authConf });
+  nats = await startNatsServer({
+    binary: await ensureBinary('nats-server'),
+    host: hostAddress,
+    port,
+    config: natsServerConfig({ port, host: hostAddress }) + authConf,
+  });
   const keys = await readSecret(core, sysNs, 'gmt-nats');
   t.truthy(keys?.data?.[KEYS_SECRET_KEYS.authority]);
 
-  const nsA = await createTestNamespace(kc, 'team-a');
-  const nsB = await createTestNamespace(kc, 'team-b');
   const jobA = await create(nsA, tiny('job'));
   const jobB = await create(nsB, tiny('job'));
   const idB = computeJobId(jobB);
@@ -203,12 +217,13 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   t.regex(await refusal(url, credsA), /Authorization Violation/);
 
   // A deleted job: its credentials stop working at once (before garbage collection).
-  const nsC = await createTestNamespace(kc, 'team-c');
   const jobC = await create(nsC, tiny('job', { training: { steps: 400, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } }));
   const credsC = decode(await credsSecret(nsC, jobC), NATS_CREDS_KEYS.creds);
   await waitForJob(t, nsC, 'job', 'Running with progress', (j) => (j.status?.step ?? 0) > 0);
   const asC = await tryConnect(url, credsC);
   if (typeof asC === 'string') throw new Error(`C's credentials refused while it runs: ${asC}`);
+  // Pods of deleted jobs go with them: their logs are kept for the search for key material below.
+  const deletedPodLogs = await fx.podLogs(nsC);
   const t0 = Date.now();
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsC, plural: PLURAL, name: 'job' });
   await waitFor("C's connection closed by the server", async () => (asC.isClosed() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
@@ -219,7 +234,6 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   // revokes a job deleted while no operator ran (the sweep at start).
   const natsAuth = { namespace: sysNs, keysSecret: 'gmt-nats', serverSecret: 'gmt-nats-server', resolverDir: join(fx.root, 'nats-jwt') };
   const long = { training: { steps: 400, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } };
-  const nsD = await createTestNamespace(kc, 'team-d');
   const jobD = await create(nsD, tiny('job', long));
   const jobE = await create(nsD, tiny('other', long));
   const credsD = decode(await credsSecret(nsD, jobD), NATS_CREDS_KEYS.creds);
@@ -232,9 +246,10 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   if (typeof asD === 'string' || typeof asE === 'string')
     throw new Error(`live credentials refused: ${typeof asD === 'string' ? asD : 'D ok'} ${typeof asE === 'string' ? asE : 'E ok'}`);
   const metricsBefore = await metricsOfFirst();
+  deletedPodLogs.push(...(await fx.podLogs(nsD)));
   await op.close();
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsD, plural: PLURAL, name: 'other' });
-  const op2 = await fx.startOperator({ natsUrl: url, natsAuth });
+  const op2 = await fx.startOperator({ namespaces: watched, natsUrl: url, natsAuth });
   await op2.waitForSync();
   await waitFor('the job deleted while no operator ran: its connection closed by the sweep', async () => (asE.isClosed() ? true : undefined), {
     timeoutMs: 20_000,
@@ -249,14 +264,12 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
 
   // A gang restart: attempt 1 gets new credentials, attempt 0's are revoked (a rank of the dead
   // attempt that still holds a connection is cut off) and its Secret is deleted.
-  const nsF = await createTestNamespace(kc, 'team-f');
   const jobF = await create(nsF, tiny('job', { training: { steps: 40, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 } }));
   const credsF0 = decode(await credsSecret(nsF, jobF), NATS_CREDS_KEYS.creds);
   await waitForJob(t, nsF, 'job', 'a checkpoint and a few steps', (j) => (j.status?.step ?? 0) >= 6 && j.status?.lastCheckpoint !== undefined);
   const deadRank = await tryConnect(url, credsF0);
   if (typeof deadRank === 'string') throw new Error(`attempt 0's credentials refused while it runs: ${deadRank}`);
-  const pid = Number((await readFile(join(fx.root, computeJobId(jobF), 'pid-a0-r1'), 'utf8')).trim());
-  process.kill(pid, 'SIGKILL');
+  await fx.killContainer(nsF, podName('job', 0, 1));
   await waitForJob(t, nsF, 'job', 'attempt 1', (j) => (j.status?.attempt ?? 0) >= 1);
   const s1 = await waitFor('attempt 1 creds Secret', () => readSecret(core, nsF, natsCredsSecretName('job', 1)));
   const credsF1 = decode(s1, NATS_CREDS_KEYS.creds);
@@ -286,7 +299,7 @@ test.serial('nats auth - jobs in two namespaces train at once with per-attempt i
   const metrics = `${metricsBefore}\n${await (await fetch(`${op2.server!.url}/metrics`)).text()}`;
   const evs = (await Promise.all([nsA, nsB, nsC, nsD, nsF].map((ns) => events(ns, 'job')))).flat();
   const statuses = [doneA, doneB, doneF].map((j) => JSON.stringify(j));
-  const podLogs = (await Promise.all([nsA, nsB, nsC, nsD, nsF].map((ns) => fx.podLogs(ns)))).flat();
+  const podLogs = [...deletedPodLogs, ...(await Promise.all([nsA, nsB, nsF].map((ns) => fx.podLogs(ns)))).flat()];
   const haystacks: Record<string, string> = {
     'operator logs': fx.logs.join('\n'),
     events: JSON.stringify(evs),

@@ -1,41 +1,47 @@
-// Shared setup of the operator e2e files: the local control plane + node agent (useTestCluster),
-// a nats-server, the trainer image mapped to a local wrapper, the CRD, and small helpers to create,
-// read and wait for GmtFineTunes. Operators started through the fixture are closed after the file.
+// Shared setup of the operator e2e files, on the e2e cluster (GMT_E2E_KUBECONFIG: a real node, see
+// test/harness/cluster.ts): a nats-server on the host at an address the pods reach (the node
+// address), the CRD, namespaces of the file's own (deleted after it), and small helpers to create,
+// read and wait for GmtFineTunes whose workers run the real trainer image.
 //
-// The node agent mounts no volumes, so the wrapper turns the pod's env into what a volume would
-// give: GMT_CONFIG_JSON (from the ConfigMap) → a file for GMT_CONFIG, and a per-job host directory
-// as GMT_CHECKPOINT_DIR (shared by the ranks and attempts, like a ReadWriteMany claim). It records
-// each rank's pid as `pid-a<attempt>-r<rank>` in that directory.
+// Files share the cluster (ava runs two at once), so every operator a file starts watches only that
+// file's namespaces. Operators started through the fixture are closed after the file.
 import type { ExecutionContext, TestFn } from 'ava';
 import { mkdtempSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
 import { CRD_NAME, CRD_PATH, GROUP, PLURAL, VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneInput } from '../../operator/src/api/index.js';
 import { startOperator, type Operator, type OperatorOptions } from '../../operator/src/controller/index.js';
 import { startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/server.js';
 import { ensureBinary } from '../harness/binaries.js';
-import { useTestCluster, type TestCluster } from '../harness/cluster.js';
-import { runKubectl, waitFor } from '../harness/k8s-helpers.js';
+import { e2eCluster, type E2eCluster } from '../harness/cluster.js';
+import { createTestNamespace, runKubectl, waitFor, waitForPodPhase } from '../harness/k8s-helpers.js';
+import { run } from '../harness/real-node/exec.js';
+import { mountNsFile } from '../harness/real-node/teardown.js';
 import { repoPath } from '../helpers/repo.js';
-
-/** The trainer image the tiny jobs use (mapped to the wrapper). */
-export const IMAGE = 'gmt-trainer:dev';
 
 /** Everything a test file needs; see useOperatorFixture. */
 export interface OperatorFixture {
-  /** Host folder holding one sub-folder per job id (checkpoints, pids, configs). */
+  /** A host folder for the file's own files (removed after the file). */
   readonly root: string;
-  readonly cluster: () => TestCluster;
+  readonly cluster: () => E2eCluster;
+  /** URL of the fixture's nats-server, on the host at an address pods reach. */
   readonly natsUrl: () => string;
   /** Operator log lines (JSON), of every operator the fixture started. */
   readonly logs: string[];
-  /** Applies the CRD once and waits until it is Established. */
+  /** Applies the CRD (server-side, idempotent across files) and waits until it is Established. */
   installCrd(): Promise<void>;
-  /** Starts an in-process operator on the test cluster (closed after the file unless closed before). */
-  startOperator(over?: Partial<OperatorOptions>): Promise<Operator>;
+  /** Creates a namespace `<prefix>-<random>`, deleted after the file. */
+  namespace(prefix: string): Promise<string>;
+  /**
+   * Starts an in-process operator on the host against the e2e cluster (closed after the file unless
+   * closed before). `over.namespaces` must name the namespaces to watch (the file's own): the
+   * cluster is shared with the other files; without them it throws.
+   */
+  startOperator(over: Partial<OperatorOptions>): Promise<Operator>;
   api(): CustomObjectsApi;
+  /** A tiny GmtFineTune running the trainer image (checkpoints every 4 steps, on an emptyDir unless `over` names a claim). */
   tiny(name: string, over?: Partial<GmtFineTuneInput['spec']>): GmtFineTuneInput;
   create(ns: string, body: GmtFineTuneInput): Promise<GmtFineTune>;
   get(ns: string, name: string): Promise<GmtFineTune>;
@@ -43,40 +49,49 @@ export interface OperatorFixture {
   setSuspend(ns: string, name: string, suspend: boolean): Promise<void>;
   waitForJob(t: ExecutionContext, ns: string, name: string, what: string, ok: (j: GmtFineTune) => boolean, timeoutMs?: number): Promise<GmtFineTune>;
   events(ns: string, name: string): Promise<CoreV1Event[]>;
-  /** Contents of every container log of the pods of namespace `ns` (node agent log files). */
+  /** Every container log of the pods that exist in namespace `ns` now, from the API (as `kubectl logs`). */
   podLogs(ns: string): Promise<string[]>;
+  /** Creates a PersistentVolumeClaim (the cluster's default StorageClass) and returns its name. */
+  claim(ns: string, name: string): Promise<string>;
+  /**
+   * Runs the shell image in a pod mounting `claim` at /data with `script` (sh -c), waits for it to
+   * finish and returns its log; throws when the pod fails. The pod is deleted afterwards.
+   */
+  withClaim(ns: string, claim: string, script: string): Promise<string>;
+  /**
+   * SIGKILLs the main process of a pod's first container through the node's containerd (`ctr tasks
+   * kill`, as the kernel's OOM killer or a crash would end it: no signal handler runs).
+   */
+  killContainer(ns: string, pod: string): Promise<void>;
 }
 
 /** Registers before/after hooks on `test` and returns the fixture. */
 export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixture {
   const root = mkdtempSync(join(tmpdir(), `gmt-e2e-${prefix}-`));
-  const wrapper = [
-    'set -e',
-    `d="${root}/$GMT_JOB_ID"`,
-    'mkdir -p "$d/ckpt"',
-    'echo $$ > "$d/pid-a$GMT_ATTEMPT-r$GMT_RANK"',
-    'printf "%s" "$GMT_CONFIG_JSON" > "$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json"',
-    'export GMT_CONFIG="$d/config-a$GMT_ATTEMPT-r$GMT_RANK.json" GMT_CHECKPOINT_DIR="$d/ckpt" GMT_METRICS_PORT=0',
-    // The node agent has no mounts: the NATS credentials volume sits in a folder it names.
-    'if [ -n "${GMT_NODE_AGENT_VOLUME_NATS_CREDS:-}" ]; then export NATS_CREDS="$GMT_NODE_AGENT_VOLUME_NATS_CREDS/${NATS_CREDS##*/}"; fi',
-    `exec "${process.execPath}" "${repoPath('dist/trainer/src/main.js')}"`,
-  ].join('\n');
-  // Read by the node agent when it starts (in useTestCluster's before hook, registered next).
-  process.env['GMT_NODE_AGENT_IMAGES'] = JSON.stringify({ [IMAGE.split(':')[0] ?? IMAGE]: { entrypoint: ['sh', '-c', wrapper, 'gmt-trainer'] } });
-
-  const cluster = useTestCluster(test);
+  let e2e: E2eCluster | undefined;
+  const cluster = (): E2eCluster => {
+    if (e2e === undefined) throw new Error('e2e cluster not read (did test.before fail?)');
+    return e2e;
+  };
   let nats: NatsServerHandle | undefined;
   const operators: Operator[] = [];
+  const namespaces: string[] = [];
   const logs: string[] = [];
   let crd: Promise<void> | undefined;
 
+  // One hook (ava runs a file's before hooks concurrently): the cluster first, then the server.
   test.before(async () => {
-    nats = await startNatsServer({ binary: await ensureBinary('nats-server') });
+    e2e = await e2eCluster();
+    nats = await startNatsServer({ binary: await ensureBinary('nats-server'), host: cluster().hostAddress });
   });
   test.after.always(async () => {
     await Promise.all(operators.map((o) => o.close()));
     await nats?.stop();
     await rm(root, { recursive: true, force: true });
+    if (e2e !== undefined && namespaces.length > 0) {
+      const core = cluster().kc.makeApiClient(CoreV1Api);
+      await Promise.all(namespaces.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
+    }
   });
 
   const natsUrl = (): string => {
@@ -84,13 +99,14 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
     return nats.url;
   };
   const api = (): CustomObjectsApi => cluster().kc.makeApiClient(CustomObjectsApi);
+  const core = (): CoreV1Api => cluster().kc.makeApiClient(CoreV1Api);
   const get = async (ns: string, name: string): Promise<GmtFineTune> => {
     const r = parseGmtFineTune(await api().getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name }));
     if (!r.ok) throw new Error(r.error);
     return r.value;
   };
 
-  return {
+  const fixture: OperatorFixture = {
     root,
     cluster,
     natsUrl,
@@ -98,7 +114,14 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
     installCrd() {
       crd ??= (async () => {
         const { kc, kubectl, kubeconfigPath } = cluster();
-        const applied = await runKubectl(kubectl, kubeconfigPath, ['apply', '--server-side', '--field-manager=gmt-test', '-f', repoPath(CRD_PATH)]);
+        const applied = await runKubectl(kubectl, kubeconfigPath, [
+          'apply',
+          '--server-side',
+          '--force-conflicts',
+          '--field-manager=gmt-test',
+          '-f',
+          repoPath(CRD_PATH),
+        ]);
         if (applied.code !== 0) throw new Error(`kubectl apply ${CRD_PATH} failed: ${applied.stderr}`);
         const ext = kc.makeApiClient(ApiextensionsV1Api);
         await waitFor(`CRD ${CRD_NAME} Established`, async () => {
@@ -108,11 +131,18 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
       })();
       return crd;
     },
-    async startOperator(over = {}) {
-      await this.installCrd();
+    async namespace(p) {
+      const ns = await createTestNamespace(cluster().kc, p);
+      namespaces.push(ns);
+      return ns;
+    },
+    async startOperator(over) {
+      if (over.namespaces === undefined || over.namespaces.length === 0)
+        throw new Error('startOperator: name the namespaces to watch (the e2e cluster is shared by all test files)');
+      await fixture.installCrd();
       const op = await startOperator({
         kc: cluster().kc,
-        namespaces: [],
+        namespaces: over.namespaces,
         natsUrl: natsUrl(),
         trainerMetricsPort: 0,
         progressIntervalMs: 1000,
@@ -132,7 +162,8 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
         metadata: { name },
         spec: {
           workers: 2,
-          image: IMAGE,
+          image: cluster().images.trainer,
+          imagePullPolicy: 'IfNotPresent',
           method: { name: 'gmt', maskRatio: 0.2 },
           dataset: { train: 'synthetic:arithmetic', syntheticTrainSize: 320, syntheticEvalSize: 16 },
           training: { steps: 12, seqLen: 32, microBatchSize: 8, evalExamples: 8, evalEvery: 0, maxNewTokens: 4 },
@@ -154,7 +185,7 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     },
-    async waitForJob(t, ns, name, what, ok, timeoutMs = 240_000) {
+    async waitForJob(t, ns, name, what, ok, timeoutMs = 300_000) {
       return waitFor(
         `${ns}/${name}: ${what}`,
         async () => {
@@ -164,7 +195,13 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
         {
           timeoutMs,
           intervalMs: 500,
-          describe: async () => `${JSON.stringify((await get(ns, name)).status)}\noperator log tail:\n${logs.slice(-15).join('\n')}`,
+          describe: async () => {
+            const pods = await core().listNamespacedPod({ namespace: ns });
+            const podLines = pods.items.map(
+              (p) => `${p.metadata?.name ?? '?'} ${p.status?.phase ?? '?'} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? {})}`,
+            );
+            return `${JSON.stringify((await get(ns, name)).status)}\npods:\n${podLines.join('\n')}\noperator log tail:\n${logs.slice(-15).join('\n')}`;
+          },
         },
       ).catch((err: unknown) => {
         t.log(logs.slice(-30).join('\n'));
@@ -172,22 +209,78 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
       });
     },
     async events(ns, name) {
-      const list = await cluster()
-        .kc.makeApiClient(CoreV1Api)
-        .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
+      const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
       return list.items;
     },
     async podLogs(ns) {
-      const dir = cluster().controlPlane?.dir;
-      if (dir === undefined) return [];
-      const base = join(dir, 'pods');
       const out: string[] = [];
-      for (const pod of (await readdir(base)).filter((d) => d.startsWith(`${ns}_`))) {
-        for (const container of await readdir(join(base, pod))) {
-          for (const f of await readdir(join(base, pod, container))) out.push(await readFile(join(base, pod, container, f), 'utf8'));
+      for (const p of (await core().listNamespacedPod({ namespace: ns })).items) {
+        for (const c of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])]) {
+          const text = await core()
+            .readNamespacedPodLog({ namespace: ns, name: p.metadata?.name ?? '', container: c.name })
+            .catch(() => undefined);
+          if (text !== undefined && text !== '') out.push(text);
         }
       }
       return out;
     },
+    async claim(ns, name) {
+      await core().createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: { metadata: { name }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+      });
+      return name;
+    },
+    async withClaim(ns, claim, script) {
+      const name = `claim-${Math.random().toString(36).slice(2, 8)}`;
+      const pod: V1Pod = {
+        metadata: { name },
+        spec: {
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 1,
+          // The trainer's uid (children.ts WORKER_UID) owns what it wrote; a root reader sees all of it.
+          containers: [
+            {
+              name: 'main',
+              image: cluster().images.shell,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sh', '-c', script],
+              volumeMounts: [{ name: 'data', mountPath: '/data' }],
+            },
+          ],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
+        },
+      };
+      await core().createNamespacedPod({ namespace: ns, body: pod });
+      const done = await waitForPodPhase(cluster().kc, ns, name, ['Succeeded', 'Failed'], 120_000);
+      const log = await core().readNamespacedPodLog({ namespace: ns, name });
+      await core().deleteNamespacedPod({ namespace: ns, name, gracePeriodSeconds: 0 });
+      if (done.status?.phase !== 'Succeeded') throw new Error(`pod ${ns}/${name} (${script}) failed: ${log}`);
+      return log;
+    },
+    async killContainer(ns, pod) {
+      const dir = cluster().nodeDir;
+      if (dir === undefined) {
+        throw new Error("killing a container needs the real node's containerd: set GMT_E2E_NODE_DIR to the node's work folder (npm run test:e2e does)");
+      }
+      const p = await core().readNamespacedPod({ namespace: ns, name: pod });
+      const id = /^containerd:\/\/([0-9a-f]+)$/.exec(p.status?.containerStatuses?.[0]?.containerID ?? '')?.[1];
+      if (id === undefined) throw new Error(`pod ${ns}/${pod} has no running containerd container: ${JSON.stringify(p.status?.containerStatuses)}`);
+      await run('nsenter', [
+        `--mount=${mountNsFile(dir)}`,
+        '--',
+        'ctr',
+        '-a',
+        join(dir, 'containerd', 'containerd.sock'),
+        '-n',
+        'k8s.io',
+        'tasks',
+        'kill',
+        '--signal',
+        'SIGKILL',
+        id,
+      ]);
+    },
   };
+  return fixture;
 }

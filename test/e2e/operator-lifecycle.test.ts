@@ -1,20 +1,22 @@
-// The operator's own lifecycle, end to end on the local control plane with real trainers over NATS
-// (same setup as operator.test.ts, see operator-fixture.ts):
+// The operator's own lifecycle, end to end on the e2e cluster (a real node) with the trainer image
+// training over NATS (same setup as operator.test.ts, see operator-fixture.ts):
 //  1. the operator process is SIGKILLed mid-reconcile (twice) and started again: no duplicate pods,
 //     no lost status, the job still finishes;
 //  2. two replicas with leader election: only the leader reconciles; when the leader dies without
 //     releasing the lease, the standby takes over after the lease expires and finishes the job;
-//  3. suspend mid-run: pods gone, checkpoint kept, Suspended; resume: a new attempt resumes from the
-//     checkpoint and finishes all steps.
+//  3. suspend mid-run: pods gone, checkpoint kept on the job's claim, Suspended; resume: a new attempt
+//     resumes from that checkpoint and finishes all steps;
+//  4. examples/suspended.yaml with kubectl: created suspended (no pods), resumed with the patch its
+//     comment gives, to Succeeded.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { LABELS, type GmtFineTune } from '../../operator/src/api/index.js';
 import { computeJobId, type Operator } from '../../operator/src/controller/index.js';
 import { METRIC } from '../../operator/src/metrics/names.js';
-import { createTestNamespace, waitFor } from '../harness/k8s-helpers.js';
+import { runKubectl, waitFor } from '../harness/k8s-helpers.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -63,8 +65,8 @@ async function reconcileTotal(op: Operator): Promise<number> {
   return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
 }
 
-/** The operator as a separate process (dist/operator/src/main.js), so that it can be SIGKILLed. */
-function spawnOperator(tag: string): ChildProcess {
+/** The operator as a separate process (dist/operator/src/main.js) watching `ns`, so that it can be SIGKILLed. */
+function spawnOperator(tag: string, ns: string): ChildProcess {
   const { kubeconfigPath } = fx.cluster();
   const child = spawn(
     process.execPath,
@@ -74,6 +76,8 @@ function spawnOperator(tag: string): ChildProcess {
       kubeconfigPath,
       '--nats-url',
       fx.natsUrl(),
+      '--namespace',
+      ns,
       '--metrics-port',
       '-1',
       '--leader-elect',
@@ -106,10 +110,9 @@ const finished = (j: GmtFineTune): boolean => j.status?.phase === 'Succeeded' ||
 
 test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no duplicate pods, no lost status, the job finishes', async (t) => {
   await fx.installCrd();
-  const { kc } = fx.cluster();
-  const ns = await createTestNamespace(kc, 'op-crash');
+  const ns = await fx.namespace('op-crash');
   const started = Date.now();
-  const a = spawnOperator('op-a');
+  const a = spawnOperator('op-a', ns);
   children.push(a);
   await fx.create(ns, fx.tiny('crash', { training: training(24) }));
   const watch = watchPods(ns, 'crash');
@@ -123,7 +126,7 @@ test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no 
     `kill 1 with ${(await livePods(ns, 'crash')).length} pod(s); status ${JSON.stringify({ phase: atKill1.status?.phase, attempt: atKill1.status?.attempt })}`,
   );
 
-  const b = spawnOperator('op-b');
+  const b = spawnOperator('op-b', ns);
   children.push(b);
   const running = await fx.waitForJob(t, ns, 'crash', 'running with a few steps', (j) => (j.status?.step ?? 0) >= 4 || finished(j));
   const pods = await livePods(ns, 'crash');
@@ -138,7 +141,7 @@ test.serial('lifecycle - the operator SIGKILLed mid-reconcile and restarted: no 
   const before = await fx.get(ns, 'crash');
   t.log(`kill 2 at step ${before.status?.step}, attempt ${before.status?.attempt}, restarts ${before.status?.restarts?.total}`);
   await sleep(1500);
-  const c = spawnOperator('op-c');
+  const c = spawnOperator('op-c', ns);
   children.push(c);
   const after = await fx.waitForJob(
     t,
@@ -169,13 +172,12 @@ const LE_STEPS = 120;
 
 test.serial('lifecycle - two replicas with leader election: only the leader reconciles; the standby takes over when the leader dies', async (t) => {
   await fx.installCrd();
-  const { kc } = fx.cluster();
-  const leaseNs = await createTestNamespace(kc, 'op-lease');
-  const ns = await createTestNamespace(kc, 'op-le');
+  const leaseNs = await fx.namespace('op-lease');
+  const ns = await fx.namespace('op-le');
   const le = { namespace: leaseNs, name: 'gmt-operator-leader', leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 };
-  const a = await fx.startOperator({ leaderElection: { ...le, identity: 'replica-a' } });
+  const a = await fx.startOperator({ namespaces: [ns], leaderElection: { ...le, identity: 'replica-a' } });
   await waitFor('replica-a leads', async () => (a.elector?.isLeader === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
-  const b = await fx.startOperator({ leaderElection: { ...le, identity: 'replica-b' } });
+  const b = await fx.startOperator({ namespaces: [ns], leaderElection: { ...le, identity: 'replica-b' } });
   await b.waitForSync();
   t.is(b.elector?.state, 'standby');
 
@@ -210,13 +212,17 @@ test.serial('lifecycle - two replicas with leader election: only the leader reco
 });
 
 test.serial('lifecycle - suspend mid-run deletes the pods and keeps the checkpoint; resume continues from it to Succeeded', async (t) => {
-  const op = await fx.startOperator();
+  const ns = await fx.namespace('op-susp');
+  const op = await fx.startOperator({ namespaces: [ns] });
   await op.waitForSync();
   const { kc } = fx.cluster();
-  const ns = await createTestNamespace(kc, 'op-susp');
   const steps = 40;
-  const job = await fx.create(ns, fx.tiny('susp', { training: training(steps), checkpoint: { interval: 4 } }));
-  const ckpt = join(fx.root, computeJobId(job), 'ckpt');
+  // The checkpoints must outlive the suspended attempt's pods: a claim, as a user would give it.
+  const claimName = await fx.claim(ns, 'ckpt');
+  const job = await fx.create(
+    ns,
+    fx.tiny('susp', { training: training(steps), checkpoint: { interval: 4, volume: { persistentVolumeClaim: { claimName } } } }),
+  );
   const mid = await fx.waitForJob(
     t,
     ns,
@@ -237,29 +243,70 @@ test.serial('lifecycle - suspend mid-run deletes the pods and keeps the checkpoi
   );
   t.is(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.status, 'True');
   // Periodic checkpoints every 4 steps; rank 0 also writes one on SIGTERM (a step that is not a
-  // multiple of 4 shows it; logged, not asserted: see the report on the SIGTERM race).
-  const saved = (await readdir(ckpt)).filter((d) => d.startsWith('step-')).sort();
+  // multiple of 4 shows it; logged, not asserted: see the report on the SIGTERM race). Read from the
+  // claim by a pod, as anyone with access to the volume would see them.
+  const listing = await fx.withClaim(ns, claimName, `ls -1 /data/${computeJobId(job)}`);
+  const saved = listing
+    .split('\n')
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
   const latest = saved.at(-1) ?? '';
   t.log(
     `suspended at step ${suspended.status?.step}; checkpoints kept: ${saved.join(', ')}${Number(latest.slice(5)) % 4 !== 0 ? ' (the last one written on SIGTERM)' : ''}`,
   );
-  t.true(saved.length > 0, 'a step-* checkpoint kept');
+  t.true(saved.length > 0, `a step-* checkpoint kept on the claim: ${listing}`);
   await sleep(2000);
   t.is((await livePods(ns, 'susp')).length, 0, 'no pods while suspended');
   t.is((await fx.get(ns, 'susp')).status?.phase, 'Suspended');
 
   await fx.setSuspend(ns, 'susp', false);
-  const done = await fx.waitForJob(t, ns, 'susp', 'finished', finished, 300_000);
+  const done = await fx.waitForJob(t, ns, 'susp', 'finished', finished);
   t.log(JSON.stringify(done.status));
   t.is(done.status?.phase, 'Succeeded');
   t.is(done.status?.attempt, 1, 'the resumed gang is a new attempt');
   t.is(done.status?.restarts?.total, 0, 'suspend/resume is not a restart');
   t.is(done.status?.step, steps);
   t.is(done.status?.totalSteps, steps);
+  // The resumed attempt's logs, from the API.
   const logs = await fx.podLogs(ns);
-  const resumed = logs.filter((l) => l.includes('resumed'));
+  const resumed = logs.flatMap((l) => l.split('\n').filter((x) => x.includes('"msg":"resumed"')));
   t.true(resumed.length > 0, 'the resumed attempt logs "resumed"');
-  const line = resumed.flatMap((l) => l.split('\n').filter((x) => x.includes('"resumed"'))).at(0) ?? '';
+  const line = resumed.at(0) ?? '';
   t.log(line);
   t.true(line.includes(latest), `resumed from the last kept checkpoint ${latest}`);
+  t.is(z.object({ step: z.number() }).parse(JSON.parse(line)).step, Number(latest.slice(5)), 'resumed at the step of that checkpoint');
 });
+
+test.serial(
+  'lifecycle - examples/suspended.yaml applied with kubectl stays suspended without pods; the patch its comment gives resumes it to Succeeded',
+  async (t) => {
+    const ns = await fx.namespace('op-example');
+    const op = await fx.startOperator({ namespaces: [ns] });
+    await op.waitForSync();
+    const { kubectl, kubeconfigPath, images } = fx.cluster();
+    const k = async (args: readonly string[], stdin?: string): Promise<string> => {
+      const r = await runKubectl(kubectl, kubeconfigPath, ['-n', ns, ...args], stdin);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    const example = await readFile(repoPath('examples/suspended.yaml'), 'utf8');
+    // The example names the image users build (gmt-dev/…); the cluster has the one built here.
+    t.regex(example, /^\s*image: \S+$/m);
+    await k(['apply', '-f', '-'], example.replace(/^(\s*)image: .*$/m, `$1image: ${images.trainer}`));
+    const suspended = await fx.waitForJob(t, ns, 'suspended', 'Suspended', (j) => j.status?.phase === 'Suspended');
+    t.is(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.status, 'True');
+    await sleep(3000);
+    t.is((await livePods(ns, 'suspended')).length, 0, 'no worker pod while suspended');
+
+    // The resume command exactly as the example's comment gives it.
+    const patch = /^#\s+kubectl patch gft suspended --type merge -p '([^']+)'$/m.exec(example)?.[1];
+    if (patch === undefined) throw new Error('examples/suspended.yaml no longer shows the kubectl patch that resumes it');
+    await k(['patch', 'gft', 'suspended', '--type', 'merge', '-p', patch]);
+    const done = await fx.waitForJob(t, ns, 'suspended', 'finished', finished);
+    t.log(JSON.stringify({ phase: done.status?.phase, step: done.status?.step, attempt: done.status?.attempt }));
+    t.is(done.status?.phase, 'Succeeded');
+    t.is(done.status?.step, 50);
+    t.is(done.status?.restarts?.total, 0);
+    t.is((await k(['get', 'gft', 'suspended', '-o', 'jsonpath={.status.phase}'])).trim(), 'Succeeded');
+  },
+);

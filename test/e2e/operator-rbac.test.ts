@@ -2,16 +2,28 @@
  * The RBAC manifests in operator/rbac/ are least-privilege and sufficient: the API server's own RBAC
  * authorizer (the test control plane runs --authorization-mode=RBAC) allows exactly what the
  * operator needs, denies the rest, and the operator authenticated as its ServiceAccount (a real
- * token from the TokenRequest API) runs a job to Succeeded with leader election.
+ * token from the TokenRequest API) runs a job to Succeeded with leader election on the e2e cluster.
+ * The manifests are removed after the file (the cluster may outlive it).
  */
 import test from 'ava';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { createTestNamespace, isApiError, runKubectl } from '../harness/k8s-helpers.js';
+import { isApiError, runKubectl } from '../harness/k8s-helpers.js';
 import { repoPath } from '../helpers/repo.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
 const fx = useOperatorFixture(test, 'rbac');
 const SA = 'system:serviceaccount:gmt-system:gmt-operator';
+
+test.after.always(async () => {
+  const c = (() => {
+    try {
+      return fx.cluster();
+    } catch {
+      return undefined;
+    }
+  })();
+  if (c !== undefined) await runKubectl(c.kubectl, c.kubeconfigPath, ['delete', '--ignore-not-found', '-f', repoPath('operator/rbac')]);
+});
 
 async function canI(args: readonly string[]): Promise<boolean> {
   const { kubectl, kubeconfigPath } = fx.cluster();
@@ -88,11 +100,12 @@ test.serial('rbac - the operator authenticated as its ServiceAccount runs a job 
     contexts: [{ name: 'sa', cluster: 'test', user: 'gmt-operator' }],
     currentContext: 'sa',
   });
+  const ns = await fx.namespace('rbac');
   await fx.startOperator({
     kc: sa,
+    namespaces: [ns],
     leaderElection: { namespace: 'gmt-system', name: 'gmt-operator-rbac-test', leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 },
   });
-  const ns = await createTestNamespace(kc, 'rbac');
   await fx.create(ns, fx.tiny('tiny'));
   const done = await fx.waitForJob(t, ns, 'tiny', 'Succeeded', (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed', 180_000);
   t.is(done.status?.phase, 'Succeeded', JSON.stringify(done.status));

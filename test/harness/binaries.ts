@@ -1,6 +1,6 @@
 // Locates, and builds when missing, the Go binaries the tests run: the Kubernetes control plane
 // (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a matching kubectl, the node's
-// kubelet and kube-proxy (same Kubernetes module), CoreDNS, helm and nats-server.
+// kubelet and kube-proxy (same Kubernetes module), CoreDNS, helm, nats-server and Prometheus.
 //
 // Versions come from the pinned build-only Go modules under test/tools/ (one go.mod each), so
 // go.mod is the single source of truth. Binaries are cached outside the work tree at
@@ -33,11 +33,12 @@ export const BINARY_NAMES = [
   'gpu-device-plugin',
   'helm',
   'nats-server',
+  'prometheus',
 ] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
 
 /** A tools module under test/tools/. */
-type ToolsModule = 'k8s' | 'coredns' | 'helm' | 'nats';
+type ToolsModule = 'k8s' | 'coredns' | 'helm' | 'nats' | 'prometheus';
 
 interface BinarySpec {
   readonly module: ToolsModule;
@@ -69,17 +70,31 @@ const SPECS: Readonly<Record<BinaryName, BinarySpec>> = {
     pkg: 'github.com/nats-io/nats-server/v2',
     versionOf: 'github.com/nats-io/nats-server/v2',
   },
+  // Module versions v0.3xx.y are Prometheus 3.xx.y (see prometheusVersion).
+  prometheus: { module: 'prometheus', pkg: 'github.com/prometheus/prometheus/cmd/prometheus', versionOf: 'github.com/prometheus/prometheus' },
+};
+
+/**
+ * Go build tags per tools module. Prometheus: only the Kubernetes service discovery (the e2e test
+ * discovers pods through the API server); the cloud SDKs of the other mechanisms stay out of the
+ * build (prometheus/plugins/*.go: `!remove_all_sd || enable_<name>_sd`). Without `builtinassets`
+ * the web UI is not embedded; the HTTP API is complete.
+ */
+const BUILD_TAGS: Readonly<Partial<Record<ToolsModule, readonly string[]>>> = {
+  prometheus: ['remove_all_sd', 'enable_kubernetes_sd'],
 };
 
 /**
  * Cold-build durations measured on the 2-core build machine with an empty Go build cache
- * (k8s: 9m47s idle, 13m47s with tests running beside it; helm 2m29s; nats-server 19s).
+ * (k8s: 9m47s idle, 13m47s with tests running beside it; helm 2m29s; nats-server 19s; prometheus
+ * 9m41s wall / 4m10s CPU under a load average of 10-13).
  */
 const COLD_BUILD_ESTIMATE: Readonly<Record<ToolsModule, string>> = {
   k8s: '10-15 minutes',
   coredns: '2-4 minutes',
   helm: '2-3 minutes',
   nats: 'under a minute',
+  prometheus: '3-10 minutes',
 };
 
 /** Raised when a binary cannot be found or built; `cause` carries the underlying failure. */
@@ -220,8 +235,20 @@ async function ldflagsFor(module: ToolsModule): Promise<string> {
   } else if (module === 'helm') {
     flags.push(`-X helm.sh/helm/v3/internal/version.version=${await binaryVersion('helm')}`);
     flags.push('-X helm.sh/helm/v3/internal/version.gitTreeState=clean');
+  } else if (module === 'prometheus') {
+    // What `prometheus --version` and the prometheus_build_info metric report.
+    flags.push(`-X github.com/prometheus/common/version.Version=${prometheusVersion(await binaryVersion('prometheus'))}`);
   }
   return flags.join(' ');
+}
+
+/** The Prometheus release of a module version: v0.316.0 is Prometheus 3.16.0 (v0.<major*100+minor>.<patch>). */
+function prometheusVersion(moduleVersion: string): string {
+  const m = /^v0\.(\d+)\.(\d+)$/.exec(moduleVersion);
+  if (m?.[1] === undefined || m[2] === undefined || Number(m[1]) < 100)
+    throw new BinaryError(`unexpected Prometheus module version ${moduleVersion} (expected v0.<major*100+minor>.<patch>)`);
+  const n = Number(m[1]);
+  return `${Math.floor(n / 100)}.${n % 100}.${m[2]}`;
 }
 
 async function buildModule(module: ToolsModule, names: readonly BinaryName[], log: (line: string) => void): Promise<void> {
@@ -243,6 +270,7 @@ async function buildModule(module: ToolsModule, names: readonly BinaryName[], lo
     String(Math.min(availableParallelism(), 4)),
     '-trimpath',
     '-pgo=off',
+    ...(BUILD_TAGS[module] !== undefined ? ['-tags', BUILD_TAGS[module].join(',')] : []),
     '-ldflags',
     await ldflagsFor(module),
     '-o',

@@ -1,32 +1,30 @@
-// The cluster a test file runs against: by default a fresh local control plane plus a node agent
-// (started once per ava worker, i.e. per test file); with GMT_E2E_KUBECONFIG set, an existing
-// cluster (kind, a real one) that is used as it is and never torn down.
+// The clusters tests run against:
+// - startTestCluster / useTestCluster: a fresh local control plane and no node (integration tests
+//   that only need an API server, the operator bench). Started once per ava worker (test file).
+// - e2eCluster / useE2eCluster: the cluster named by GMT_E2E_KUBECONFIG, with pods on a real node.
+//   `npm run test:e2e` (scripts/e2e.ts) starts one real node (test/harness/real-node/), loads the
+//   images and sets it; a user can set it to any cluster that has the images (kind, `npm run
+//   cluster:up` + `npm run images`). It is used as it is and never torn down: files isolate
+//   themselves in namespaces of their own.
 
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { TestFn } from 'ava';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ensureBinary, formatDuration } from './binaries.js';
 import { ControlPlane } from './control-plane.js';
-import { NodeAgent } from '../node-agent/agent.js';
+import { NATS_IMAGE, PROJECT_IMAGES } from './real-node/build-images.js';
+import { NODE_IMAGES } from './real-node/images.js';
+import { NODE_IP } from './real-node/network.js';
+import { exists } from './real-node/machine-state.js';
 
-/** Image names the tests use; overridable so the same tests run on a real cluster. */
-export interface TestImages {
-  /** An image with a POSIX shell whose `command` runs as given (local: mapped to the host's sh). */
-  readonly shell: string;
-}
-
-/** A cluster for tests. */
+/** A local control plane without any node. */
 export interface TestCluster {
   /** Admin kubeconfig content and a file holding it (for kubectl/helm). */
   readonly kubeconfig: string;
   readonly kubeconfigPath: string;
   readonly kc: KubeConfig;
-  /** The local control plane, or undefined when testing an existing cluster. */
-  readonly controlPlane: ControlPlane | undefined;
-  /** The local node agent, or undefined when testing an existing cluster. */
-  readonly agent: NodeAgent | undefined;
-  readonly images: TestImages;
+  readonly controlPlane: ControlPlane;
   /** kubectl to use: the version-matched build from the binary cache (GMT_KUBECTL_BINARY overrides). */
   readonly kubectl: string;
   close(): Promise<void>;
@@ -34,71 +32,22 @@ export interface TestCluster {
 
 /** Options for startTestCluster. */
 export interface TestClusterOptions {
-  /** Allow GMT_E2E_KUBECONFIG to select an existing cluster (e2e tier). Default false. */
-  readonly allowExisting?: boolean;
-  /** Start the node agent. Default true. */
-  readonly nodeAgent?: boolean;
   readonly log?: (line: string) => void;
 }
 
-function imagesFromEnv(): TestImages {
-  return { shell: process.env['GMT_E2E_SHELL_IMAGE'] ?? 'gmt-test/shell' };
-}
-
-/** Starts (or attaches to) a cluster as described in the file comment. */
+/** Starts a local control plane (no node: pods stay Pending). */
 export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[cluster] ${line}\n`));
   const kubectl = await ensureBinary('kubectl', { log });
-  const existing = process.env['GMT_E2E_KUBECONFIG'];
-  if (opts.allowExisting === true && existing !== undefined && existing !== '') {
-    const kubeconfig = await readFile(existing, 'utf8');
-    const kc = new KubeConfig();
-    kc.loadFromString(kubeconfig);
-    log(`using existing cluster ${kc.getCurrentCluster()?.server ?? '?'} from GMT_E2E_KUBECONFIG`);
-    return {
-      kubeconfig,
-      kubeconfigPath: existing,
-      kc,
-      controlPlane: undefined,
-      agent: undefined,
-      images: imagesFromEnv(),
-      kubectl,
-      close: async () => {},
-    };
-  }
   const cp = await ControlPlane.start({ log });
-  let agent: NodeAgent | undefined;
-  try {
-    if (opts.nodeAgent ?? true) {
-      const logDir = join(cp.dir, 'pods');
-      await mkdir(logDir, { recursive: true });
-      agent = new NodeAgent({ kubeconfig: cp.kubeconfig, logDir, log });
-      await agent.start();
-    }
-  } catch (err) {
-    await cp.close();
-    throw err;
-  }
   log(`control plane started in ${formatDuration(cp.startMs)}; KUBECONFIG=${cp.kubeconfigPath}`);
   const kc = new KubeConfig();
   kc.loadFromString(cp.kubeconfig);
-  return {
-    kubeconfig: cp.kubeconfig,
-    kubeconfigPath: cp.kubeconfigPath,
-    kc,
-    controlPlane: cp,
-    agent,
-    images: { shell: 'gmt-test/shell' },
-    kubectl,
-    close: async () => {
-      await agent?.close();
-      await cp.close();
-    },
-  };
+  return { kubeconfig: cp.kubeconfig, kubeconfigPath: cp.kubeconfigPath, kc, controlPlane: cp, kubectl, close: () => cp.close() };
 }
 
 /**
- * ava shared setup: starts one cluster for the test file in `test.before` and stops it in
+ * ava shared setup: starts one control plane for the test file in `test.before` and stops it in
  * `test.after.always`. Returns a getter for use inside tests.
  */
 export function useTestCluster(test: TestFn, opts: TestClusterOptions = {}): () => TestCluster {
@@ -111,6 +60,110 @@ export function useTestCluster(test: TestFn, opts: TestClusterOptions = {}): () 
   });
   return () => {
     if (cluster === undefined) throw new Error('test cluster not started (did test.before fail?)');
+    return cluster;
+  };
+}
+
+/** Images the e2e tests run; each overridable for a cluster of another kind (they must be loaded there). */
+export interface E2eImages {
+  /** An image with a POSIX shell (`sh -c`); GMT_E2E_SHELL_IMAGE, e.g. busybox:1.36 on kind. */
+  readonly shell: string;
+  /** The CPU trainer image built from images/trainer.Dockerfile (GMT_E2E_TRAINER_IMAGE). */
+  readonly trainer: string;
+  /** The operator image built from images/operator.Dockerfile (GMT_E2E_OPERATOR_IMAGE). */
+  readonly operator: string;
+  /** The NATS image for the chart's in-cluster NATS (GMT_E2E_NATS_IMAGE). */
+  readonly nats: string;
+}
+
+/** The cluster of the e2e tier (GMT_E2E_KUBECONFIG). */
+export interface E2eCluster {
+  readonly kubeconfig: string;
+  readonly kubeconfigPath: string;
+  readonly kc: KubeConfig;
+  readonly kubectl: string;
+  readonly images: E2eImages;
+  /**
+   * An address of this machine that pods can reach, for servers the tests run on the host (the
+   * in-process operator's nats-server): the real node's NODE_IP, or GMT_E2E_HOST_ADDRESS.
+   */
+  readonly hostAddress: string;
+  /**
+   * Work folder of the real node (its containerd socket and mount namespace, for `ctr`), when the
+   * cluster is one (GMT_E2E_NODE_DIR, else found next to the kubeconfig); undefined otherwise.
+   */
+  readonly nodeDir: string | undefined;
+}
+
+/** Environment variables the e2e tier reads (set by scripts/e2e.ts or by hand). */
+export const E2E_ENV = {
+  kubeconfig: 'GMT_E2E_KUBECONFIG',
+  hostAddress: 'GMT_E2E_HOST_ADDRESS',
+  nodeDir: 'GMT_E2E_NODE_DIR',
+  shellImage: 'GMT_E2E_SHELL_IMAGE',
+  trainerImage: 'GMT_E2E_TRAINER_IMAGE',
+  operatorImage: 'GMT_E2E_OPERATOR_IMAGE',
+  natsImage: 'GMT_E2E_NATS_IMAGE',
+} as const;
+
+/** What the e2e tier reads from the environment (pure); throws a one-line message saying how to get a cluster when there is none. */
+export function e2eSettings(env: NodeJS.ProcessEnv): { kubeconfigPath: string; images: E2eImages; hostAddress: string; nodeDir: string | undefined } {
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v !== undefined && v !== '' ? v : undefined;
+  };
+  const kubeconfigPath = get(E2E_ENV.kubeconfig);
+  if (kubeconfigPath === undefined) {
+    throw new Error(
+      `${E2E_ENV.kubeconfig} is not set: run the e2e tier with \`npm run test:e2e\` (it starts a real node), or set ${E2E_ENV.kubeconfig} to a cluster that has the images (e.g. the kubeconfig \`npm run cluster:up\` prints, after \`npm run images\`)`,
+    );
+  }
+  return {
+    kubeconfigPath,
+    images: {
+      shell: get(E2E_ENV.shellImage) ?? NODE_IMAGES.debian,
+      trainer: get(E2E_ENV.trainerImage) ?? PROJECT_IMAGES.trainer.ref,
+      operator: get(E2E_ENV.operatorImage) ?? PROJECT_IMAGES.operator.ref,
+      nats: get(E2E_ENV.natsImage) ?? NATS_IMAGE,
+    },
+    hostAddress: get(E2E_ENV.hostAddress) ?? NODE_IP,
+    nodeDir: get(E2E_ENV.nodeDir),
+  };
+}
+
+/** The real node's work folder for a kubeconfig its control plane wrote (<node dir>/control-plane/kubeconfig), if it is one. */
+export async function nodeDirOf(kubeconfigPath: string): Promise<string | undefined> {
+  const guess = dirname(dirname(kubeconfigPath));
+  return (await exists(join(guess, 'mntns'))) ? guess : undefined;
+}
+
+/** The e2e cluster from the environment (e2eSettings). */
+export async function e2eCluster(log: (line: string) => void = (line) => process.stderr.write(`[e2e] ${line}\n`)): Promise<E2eCluster> {
+  const settings = e2eSettings(process.env);
+  const path = settings.kubeconfigPath;
+  const kubeconfig = await readFile(path, 'utf8');
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfig);
+  log(`using the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (${E2E_ENV.kubeconfig}=${path})`);
+  return {
+    kubeconfig,
+    kubeconfigPath: path,
+    kc,
+    kubectl: await ensureBinary('kubectl', { log }),
+    images: settings.images,
+    hostAddress: settings.hostAddress,
+    nodeDir: settings.nodeDir ?? (await nodeDirOf(path)),
+  };
+}
+
+/** ava shared setup: reads the e2e cluster in `test.before`; returns a getter for use inside tests. */
+export function useE2eCluster(test: TestFn): () => E2eCluster {
+  let cluster: E2eCluster | undefined;
+  test.before(async () => {
+    cluster = await e2eCluster();
+  });
+  return () => {
+    if (cluster === undefined) throw new Error('e2e cluster not read (did test.before fail?)');
     return cluster;
   };
 }

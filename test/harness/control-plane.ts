@@ -1,6 +1,6 @@
 // A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler as local processes (no containers, no kubelet; pods
-// are run by the node agent in ./node-agent/). The recipe follows controller-runtime's envtest and
+// kube-controller-manager and kube-scheduler as local processes (no kubelet here: the real node in
+// ./real-node/ adds one on top of this control plane). The recipe follows controller-runtime's envtest and
 // kwok's binary runtime; see docs/testing.md for the flags and why each is set.
 
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -1,38 +1,66 @@
-// A real Prometheus for tests: found on PATH or at /usr/bin/prometheus, else installed from
-// Debian's package (never a reason to skip: docs/testing.md). Each instance is our own process on
-// a free loopback port with a generated config and its own TSDB in a temporary folder; a system
-// service the package may have started is never used.
-import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+// A real Prometheus for tests, discovering its targets through the Kubernetes API server
+// (kubernetes_sd_configs) the way a Prometheus running in a cluster does. The binary is built from
+// Prometheus's Go module by test/harness/binaries.ts (`npm run setup:binaries -- prometheus`), with
+// the Kubernetes service discovery compiled in (Debian's prometheus 2.42 package lacks it). Each
+// instance is our own process on a free loopback port with a generated config, its API-server
+// credentials and its TSDB in one temporary folder, removed on close.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { ensureBinary } from './binaries.js';
+import { isApiError } from './k8s-helpers.js';
 import { ComponentProcess, freePort, httpGet, waitHealthy } from './processes.js';
 
-/** Raised when Prometheus cannot be found, installed or queried; the message says why. */
+/** Raised when Prometheus cannot be started or queried; the message says why. */
 export class PrometheusError extends Error {
   /** The failure is in `cause`. */
   override readonly name = 'PrometheusError';
 }
 
-/** One static scrape job. */
-export interface ScrapeJob {
-  /** Prometheus job name (becomes the `job` label unless honorLabels keeps the target's own). */
+/** One rule of a scrape job's relabel_configs, in Prometheus's own spelling. */
+export interface RelabelRule {
+  readonly source_labels?: readonly string[];
+  readonly separator?: string;
+  readonly regex?: string;
+  readonly target_label?: string;
+  readonly replacement?: string;
+  readonly action?: 'replace' | 'keep' | 'drop' | 'labelmap' | 'labeldrop' | 'labelkeep';
+}
+
+/** One scrape job whose targets come from the Kubernetes API (kubernetes_sd_configs). */
+export interface KubernetesScrapeJob {
+  /** Prometheus job name (the `job` label, unless honorLabels keeps the target's own). */
   readonly job: string;
-  /** host:port of each target. */
-  readonly targets: readonly string[];
-  /** Keep the target's labels on conflict (trainer series carry their own `job` label). */
+  /** The discovery role: pods (their declared container ports) or the endpoints of Services. */
+  readonly role: 'pod' | 'endpointslice';
+  /** Namespaces to discover in. */
+  readonly namespaces: readonly string[];
+  /** Keep the target's labels on conflict (trainer series carry their own `job`, operator series a job's `namespace`). */
   readonly honorLabels?: boolean;
+  /** Which discovered targets to scrape and how to label them. */
+  readonly relabel: readonly RelabelRule[];
+}
+
+/** How Prometheus reaches and authenticates to the API server. */
+export interface ApiServerAccess {
+  /** https://host:port */
+  readonly server: string;
+  /** PEM bundle that signs the API server's serving certificate. */
+  readonly caPem: string;
+  /** A bearer token (a ServiceAccount's, with the RBAC of createPrometheusServiceAccount). */
+  readonly token: string;
 }
 
 /** Options of startPrometheus. */
 export interface PrometheusOptions {
-  readonly scrapeJobs: readonly ScrapeJob[];
+  readonly apiServer: ApiServerAccess;
+  readonly scrapeJobs: readonly KubernetesScrapeJob[];
   /** Scrape interval in seconds; default 1. */
   readonly scrapeIntervalSeconds?: number;
-  /** Progress lines (install, start); default stderr. */
+  /** Progress lines (build, start); default stderr. */
   readonly log?: (line: string) => void;
 }
 
@@ -40,6 +68,17 @@ export interface PrometheusOptions {
 export interface PromSample {
   readonly metric: Readonly<Record<string, string>>;
   readonly value: number;
+}
+
+/** One scrape target as /api/v1/targets reports it. */
+export interface PromTarget {
+  /** The job (scrape pool) it belongs to. */
+  readonly scrapePool: string;
+  /** Its labels after relabelling. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** up | down | unknown */
+  readonly health: string;
+  readonly lastError: string;
 }
 
 /** A running Prometheus. */
@@ -52,121 +91,205 @@ export interface PrometheusHandle {
   query(expr: string, time?: number): Promise<PromSample[]>;
   /** Values of label `name` over all stored series (e.g. `__name__`). */
   labelValues(name: string): Promise<string[]>;
+  /** The active scrape targets (those service discovery found and relabelling kept). */
+  targets(): Promise<PromTarget[]>;
   /** The last lines of Prometheus' own log. */
   logTail(lines?: number): Promise<string>;
-  /** SIGTERM, wait for exit, remove the TSDB (idempotent). */
+  /** SIGTERM, wait for exit, remove the TSDB and the credentials (idempotent). */
   close(): Promise<void>;
 }
 
 const stderrLog = (line: string): void => void process.stderr.write(`[prometheus] ${line}\n`);
 
-async function executable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/**
+ * What a Prometheus needs to discover pods and Service endpoints through the API server (the
+ * pod/service/endpoint part of the ClusterRole Prometheus' own examples and Helm charts grant,
+ * read-only): get/list/watch of pods, services, endpoints and endpointslices.
+ */
+const SERVICE_DISCOVERY_RULES = [
+  { apiGroups: [''], resources: ['pods', 'services', 'endpoints'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+] as const;
 
-/** The first `prometheus` on PATH, or /usr/bin/prometheus; undefined if neither exists. */
-export async function findPrometheus(): Promise<string | undefined> {
-  const override = process.env['GMT_PROMETHEUS_BINARY'];
-  if (override !== undefined && override !== '') return override;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '')) {
-    if (await executable(join(dir, 'prometheus'))) return join(dir, 'prometheus');
-  }
-  return (await executable('/usr/bin/prometheus')) ? '/usr/bin/prometheus' : undefined;
+/** A ServiceAccount with SERVICE_DISCOVERY_RULES cluster-wide and a token for it; remove() deletes what was created. */
+export interface PrometheusServiceAccount {
+  readonly access: ApiServerAccess;
+  /** Deletes the ClusterRoleBinding, the ClusterRole and the ServiceAccount (idempotent, ignores missing ones). */
+  remove(): Promise<void>;
 }
-
-function run(cmd: string, args: readonly string[], log: (line: string) => void): Promise<{ code: number; tail: string }> {
-  log(`running: ${cmd} ${args.join(' ')}`);
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    let out = '';
-    const keep = (c: Buffer): void => void (out = (out + c.toString('utf8')).slice(-4000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', (err) => resolve({ code: -1, tail: err.message }));
-    child.on('exit', (code) => resolve({ code: code ?? -1, tail: out }));
-  });
-}
-
-let installing: Promise<string> | undefined;
 
 /**
- * Path of a Prometheus binary. Only the setup step (`npm run setup:binaries`, which says so first)
- * installs Debian's `prometheus` package system-wide (`install: true`); a test that finds none fails
- * with the command to run.
+ * Creates ServiceAccount `name` in `namespace`, a ClusterRole and ClusterRoleBinding `<namespace>-<name>`
+ * granting it SERVICE_DISCOVERY_RULES (as a Prometheus deployed in the cluster has), and requests a
+ * token for it (TokenRequest, valid `tokenSeconds`). The API server address and CA come from `kc`.
  */
-export function ensurePrometheus(log: (line: string) => void = stderrLog, opts: { install?: boolean } = {}): Promise<string> {
-  installing ??= (async () => {
-    const found = await findPrometheus();
-    if (found !== undefined) return found;
-    if (opts.install !== true)
-      throw new PrometheusError(
-        "prometheus is not installed (not on PATH, not /usr/bin/prometheus): run `npm run setup:binaries -- prometheus`, which installs Debian's prometheus package with apt-get, or set GMT_PROMETHEUS_BINARY",
-      );
-    log(
-      'prometheus not found on PATH or at /usr/bin/prometheus; installing Debian package "prometheus" system-wide (apt-get update && apt-get install prometheus)',
-    );
-    const update = await run('apt-get', ['update'], log);
-    if (update.code !== 0) throw new PrometheusError(`apt-get update failed (exit ${update.code}):\n${update.tail}`);
-    const install = await run('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], log);
-    if (install.code !== 0) throw new PrometheusError(`apt-get install -y prometheus failed (exit ${install.code}):\n${install.tail}`);
-    const after = await findPrometheus();
-    if (after === undefined) throw new PrometheusError('apt-get installed "prometheus" but no prometheus binary is on PATH or at /usr/bin/prometheus');
-    log(`installed ${after}`);
-    return after;
-  })();
-  installing.catch(() => (installing = undefined));
-  return installing;
+export async function createPrometheusServiceAccount(kc: KubeConfig, namespace: string, name: string, tokenSeconds = 3600): Promise<PrometheusServiceAccount> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new PrometheusError('the kubeconfig has no current cluster');
+  const caPem =
+    cluster.caData !== undefined && cluster.caData !== ''
+      ? Buffer.from(cluster.caData, 'base64').toString('utf8')
+      : cluster.caFile !== undefined && cluster.caFile !== ''
+        ? await readFile(cluster.caFile, 'utf8')
+        : undefined;
+  if (caPem === undefined)
+    throw new PrometheusError(`the kubeconfig's cluster ${cluster.name} has no certificate-authority(-data): Prometheus must verify the API server`);
+  const core = kc.makeApiClient(CoreV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const clusterName = `${namespace}-${name}`;
+  const labels = { 'app.kubernetes.io/name': 'prometheus', 'gmt.dev/test': 'true' };
+  const remove = async (): Promise<void> => {
+    const gone = (err: unknown): void => {
+      if (!isApiError(err, 404)) throw err;
+    };
+    await rbac.deleteClusterRoleBinding({ name: clusterName }).catch(gone);
+    await rbac.deleteClusterRole({ name: clusterName }).catch(gone);
+    await core.deleteNamespacedServiceAccount({ name, namespace }).catch(gone);
+  };
+  try {
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name, namespace, labels } } });
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: clusterName, labels },
+        rules: SERVICE_DISCOVERY_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
+      },
+    });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: clusterName, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterName },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
+    });
+    const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: tokenSeconds } } });
+    const token = tr.status?.token;
+    if (token === undefined || token === '') throw new PrometheusError(`TokenRequest for ServiceAccount ${namespace}/${name} returned no token`);
+    return { access: { server: cluster.server, caPem, token }, remove };
+  } catch (err) {
+    await remove().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The scrape jobs a user without the Prometheus Operator writes for this project (the chart's
+ * ServiceMonitor and PodMonitor say the same): the operator through the endpoints of the chart's
+ * `<fullname>-metrics` Service (port `metrics`), and every trainer pod (label gmt.dev/role=worker)
+ * on its container port `metrics` while it runs. Both keep the series' own labels (honor_labels):
+ * trainer series carry `job` = the GmtFineTune's job id and `rank`, the operator's per-job series
+ * the job's `namespace` and `name`; without it Prometheus would rename them exported_job and
+ * exported_namespace and the dashboards' selectors would miss them.
+ */
+export function gmtScrapeJobs(opts: {
+  readonly release: string;
+  readonly releaseNamespace: string;
+  readonly jobNamespaces: readonly string[];
+}): KubernetesScrapeJob[] {
+  const where: RelabelRule[] = [
+    { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
+    { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+  ];
+  return [
+    {
+      job: 'gmt-operator',
+      role: 'endpointslice',
+      namespaces: [opts.releaseNamespace],
+      honorLabels: true,
+      relabel: [
+        {
+          source_labels: [
+            '__meta_kubernetes_service_label_app_kubernetes_io_name',
+            '__meta_kubernetes_service_label_app_kubernetes_io_instance',
+            '__meta_kubernetes_service_label_app_kubernetes_io_component',
+            '__meta_kubernetes_endpointslice_port_name',
+          ],
+          regex: `gmt-operator;${opts.release};operator;metrics`,
+          action: 'keep',
+        },
+        ...where,
+        { source_labels: ['__meta_kubernetes_service_name'], target_label: 'service' },
+      ],
+    },
+    {
+      job: 'gmt-trainer',
+      role: 'pod',
+      namespaces: [...opts.jobNamespaces],
+      honorLabels: true,
+      relabel: [
+        { source_labels: ['__meta_kubernetes_pod_label_gmt_dev_role', '__meta_kubernetes_pod_container_port_name'], regex: 'worker;metrics', action: 'keep' },
+        { source_labels: ['__meta_kubernetes_pod_phase'], regex: 'Succeeded|Failed', action: 'drop' },
+        ...where,
+      ],
+    },
+  ];
+}
+
+/** Paths of the credential files startPrometheus writes next to the config. */
+interface CredentialFiles {
+  readonly caFile: string;
+  readonly tokenFile: string;
 }
 
 /** The prometheus.yml for `jobs` (pure). */
-export function buildPrometheusConfig(jobs: readonly ScrapeJob[], intervalSeconds: number): string {
+export function buildPrometheusConfig(jobs: readonly KubernetesScrapeJob[], server: string, files: CredentialFiles, intervalSeconds: number): string {
   return stringify({
     global: { scrape_interval: `${intervalSeconds}s`, scrape_timeout: `${intervalSeconds}s`, evaluation_interval: `${intervalSeconds}s` },
     scrape_configs: jobs.map((j) => ({
       job_name: j.job,
       honor_labels: j.honorLabels ?? false,
-      static_configs: [{ targets: [...j.targets] }],
+      kubernetes_sd_configs: [
+        {
+          role: j.role,
+          api_server: server,
+          namespaces: { names: [...j.namespaces] },
+          tls_config: { ca_file: files.caFile },
+          authorization: { type: 'Bearer', credentials_file: files.tokenFile },
+        },
+      ],
+      relabel_configs: j.relabel.map((r) => ({ ...r, ...(r.source_labels !== undefined ? { source_labels: [...r.source_labels] } : {}) })),
     })),
   });
 }
 
 const ApiResponse = z.object({ status: z.string(), data: z.unknown().optional(), error: z.string().optional(), errorType: z.string().optional() });
+const TargetsData = z.object({
+  activeTargets: z.array(
+    z
+      .object({ scrapePool: z.string(), labels: z.record(z.string(), z.string()), health: z.string(), lastError: z.string() })
+      .loose()
+      .transform((t) => ({ scrapePool: t.scrapePool, labels: t.labels, health: t.health, lastError: t.lastError })),
+  ),
+});
 const VectorData = z.object({
   resultType: z.string(),
   result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) })),
 });
 
-/** Starts Prometheus on a free loopback port and waits for /-/ready. */
+/** Starts Prometheus (built by binaries.ts) on a free loopback port and waits for /-/ready. */
 export async function startPrometheus(opts: PrometheusOptions): Promise<PrometheusHandle> {
   const log = opts.log ?? stderrLog;
-  const bin = await ensurePrometheus(log);
+  const bin = await ensureBinary('prometheus', { log });
   const dir = await mkdtemp(join(tmpdir(), 'gmt-prometheus-'));
-  const config = buildPrometheusConfig(opts.scrapeJobs, opts.scrapeIntervalSeconds ?? 1);
+  const files = { caFile: join(dir, 'apiserver-ca.crt'), tokenFile: join(dir, 'token') };
+  const config = buildPrometheusConfig(opts.scrapeJobs, opts.apiServer.server, files, opts.scrapeIntervalSeconds ?? 1);
   const configPath = join(dir, 'prometheus.yml');
-  await writeFile(configPath, config);
+  let proc: ComponentProcess | undefined;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const args = [
-    `--config.file=${configPath}`,
-    `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--web.enable-lifecycle',
-    '--log.level=info',
-  ];
-  log(`starting ${bin} on ${url} (tsdb ${dir})`);
-  const proc = await ComponentProcess.start('prometheus', bin, args, join(dir, 'prometheus.log'));
   try {
+    await writeFile(files.caFile, opts.apiServer.caPem, { mode: 0o600 });
+    await writeFile(files.tokenFile, opts.apiServer.token, { mode: 0o600 });
+    await writeFile(configPath, config);
+    const args = [`--config.file=${configPath}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=info'];
+    log(`starting ${bin} on ${url} (folder ${dir}), discovering targets through ${opts.apiServer.server}`);
+    proc = await ComponentProcess.start('prometheus', bin, args, join(dir, 'prometheus.log'));
     await waitHealthy(proc, `${url}/-/ready`, { timeoutMs: 60_000 });
   } catch (err) {
-    await proc.stop(5000);
+    await proc?.stop(5000);
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+  const running = proc;
 
   const api = async (path: string): Promise<unknown> => {
     const res = await httpGet(`${url}${path}`, undefined, 10_000);
@@ -190,10 +313,13 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     async labelValues(name) {
       return z.array(z.string()).parse(await api(`/api/v1/label/${encodeURIComponent(name)}/values`));
     },
-    logTail: (lines) => proc.logTail(lines),
+    async targets() {
+      return TargetsData.parse(await api('/api/v1/targets?state=active')).activeTargets;
+    },
+    logTail: (lines) => running.logTail(lines),
     close() {
       closing ??= (async () => {
-        await proc.stop(10_000);
+        await running.stop(10_000);
         await rm(dir, { recursive: true, force: true });
       })();
       return closing;

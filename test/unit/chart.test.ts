@@ -198,9 +198,13 @@ test('chart - ServiceMonitor and PodMonitor only with the monitoring.coreos.com/
   const sm = one(objs, 'ServiceMonitor');
   const svc = one(objs, 'Service', 'rel-gmt-operator-metrics');
   t.deepEqual((sm['spec'] as { selector: { matchLabels: unknown } }).selector.matchLabels, (svc['spec'] as { selector: unknown }).selector);
-  t.like(sm['spec'], { endpoints: [{ port: 'metrics', path: '/metrics' }] });
+  t.like(sm['spec'], { endpoints: [{ port: 'metrics', path: '/metrics', honorLabels: true }] });
   const pm = one(objs, 'PodMonitor');
-  t.like(pm['spec'], { namespaceSelector: { any: true }, selector: { matchLabels: { 'gmt.dev/role': 'worker' } }, podMetricsEndpoints: [{ port: 'metrics' }] });
+  t.like(pm['spec'], {
+    namespaceSelector: { any: true },
+    selector: { matchLabels: { 'gmt.dev/role': 'worker' } },
+    podMetricsEndpoints: [{ port: 'metrics', honorLabels: true }],
+  });
 });
 
 test('chart - in-cluster NATS: StatefulSet + Service + a config tuned for collectives that nats-server accepts', async (t) => {

@@ -203,8 +203,6 @@ export function buildWorkerEnv(job: GmtFineTune, rank: number, attempt: number, 
     // Node adds this CA to its trust store at start-up: the NATS client then verifies the server.
     ...(managed && opts.natsCa === true ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${PATHS.natsCredsDir}/${NATS_CREDS_KEYS.ca}` }] : []),
     { name: ENV.config, value: `${PATHS.configDir}/${CONFIG_KEY}` },
-    // The same config inline, for runtimes that cannot mount volumes (the test node agent).
-    { name: ENV.configJson, valueFrom: { configMapKeyRef: { name: configMapName(job.metadata.name), key: CONFIG_KEY } } },
     { name: ENV.checkpointDir, value: `${PATHS.checkpointMount}/${jobId}` },
     { name: ENV.metricsPort, value: String(opts.metricsPort) },
     { name: 'HOME', value: PATHS.tmp },

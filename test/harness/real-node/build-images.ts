@@ -13,7 +13,7 @@ import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { exists } from './machine-state.js';
 import { join } from 'node:path';
 import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
-import { formatDuration, repoRoot } from '../binaries.js';
+import { ensureBinary, formatDuration, repoRoot } from '../binaries.js';
 import { run } from './exec.js';
 import { assembleImage, ensureDebianRootfs, imagesDir } from './images.js';
 
@@ -25,6 +25,9 @@ export const PROJECT_IMAGES = {
   operator: { dockerfile: 'images/operator.Dockerfile', ref: 'localhost/gmt-operator:0.1.0' },
   trainer: { dockerfile: 'images/trainer.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0' },
 } as const;
+
+/** The NATS image the chart's in-cluster NATS runs in tests (chart values nats.inCluster.image.*). */
+export const NATS_IMAGE = 'localhost/nats:local';
 
 /** The GPU trainer image: built only on request (`npm run images -- --gpu`; ~3.4 GB of CUDA wheels). */
 export const GPU_TRAINER_IMAGE = { dockerfile: 'images/trainer-gpu.Dockerfile', ref: 'localhost/gmt-trainer:0.1.0-gpu' } as const;
@@ -140,4 +143,24 @@ export async function buildNatsImage(natsServer: string, ref: string, out: strin
     await rm(stage, { recursive: true, force: true });
     await rm(`${stage}.tar`, { force: true });
   }
+}
+
+/**
+ * Builds every image the tests and the quickstart use: the project's images from images/*.Dockerfile
+ * (with `gpu`, the GPU trainer image too) and the NATS image. Returns their docker-archives (under
+ * imagesDir()), in that order.
+ */
+export async function buildProjectImages(log: (line: string) => void, opts: { readonly gpu?: boolean } = {}): Promise<string[]> {
+  const archives: string[] = [];
+  const images: Record<string, { dockerfile: string; ref: string }> = { ...PROJECT_IMAGES };
+  if (opts.gpu === true) images['trainer-gpu'] = GPU_TRAINER_IMAGE;
+  for (const [name, spec] of Object.entries(images)) {
+    const out = join(imagesDir(), `${name}.image.tar`);
+    await buildDockerfile(spec.dockerfile, spec.ref, out, log);
+    archives.push(out);
+  }
+  const nats = join(imagesDir(), 'nats.image.tar');
+  await buildNatsImage(await ensureBinary('nats-server', { log }), NATS_IMAGE, nats);
+  archives.push(nats);
+  return archives;
 }

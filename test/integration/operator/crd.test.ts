@@ -12,7 +12,7 @@ import { useTestCluster } from '../../harness/cluster.js';
 import { createTestNamespace, runKubectl, waitFor } from '../../harness/k8s-helpers.js';
 import { repoPath } from '../../helpers/repo.js';
 
-const cluster = useTestCluster(test, { nodeAgent: false });
+const cluster = useTestCluster(test);
 
 type Obj = Record<string, unknown>;
 

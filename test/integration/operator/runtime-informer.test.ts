@@ -21,7 +21,7 @@ import {
   type ListResult,
 } from '../../../operator/src/runtime/index.js';
 
-const cluster = useTestCluster(test, { nodeAgent: false });
+const cluster = useTestCluster(test);
 
 const configMapSchema = z.object({
   apiVersion: z.string().optional(),

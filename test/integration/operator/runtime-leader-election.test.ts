@@ -9,7 +9,7 @@ import { createTestNamespace, waitFor } from '../../harness/k8s-helpers.js';
 import { LeaderElectionConfigError, LeaderElector } from '../../../operator/src/runtime/index.js';
 import { OperatorMetrics } from '../../../operator/src/metrics/index.js';
 
-const cluster = useTestCluster(test, { nodeAgent: false });
+const cluster = useTestCluster(test);
 
 const TIMING = { leaseDurationSeconds: 2, renewDeadlineSeconds: 1.5, retryPeriodSeconds: 0.25 } as const;
 

@@ -56,6 +56,17 @@ test('children - worker pod: name, labels, env, owner, security, overrides', (t)
     GMT_CHECKPOINT_DIR: `${PATHS.checkpointMount}/team-a-tiny-7d2431f1`,
     GMT_METRICS_PORT: '9400',
   });
+  // The trainer reads its config only from the mounted ConfigMap file GMT_CONFIG names.
+  t.deepEqual(
+    (c?.env ?? []).filter((e) => e.value === undefined),
+    [],
+    'no env var copies a ConfigMap or Secret value',
+  );
+  t.is(p.spec?.volumes?.find((v) => v.name === 'config')?.configMap?.name, 'tiny-config');
+  t.like(
+    c?.volumeMounts?.find((m) => m.name === 'config'),
+    { mountPath: PATHS.configDir, readOnly: true },
+  );
   t.deepEqual(buildWorkerPod(job(), 0, 0, opts), buildWorkerPod(job(), 0, 0, opts), 'pure');
 });
 
