@@ -10,7 +10,7 @@ import test from 'ava';
 import { z } from 'zod';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
-import { PATHS, podName, type Operator } from '../../operator/src/controller/index.js';
+import { podName, type Operator } from '../../operator/src/controller/index.js';
 import { isApiError, waitFor } from '../harness/k8s-helpers.js';
 import { useOperatorFixture } from './operator-fixture.js';
 
@@ -137,13 +137,12 @@ test.serial('operator - a trainer container killed through containerd restarts t
 test.serial('operator - malformed training data fails the job with the trainer reason, no restart loop', async (t) => {
   const { ns } = await setup('op-bad');
   const { kc } = cluster();
-  // The data reaches the workers on a claim the pods mount: the checkpoint claim, whose mount path
-  // (children.ts PATHS.checkpointMount) the file is then read from. (dataset pvc://<claim>/<path>
-  // is accepted by the CRD but not mounted by the operator yet.)
+  // The data reaches the workers on a claim of its own, named as pvc://<claim>/<path>: the operator
+  // mounts the claim read-only and gives the trainer the mounted path.
   const claimName = await fx.claim(ns, 'data');
   await fx.withClaim(ns, claimName, `printf '%s\\n' '{"prompt": "1+1=", "answer": ' 'this is not json' > /data/bad.jsonl`);
-  const bad = `${PATHS.checkpointMount}/bad.jsonl`;
-  await create(ns, tiny('bad', { dataset: { train: bad, eval: bad }, checkpoint: { interval: 4, volume: { persistentVolumeClaim: { claimName } } } }));
+  const bad = `pvc://${claimName}/bad.jsonl`;
+  await create(ns, tiny('bad', { dataset: { train: bad, eval: bad } }));
   const failed = await waitForJob(t, ns, 'bad', 'Failed', (j) => j.status?.phase === 'Failed' || j.status?.phase === 'Succeeded');
   t.log(JSON.stringify(failed.status?.conditions));
   t.is(failed.status?.phase, 'Failed');

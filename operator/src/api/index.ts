@@ -64,6 +64,7 @@ export {
   ROOT_RULES,
 } from './resource.js';
 export { computeTrainerConfig, type TrainerConfigInput } from './trainer-config.js';
+export { WORKER_PATHS, claimMountPath, parsePvcSource, resolveSource, sourceClaims } from './sources.js';
 export { buildCrd, buildResourceSchema, renderCrdYaml, CRD_PATH, PRINTER_COLUMNS } from './crd.js';
 export { toStructuralSchema, SchemaConversionError, type OpenApiSchema, type JsonValue } from './openapi.js';
 export { cel, type CelRule, QuantitySchema, QUANTITY_PATTERN, DnsSubdomainSchema } from './k8s-schema.js';

@@ -15,21 +15,24 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import { ANNOTATIONS, API_VERSION, KIND, LABELS, ROLES, computeTrainerConfig, type GmtFineTune, type TrainerConfigInput } from '../api/index.js';
+import {
+  ANNOTATIONS,
+  API_VERSION,
+  KIND,
+  LABELS,
+  ROLES,
+  WORKER_PATHS,
+  claimMountPath,
+  computeTrainerConfig,
+  sourceClaims,
+  type GmtFineTune,
+  type TrainerConfigInput,
+} from '../api/index.js';
 import { ENV } from '../../../contract/env.js';
 import { childLabels, computeJobId, configMapName, natsCredsSecretName, podHostname, podName, serviceName, shortHash } from './names.js';
 
 /** Where the children builders put things inside a worker container. */
-export const PATHS = {
-  /** Mount of the ConfigMap; GMT_CONFIG points at CONFIG_KEY in it. */
-  configDir: '/etc/gmt',
-  /** Mount of the checkpoint volume; each job writes under `<mount>/<jobId>`. */
-  checkpointMount: '/var/lib/gmt/checkpoints',
-  /** Mount of the NATS credentials Secret. */
-  natsCredsDir: '/var/run/secrets/gmt/nats',
-  /** Writable scratch space (the root filesystem is read-only). */
-  tmp: '/tmp',
-} as const;
+export const PATHS = WORKER_PATHS;
 
 /** Key of the trainer config in the ConfigMap. */
 export const CONFIG_KEY = 'config.json';
@@ -220,10 +223,13 @@ export function buildWorkerPod(job: GmtFineTune, rank: number, attempt: number, 
     : own !== undefined
       ? { name: own.name, items: [own.key] }
       : undefined;
+  const claims = sourceClaims(job.spec);
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name: configMapName(name) } },
     checkpointVolume(job),
     { name: 'tmp', emptyDir: {} },
+    // Claims named by pvc://<claim>/<path> sources (model, data), read-only.
+    ...claims.map((claimName, i) => ({ name: `source-claim-${i}`, persistentVolumeClaim: { claimName, readOnly: true } })),
     // Readable by the worker's group (fsGroup) only: the seed in it is the attempt's identity.
     ...(creds !== undefined
       ? [{ name: 'nats-creds', secret: { secretName: creds.name, defaultMode: 0o440, items: creds.items.map((k) => ({ key: k, path: k })) } }]
@@ -233,6 +239,7 @@ export function buildWorkerPod(job: GmtFineTune, rank: number, attempt: number, 
     { name: 'config', mountPath: PATHS.configDir, readOnly: true },
     { name: 'checkpoints', mountPath: PATHS.checkpointMount },
     { name: 'tmp', mountPath: PATHS.tmp },
+    ...claims.map((claim, i) => ({ name: `source-claim-${i}`, mountPath: claimMountPath(job.spec, claim), readOnly: true })),
     ...(creds !== undefined ? [{ name: 'nats-creds', mountPath: PATHS.natsCredsDir, readOnly: true }] : []),
   ];
   const res = resources(job);

@@ -15,6 +15,10 @@ function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
   if (!r.ok) throw new Error(r.error);
   return r.value;
 }
+/** The trainer's view of the job's ConfigMap (the pod env supplies natsUrl). */
+function trainerConfig(j: GmtFineTune): ReturnType<typeof TrainerConfigSchema.parse> {
+  return TrainerConfigSchema.parse({ ...(JSON.parse(buildConfigMap(j).data?.['config.json'] ?? '{}') as object), natsUrl: 'nats://x:1' });
+}
 const opts = { defaultNatsUrl: 'nats://nats.gmt:4222', metricsPort: 9400 };
 
 test('children - job id is DNS-safe, one NATS token, unique per incarnation', (t) => {
@@ -86,6 +90,43 @@ test('children - checkpoint volume: emptyDir by default, the claim when given', 
     )?.persistentVolumeClaim?.claimName,
     'ck',
   );
+});
+
+test('children - pvc:// sources: each claim mounted read-only once, the config names the mounted paths', (t) => {
+  const j = job({
+    model: { source: 'pvc://models/base/step-00000300' },
+    dataset: { train: 'pvc://data/train.jsonl', eval: 'pvc://data/eval.jsonl' },
+  });
+  const pod = buildWorkerPod(j, 1, 0, opts);
+  const claims = (pod.spec?.volumes ?? []).filter((v) => v.name.startsWith('source-claim-'));
+  t.deepEqual(
+    claims.map((v) => [v.persistentVolumeClaim?.claimName, v.persistentVolumeClaim?.readOnly]),
+    [
+      ['data', true],
+      ['models', true],
+    ],
+  );
+  const mounts = pod.spec?.containers[0]?.volumeMounts ?? [];
+  for (const v of claims) {
+    const m = mounts.find((x) => x.name === v.name);
+    t.is(m?.mountPath, `/var/lib/gmt/claims/${v.persistentVolumeClaim?.claimName ?? ''}`);
+    t.true(m?.readOnly);
+  }
+  const config = trainerConfig(j);
+  t.is(config.baseModel, '/var/lib/gmt/claims/models/base/step-00000300');
+  t.is(config.trainData, '/var/lib/gmt/claims/data/train.jsonl');
+  t.is(config.evalData, '/var/lib/gmt/claims/data/eval.jsonl');
+  // Other sources pass through; no claim volume without a pvc:// source.
+  const plain = job({ dataset: { train: '/data/train.jsonl' } });
+  t.false((buildWorkerPod(plain, 0, 0, opts).spec?.volumes ?? []).some((v) => v.name.startsWith('source-claim-')));
+  t.is(trainerConfig(plain).trainData, '/data/train.jsonl');
+});
+
+test('children - a pvc:// source on the checkpoint claim is read under the checkpoint mount (not mounted twice)', (t) => {
+  const j = job({ dataset: { train: 'pvc://ck/in/train.jsonl' }, checkpoint: { volume: { persistentVolumeClaim: { claimName: 'ck' } } } });
+  const pod = buildWorkerPod(j, 0, 0, opts);
+  t.is((pod.spec?.volumes ?? []).filter((v) => v.persistentVolumeClaim?.claimName === 'ck').length, 1);
+  t.is(trainerConfig(j).trainData, `${PATHS.checkpointMount}/in/train.jsonl`);
 });
 
 test('children - headless Service and ConfigMap; the config parses with the trainer schema', (t) => {
