@@ -23,7 +23,7 @@ import { buildProjectImages } from '../test/harness/real-node/build-images.js';
 import { tryRun } from '../test/harness/real-node/exec.js';
 import { diffMachine, snapshotMachine } from '../test/harness/real-node/machine-state.js';
 import { NODE_LINK } from '../test/harness/real-node/network.js';
-import { RealCluster } from '../test/harness/real-node/node.js';
+import { cleanupStaleNodes, RealCluster } from '../test/harness/real-node/node.js';
 
 const REAL_NODE_FILE = 'real-node.test.js';
 
@@ -132,6 +132,8 @@ async function main(): Promise<number> {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== E2E_ENV.kubeconfig));
     const code = await timed(`tests (${REAL_NODE_FILE})`, () => runAva(realNode, env));
     if (code !== 0) failures.push(`ava failed on ${REAL_NODE_FILE} (exit ${code})`);
+    // Its node is gone unless its worker died before closing it (killed, interrupted): undo that one here.
+    await cleanupStaleNodes(log);
   }
 
   if (others.length > 0 && running()) {

@@ -50,6 +50,15 @@ export interface RealClusterOptions {
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const GPU_COUNT = 8;
 
+/**
+ * Undoes nodes whose owner was killed before it could close them (e.g. an ava worker on timeout or
+ * interrupted): every temporary `gmt-node-*` folder, plus `more`. A node whose owner still runs is left alone.
+ */
+export async function cleanupStaleNodes(log: (line: string) => void, more: readonly string[] = []): Promise<void> {
+  const leftovers = (await readdir(tmpdir())).filter((e) => e.startsWith('gmt-node-')).map((e) => join(tmpdir(), e));
+  for (const d of [...leftovers, ...more]) await cleanupStaleNode(d, log);
+}
+
 /** A running real cluster. */
 export class RealCluster {
   readonly controlPlane: ControlPlane;
@@ -109,9 +118,7 @@ export class RealCluster {
     const log = opts.log ?? (() => {});
     if (process.getuid?.() !== 0) throw new RealNodeError('the real test node needs root (containerd, kubelet, iptables, mounts)');
     await requireNodePackages();
-    // Nodes whose owner was killed before it could close them (e.g. an ava worker on timeout).
-    const leftovers = (await readdir(tmpdir())).filter((e) => e.startsWith('gmt-node-')).map((e) => join(tmpdir(), e));
-    for (const d of [...leftovers, ...(opts.staleDirs ?? [])]) await cleanupStaleNode(d, log);
+    await cleanupStaleNodes(log, opts.staleDirs);
     if ((await tryRun('ip', ['link', 'show', NODE_LINK])) !== undefined) {
       throw new RealNodeError(`another real test node is running on this machine (link ${NODE_LINK} exists); stop it first (npm run cluster:down)`);
     }
