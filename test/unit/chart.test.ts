@@ -18,7 +18,7 @@ import {
   encodeSystemAccountJwt,
   natsServerAuthConfig,
 } from '../../contract/nats-identity.js';
-import { ensureBinary } from '../harness/binaries.js';
+import { binaryVersion, ensureBinary } from '../harness/binaries.js';
 import { repoPath } from '../helpers/repo.js';
 
 const CHART = repoPath('charts/gmt-operator');
@@ -210,7 +210,8 @@ test('chart - ServiceMonitor and PodMonitor only with the monitoring.coreos.com/
 test('chart - in-cluster NATS: StatefulSet + Service + a config tuned for collectives that nats-server accepts', async (t) => {
   const objs = await render();
   const sts = one(objs, 'StatefulSet');
-  t.is(podSpec(sts).containers[0]!.image, 'nats:2.10.29-alpine');
+  // The default image runs the nats-server version every test runs (test/tools/nats/go.mod).
+  t.is(podSpec(sts).containers[0]!.image, `nats:${(await binaryVersion('nats-server')).replace(/^v/, '')}-alpine`);
   one(objs, 'Service', 'rel-gmt-operator-nats');
   const conf = (one(objs, 'ConfigMap', 'rel-gmt-operator-nats')['data'] as Record<string, string>)['nats-server.conf']!;
   t.regex(conf, /^max_payload: 8MB$/m);
