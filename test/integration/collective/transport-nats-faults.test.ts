@@ -2,6 +2,7 @@
 // server, a silent peer, a missing rank at rendezvous, a step deadline and a peer's abort each fail
 // every pending operation with a RetryableError that names the cause.
 import test from 'ava';
+import { createServer, type Socket } from 'node:net';
 import { RetryableError } from '../../../trainer/src/errors.js';
 import { NatsTransport, attemptSubjects, freePort, natsServerConfig, type NatsServerHandle } from '../../../trainer/src/collective/nats/index.js';
 import { checksum, encodeDataFrame, encodeHeartbeatFrame, jobHash } from '../../../trainer/src/collective/nats/wire.js';
@@ -108,6 +109,44 @@ test('nats transport - a rank that stops heartbeating aborts the others with an 
     clearInterval(beat);
     await fake.close();
     await closeAll(transports);
+  }
+});
+
+test('nats transport - a server that goes silent right after the handshake fails start() within the connect timeout', async (t) => {
+  // No real nats-server can be made to answer the handshake's PING and then no other, so this is a
+  // raw TCP peer that speaks just that much of the protocol: INFO, then PONG to the first PING only.
+  const sockets = new Set<Socket>();
+  const silent = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('error', () => undefined);
+    sock.write(`INFO ${JSON.stringify({ server_id: 'silent', server_name: 'silent', version: '2.15.2', proto: 1, headers: true, max_payload: 1048576 })}\r\n`);
+    let pings = 0;
+    let buf = '';
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let at: number;
+      while ((at = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, at);
+        buf = buf.slice(at + 2);
+        if (line === 'PING' && ++pings === 1) sock.write('PONG\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const address = silent.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  try {
+    const started = Date.now();
+    const err = await t.throwsAsync(
+      NatsTransport.connect({ servers: `nats://127.0.0.1:${address.port}`, jobId: 'silent', attempt: 0, rank: 0, worldSize: 2, connectTimeoutMs: 1500 }),
+      { instanceOf: RetryableError },
+    );
+    t.regex(err.message, /answered no flush within 1500 ms of connecting/);
+    const ms = Date.now() - started;
+    t.true(ms < 10_000, `start() failed after ${ms} ms`);
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
   }
 });
 

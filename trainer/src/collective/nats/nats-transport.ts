@@ -148,7 +148,7 @@ export class NatsTransport implements Transport {
       this.#configureChunks(this.#nc);
       this.#subscribe(this.#nc);
       void this.#watchConnection(this.#nc);
-      await this.#nc.flush();
+      await this.#firstFlush(this.#nc);
       await this.#peers.rendezvous();
     } catch (err) {
       await this.close();
@@ -518,6 +518,45 @@ export class NatsTransport implements Transport {
   }
 
   /** Fails every pending and future operation with `err` (the first failure wins). */
+  /**
+   * Makes sure the server has the subscriptions before any rank announces itself. Bounded: nats.js
+   * never settles a flush whose connection closes meanwhile, and a server that stops answering after
+   * the handshake would otherwise hold start() forever (the rendezvous deadline starts only after).
+   */
+  async #firstFlush(nc: NatsConnection): Promise<void> {
+    const ms = this.#opts.connectTimeoutMs;
+    const servers = this.#opts.servers.join(', ');
+    let timer: TimerHandle | undefined;
+    const failWith = (e: RetryableError): never => {
+      this.#fail(e);
+      throw e;
+    };
+    try {
+      await Promise.race([
+        nc.flush(),
+        nc
+          .closed()
+          .then((err) =>
+            failWith(
+              new RetryableError(
+                `NATS connection to ${servers} closed right after connecting${err instanceof Error ? ` (${err.message})` : ''}`,
+                err instanceof Error ? { cause: err } : {},
+              ),
+            ),
+          ),
+        new Promise<never>((_, reject) => {
+          timer = this.#clock.setTimer(() => {
+            const e = new RetryableError(`NATS at ${servers} answered no flush within ${ms} ms of connecting`);
+            this.#fail(e);
+            reject(e);
+          }, ms);
+        }),
+      ]);
+    } finally {
+      timer?.cancel();
+    }
+  }
+
   #fail(err: Error): void {
     if (this.#failure !== undefined) return;
     this.#failure = err;
