@@ -8,6 +8,7 @@ export { NON_FINITE_BITS, NonFiniteGradientError, findNonFinite } from './non-fi
 export type { NonFiniteKind, NonFiniteLocation } from './non-finite.js';
 export {
   KEEP_NONE_BITS,
+  PASS1_BINS,
   SELECT_PASSES,
   advance,
   bitsToFloat,

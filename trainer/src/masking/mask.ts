@@ -159,8 +159,11 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
  * NaN/±Inf. With `scale` ≠ 1 every tensor is first multiplied in place by fround(scale) (global-norm
  * clipping), fused into the selection's first pass; the thresholds are those of the scaled values.
  * For a consumer that applies the rule itself (the optimizer's fused GMT loop, optim/optimizer.ts).
+ * `pass1[i]`, when given, is tensor i's radix pass-1 histogram of the unscaled |g|, counted by the
+ * caller (update/norm.ts canonicalNormAndHistograms), so the selection does not read Γ for it.
  */
-export function selectMaskThresholds(tensors: readonly NamedTensor[], options: MaskOptions, scale = 1): MaskThresholds {
+export function selectMaskThresholds(tensors: readonly NamedTensor[], options: MaskOptions, scale = 1, pass1?: readonly Uint32Array[]): MaskThresholds {
+  if (pass1 !== undefined && pass1.length !== tensors.length) throw new RangeError(`${pass1.length} pass-1 histograms for ${tensors.length} tensors`);
   const out: TensorThreshold[] = [];
   const scopes: MaskThresholds['scopes'][number][] = [];
   const groups: number[][] = options.scope === 'global' ? [tensors.map((_, i) => i)] : tensors.map((_, i) => [i]);
@@ -170,7 +173,8 @@ export function selectMaskThresholds(tensors: readonly NamedTensor[], options: M
     const scope = options.scope === 'global' ? 'global' : names[0]!;
     let size = 0;
     for (const s of segs) size += s.length;
-    const selection = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names }, scale);
+    const hists = pass1 === undefined ? undefined : members.map((i) => pass1[i]!);
+    const selection = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names }, scale, hists);
     members.forEach((i, j) => {
       out[i] = {
         thresholdBits: selection.thresholdBits,

@@ -28,6 +28,9 @@ const PASSES: readonly { readonly shift: number; readonly bins: number }[] = [
   { shift: 0, bins: 1024 },
 ];
 
+/** Bins of pass 1 (the length of its histograms). */
+export const PASS1_BINS = PASSES[0]!.bins;
+
 /** Number of histogram passes a selection takes (when it does not finish early). */
 export const SELECT_PASSES = PASSES.length;
 
@@ -190,6 +193,41 @@ export function histogramAndCompact(
     if (x >>> prefixShift === prefix) {
       h[(x >>> shift) & mask]!++;
       // A guarded store into a fixed buffer: growing it in the loop measured 3x slower in V8.
+      if (m < cap) out[m] = x;
+      m++;
+    }
+  }
+  if (m !== cap) throw new RangeError(`radix select: segment has ${m} candidates, expected ${cap}`);
+  return { histogram: h, candidates: out };
+}
+
+/**
+ * histogramAndCompact over a Float32Array segment that also multiplies every entry in place by
+ * fround(factor) (the same fp32 product as optim/clip.ts scaleInPlace). The histogram and the
+ * candidates are of the keys read before scaling (|g| unscaled): for a pass 1 counted on the unscaled
+ * segment (update/norm.ts canonicalNormAndHistograms), with the clip applied on the way.
+ */
+export function scaleHistogramAndCompact(
+  segment: Float32Array,
+  spec: PassSpec,
+  expected: number,
+  factor: number,
+): { histogram: Uint32Array; candidates: Uint32Array } {
+  if (spec.pass === 0) throw new RangeError('radix select: pass 1 has no prefix to compact on');
+  const f = Math.fround(factor);
+  const u = bitsOf(segment);
+  const h = new Uint32Array(spec.bins);
+  const n = u.length;
+  const { shift, prefixShift, prefix } = spec;
+  const mask = spec.bins - 1;
+  const cap = expected;
+  const out = new Uint32Array(cap);
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const x = u[i]! & 0x7fffffff;
+    segment[i] = segment[i]! * f;
+    if (x >>> prefixShift === prefix) {
+      h[(x >>> shift) & mask]!++;
       if (m < cap) out[m] = x;
       m++;
     }

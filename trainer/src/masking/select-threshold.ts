@@ -14,6 +14,7 @@ import {
   histogramAndCompact,
   passSpec,
   scaleAndHistogram,
+  scaleHistogramAndCompact,
   type RadixSelectDone,
   type RadixSelectState,
   sumHistograms,
@@ -62,12 +63,20 @@ export function assertFinite(segments: readonly Float32Array[], names: SelectNam
  * included. Throws NonFiniteGradientError (naming scope, tensor, index) on any NaN or ±Inf.
  * With `scale` ≠ 1 every segment is first multiplied in place by fround(scale) (global-norm
  * clipping, optim/clip.ts scaleInPlace: the same fp32 bits), fused into pass 1; the selection is
- * that of the scaled values.
+ * that of the scaled values. `pass1`, when given, holds each segment's pass-1 histogram of the
+ * unscaled |g| (counted elsewhere, e.g. in the norm's pass: update/norm.ts); see selectFromPass1.
  */
-export function selectThreshold(segments: Float32Array | readonly Float32Array[], k: number, names: SelectNames = {}, scale = 1): ThresholdSelection {
+export function selectThreshold(
+  segments: Float32Array | readonly Float32Array[],
+  k: number,
+  names: SelectNames = {},
+  scale = 1,
+  pass1?: readonly Uint32Array[],
+): ThresholdSelection {
   const segs = segments instanceof Float32Array ? [segments] : segments;
   let n = 0;
   for (const s of segs) n += s.length;
+  if (pass1 !== undefined && k !== 0 && k !== n) return selectFromPass1(segs, n, k, names, scale, pass1);
   let state: RadixSelectState = createSelectState(n, k);
   if (k === 0 || k === n) {
     if (scale !== 1) {
@@ -99,6 +108,133 @@ export function selectThreshold(segments: Float32Array | readonly Float32Array[]
     throw new RangeError('radix select: histogram reported non-finite values that no scan found');
   }
   return selectionFromDone(state, last);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Bits of fround(x · f) for the saliency bits x (f = fround(clip scale) > 0): monotone non-decreasing in x. */
+function scaledBits(x: number, f: number): number {
+  f32[0] = bitsToFloat(x) * f;
+  return u32[0]! & 0x7fffffff;
+}
+
+/** Largest finite saliency key (float32 max). */
+const MAX_FINITE_KEY = NON_FINITE_BITS - 1;
+
+/**
+ * selectThreshold with pass 1 already counted on the unscaled |g| (`pass1[j]`: segment j's 2048-bin
+ * histogram) and the clip scale applied during pass 2, which reads every entry anyway. The radix
+ * select runs on the unscaled keys x and finds T_x, their k-th largest. Scaling y = fround(x·f) is
+ * monotone non-decreasing, so the k-th largest scaled value is T_y = fround(T_x·f) exactly (sorting
+ * x sorts y); but several x may round to one y, so the counts of the scaled values (#y > T_y,
+ * #y == T_y per segment, which the tie rules need) are those of x above, and inside, the preimage
+ * [L, U] of T_y. When [L, U] lies in T_x's pass-1 bin — all but a rare straddle of a bin edge — the
+ * counts come from the pass-1 histograms and the pass-2 candidates (the keys of that bin); otherwise
+ * they are counted on the scaled segments. Same result as selectThreshold(segs, k, names, scale)
+ * (test/unit/masking/select.test.ts).
+ */
+function selectFromPass1(
+  segs: readonly Float32Array[],
+  n: number,
+  k: number,
+  names: SelectNames,
+  scale: number,
+  pass1: readonly Uint32Array[],
+): ThresholdSelection {
+  if (pass1.length !== segs.length) throw new RangeError(`radix select: ${pass1.length} pass-1 histograms for ${segs.length} segments`);
+  const f = Math.fround(scale);
+  let state: RadixSelectState = createSelectState(n, k);
+  if (state.status !== 'running') throw new RangeError('radix select: k = 0 or n needs no passes');
+  state = advance(state, sumHistograms(pass1, passSpec(state).bins));
+  if (state.status !== 'running') {
+    // Non-finite keys (pass 1 is the only pass that can say so): name the first bad entry.
+    assertFinite(segs, names);
+    throw new RangeError('radix select: histogram reported non-finite values that no scan found');
+  }
+  const bin1 = state.prefix; // T_x's pass-1 bin
+  const spec2 = passSpec(state);
+  const parts = segs.map((s, j) => (f === 1 ? histogramAndCompact(s, spec2, pass1[j]![bin1]!) : scaleHistogramAndCompact(s, spec2, pass1[j]![bin1]!, f)));
+  const candidates = parts.map((p) => p.candidates);
+  let last: readonly Uint32Array[] = parts.map((p) => p.histogram);
+  state = advance(state, sumHistograms(last, spec2.bins));
+  while (state.status === 'running') {
+    const spec = passSpec(state);
+    last = candidates.map((c) => histogram(c, spec));
+    state = advance(state, sumHistograms(last, spec.bins));
+  }
+  if (state.status !== 'done') throw new RangeError('radix select: non-finite keys after pass 1');
+  if (f === 1) return selectionFromDone(state, last); // y = x: nothing merges
+  const tx = state.thresholdBits;
+  const ty = scaledBits(tx, f);
+  // The preimage [L, U] of T_y: binary searches on the monotone map.
+  let lo = 0,
+    hi = tx; // smallest key with scaledBits ≥ ty lies in [0, tx]
+  while (lo < hi) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (scaledBits(mid, f) >= ty) hi = mid;
+    else lo = mid + 1;
+  }
+  const L = lo;
+  lo = tx;
+  hi = MAX_FINITE_KEY; // largest key with scaledBits ≤ ty lies in [tx, max]
+  while (lo < hi) {
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    if (scaledBits(mid, f) <= ty) lo = mid;
+    else hi = mid - 1;
+  }
+  const U = lo;
+  const above: number[] = [];
+  const equal: number[] = [];
+  if (L >>> 20 === bin1 && U >>> 20 === bin1) {
+    for (let j = 0; j < segs.length; j++) {
+      const h = pass1[j]!;
+      let a = 0;
+      for (let b = bin1 + 1; b < h.length; b++) a += h[b]!;
+      let e = 0;
+      const c = candidates[j]!;
+      for (let i = 0; i < c.length; i++) {
+        const x = c[i]!;
+        if (x > U) a++;
+        else if (x >= L) e++;
+      }
+      above.push(a);
+      equal.push(e);
+    }
+  } else {
+    // The preimage straddles a pass-1 bin edge: count the scaled values themselves.
+    for (const s of segs) {
+      const u = new Uint32Array(s.buffer, s.byteOffset, s.length);
+      let a = 0,
+        e = 0;
+      for (let i = 0; i < u.length; i++) {
+        const y = u[i]! & 0x7fffffff;
+        if (y > ty) a++;
+        else if (y === ty) e++;
+      }
+      above.push(a);
+      equal.push(e);
+    }
+  }
+  let countAbove = 0,
+    countEqual = 0;
+  for (let j = 0; j < segs.length; j++) {
+    countAbove += above[j]!;
+    countEqual += equal[j]!;
+  }
+  if (!(countAbove < k && k <= countAbove + countEqual)) {
+    throw new RangeError(`radix select: scaled counts ${countAbove} above, ${countEqual} equal do not hold the ${k}-th largest`);
+  }
+  return {
+    n,
+    k,
+    thresholdBits: ty,
+    threshold: bitsToFloat(ty),
+    countAbove,
+    countEqual,
+    equalPerSegment: equal,
+    quotas: tieQuotas(k, countAbove, equal),
+  };
 }
 
 /** The selection a finished state machine describes, with per-segment tie counts from the last pass's histograms. */

@@ -37,3 +37,55 @@ export function normFromPartials(partials: readonly Float64Array[]): number {
 export function canonicalNorm(v: Float32Array): number {
   return normFromPartials([blockSumSquares(v)]);
 }
+
+/**
+ * canonicalNorm(v) (the same bits: each block's squares summed in index order, the blocks in order)
+ * that also counts every segment's radix-select pass-1 histogram of |v| (masking/radix-select.ts:
+ * bin (bits & 0x7fffffff) >>> 20) in the same read of v. Segments are [offset, offset + size) ranges
+ * in increasing order inside v; `histograms[j]` (length ≥ 2048, zeroed here) receives segment j's
+ * counts. Entries outside every segment count towards the norm only.
+ */
+export function canonicalNormAndHistograms(
+  v: Float32Array,
+  segments: readonly { readonly offset: number; readonly size: number }[],
+  histograms: readonly Uint32Array[],
+): number {
+  if (histograms.length !== segments.length) throw new RangeError(`${histograms.length} histograms for ${segments.length} segments`);
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  const n = v.length;
+  let s = 0;
+  let seg = 0;
+  for (const h of histograms) h.fill(0);
+  for (let b = 0; b < n; b += NORM_BLOCK) {
+    const e = Math.min(n, b + NORM_BLOCK);
+    let acc = 0;
+    let i = b;
+    while (i < e) {
+      // Skip segments that end at or before i; the next one may start after i.
+      while (seg < segments.length && segments[seg]!.offset + segments[seg]!.size <= i) seg++;
+      const cur = segments[seg];
+      if (cur === undefined || cur.offset >= e) {
+        for (; i < e; i++) {
+          const x = v[i]!;
+          acc += x * x;
+        }
+        break;
+      }
+      if (cur.offset > i) {
+        for (; i < cur.offset; i++) {
+          const x = v[i]!;
+          acc += x * x;
+        }
+      }
+      const h = histograms[seg]!;
+      const stop = Math.min(e, cur.offset + cur.size);
+      for (; i < stop; i++) {
+        const x = v[i]!;
+        acc += x * x;
+        h[(u[i]! & 0x7fffffff) >>> 20]!++;
+      }
+    }
+    s += acc;
+  }
+  return Math.sqrt(s);
+}

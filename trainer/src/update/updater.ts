@@ -8,6 +8,7 @@
 import {
   type MaskSet,
   type NamedTensor,
+  PASS1_BINS,
   applyMaskInPlace,
   computeMasks,
   computeRandomMasks,
@@ -20,7 +21,7 @@ import { clipCoefficient } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, adamwStepThreshold, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
 import { type MethodConfig, type UpdateResult, clipInPlace, keptIn, masksGradient, median, nonFiniteOutcome, staticKeepMask } from './method.js';
-import { canonicalNorm } from './norm.js';
+import { canonicalNorm, canonicalNormAndHistograms } from './norm.js';
 
 /** Reusable buffers and static masks for a run's updates. */
 export class Updater {
@@ -30,6 +31,8 @@ export class Updater {
   private readonly staticKeep: Uint8Array | undefined;
   /** GMT + AdamW + maskMode "update": the mask is fused into the optimizer (fusedGmtUpdate). */
   private readonly fusedGmt: boolean;
+  /** Fused GMT: each tensor's radix pass-1 histogram of the unscaled |Γ|, counted in the norm's pass. */
+  private readonly pass1: readonly Uint32Array[] | undefined;
 
   constructor(
     private readonly layout: ParamLayout,
@@ -41,6 +44,7 @@ export class Updater {
     this.keepViews = layout.slots.map((s) => this.keep.subarray(s.offset, s.offset + s.size));
     this.staticKeep = staticKeepMask(layout, cfg);
     this.fusedGmt = cfg.method === 'gmt' && !masksGradient(cfg) && hp.kind === 'adamw';
+    this.pass1 = this.fusedGmt ? layout.slots.map(() => new Uint32Array(PASS1_BINS)) : undefined;
   }
 
   /** Apply optimizer step `step` (0-based) with Γ = `grad` (averaged over all micro-batches). */
@@ -49,7 +53,8 @@ export class Updater {
     const lr = lrAt(step, this.schedule);
     // The norm comes first: it is finite iff every entry is (a finite fp32 squared cannot overflow
     // fp64, nor can 2^53 of them summed), so the scan for the bad entry runs only when there is one.
-    const gradNorm = canonicalNorm(grad); // block-wise, so N-rank runs get the same bits
+    // Fused GMT counts the selection's pass-1 histograms in the norm's read of Γ.
+    const gradNorm = this.pass1 !== undefined ? canonicalNormAndHistograms(grad, layout.slots, this.pass1) : canonicalNorm(grad); // block-wise: N-rank runs get the same bits
     const bad = Number.isFinite(gradNorm) ? -1 : findNonFinite(grad);
     if (bad >= 0) return nonFiniteOutcome(layout, cfg, step, bad, grad[bad]!, lr);
     if (this.fusedGmt) return this.fusedGmtUpdate(params, grad, state, lr, gradNorm);
@@ -74,8 +79,9 @@ export class Updater {
   }
 
   /**
-   * GMT with AdamW in maskMode "update", fused: the clip scale is applied inside the selection's first
-   * pass over Γ, and the keep rule (|Γ| bits against the tensor's threshold) inside the AdamW loop, so
+   * GMT with AdamW in maskMode "update", fused: the selection's first pass was counted in the norm's
+   * read of Γ (on the unscaled |Γ|), the clip scale is applied inside its second pass (which reads all
+   * of Γ anyway; masking/select-threshold.ts maps the threshold through the clip), and the keep rule (|Γ| bits against the tensor's threshold) inside the AdamW loop, so
    * no keep-mask is written or read and Γ is not scaled in a pass of its own. The same fp32 results as
    * clip → computeMasks → optimizerStep with the mask (test/unit/update/updater.test.ts).
    */
@@ -83,7 +89,7 @@ export class Updater {
     const { cfg, layout } = this;
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     const tensors = this.tensorsOf(grad);
-    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef);
+    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1);
     const ranges = layout.slots.map((s, i) => ({ lo: s.offset, hi: s.offset + s.size, ...th.tensors[i]! }));
     const masks = maskStats(tensors, th, adamwStepThreshold(this.hp, state, params, grad, lr, ranges));
     const threshold = median(masks.scopes.map((s) => s.threshold));
