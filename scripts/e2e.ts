@@ -4,7 +4,7 @@
 //  2. runs test/e2e/real-node.test.ts alone: it starts and tears down a real node of its own (the
 //     node, the guard, teardown and stale-node checks, the chart, examples/tiny.yaml, a gang restart);
 //  3. for every other e2e file: starts ONE real node here, imports the images, runs ava over the
-//     files with GMT_E2E_KUBECONFIG (and GMT_E2E_NODE_DIR) pointing at it, closes it (always: on
+//     files with GMT_E2E_KUBECONFIG pointing at it, closes it (always: on
 //     failure, SIGINT or SIGTERM too) and checks that the machine is as it was before the node
 //     (machine-state.ts).
 //
@@ -147,7 +147,7 @@ async function main(): Promise<number> {
       try {
         await timed('image import', () => cluster.importImages(archives));
         if (running()) {
-          const env = { ...process.env, [E2E_ENV.kubeconfig]: cluster.controlPlane.kubeconfigPath, [E2E_ENV.nodeDir]: cluster.dir };
+          const env = { ...process.env, [E2E_ENV.kubeconfig]: cluster.controlPlane.kubeconfigPath };
           const code = await timed(`tests (${others.length} files)`, () => runAvaIsolated(others, env));
           if (code !== 0) failures.push(`ava failed on the other e2e files (exit ${code})`);
         }

@@ -4,7 +4,7 @@
 // the address pods reach; two jobs in two namespaces train at once with per-attempt credentials the
 // operator minted. A client holding job A's credentials cannot read or write job B, a client without
 // credentials cannot connect, a finished job's and a deleted job's credentials stop working at once,
-// a gang restart (a trainer container killed through containerd) revokes the dead attempt's, and no
+// a gang restart (a trainer container SIGKILLed) revokes the dead attempt's, and no
 // key material appears in the operator's logs, events, status, metrics or the pods' logs.
 import test from 'ava';
 import { singleChunkFrame } from '../helpers/frames.js';

@@ -17,8 +17,6 @@ import { startNatsServer, type NatsServerHandle } from '../../trainer/src/collec
 import { ensureBinary } from '../harness/binaries.js';
 import { e2eCluster, type E2eCluster } from '../harness/cluster.js';
 import { createTestNamespace, runKubectl, waitFor, waitForPodPhase } from '../harness/k8s-helpers.js';
-import { run } from '../harness/real-node/exec.js';
-import { mountNsFile } from '../harness/real-node/teardown.js';
 import { repoPath } from '../helpers/repo.js';
 
 /** Everything a test file needs; see useOperatorFixture. */
@@ -59,8 +57,11 @@ export interface OperatorFixture {
    */
   withClaim(ns: string, claim: string, script: string): Promise<string>;
   /**
-   * SIGKILLs the main process of a pod's first container through the node's containerd (`ctr tasks
-   * kill`, as the kernel's OOM killer or a crash would end it: no signal handler runs).
+   * SIGKILLs every process of a pod's first container, as the kernel's OOM killer or a crash would
+   * end it (no signal handler runs). Through the API only, so it works on any cluster (kind too): a
+   * privileged pod with the host's PID namespace, on the target's node, kills the processes whose
+   * cgroup names the container ID (from inside the container's own PID namespace its init would
+   * ignore SIGKILL).
    */
   killContainer(ns: string, pod: string): Promise<void>;
 }
@@ -259,27 +260,42 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
       return log;
     },
     async killContainer(ns, pod) {
-      const dir = cluster().nodeDir;
-      if (dir === undefined) {
-        throw new Error("killing a container needs the real node's containerd: set GMT_E2E_NODE_DIR to the node's work folder (npm run test:e2e does)");
-      }
       const p = await core().readNamespacedPod({ namespace: ns, name: pod });
-      const id = /^containerd:\/\/([0-9a-f]+)$/.exec(p.status?.containerStatuses?.[0]?.containerID ?? '')?.[1];
-      if (id === undefined) throw new Error(`pod ${ns}/${pod} has no running containerd container: ${JSON.stringify(p.status?.containerStatuses)}`);
-      await run('nsenter', [
-        `--mount=${mountNsFile(dir)}`,
-        '--',
-        'ctr',
-        '-a',
-        join(dir, 'containerd', 'containerd.sock'),
-        '-n',
-        'k8s.io',
-        'tasks',
-        'kill',
-        '--signal',
-        'SIGKILL',
-        id,
-      ]);
+      const id = /^[a-z-]+:\/\/([0-9a-f]{64})$/.exec(p.status?.containerStatuses?.[0]?.containerID ?? '')?.[1];
+      const node = p.spec?.nodeName;
+      if (id === undefined || node === undefined) throw new Error(`pod ${ns}/${pod} has no running container: ${JSON.stringify(p.status?.containerStatuses)}`);
+      // Every process whose cgroup path names the container ID (cgroup v1 and v2, cgroupfs and
+      // systemd drivers: …/<id> or …/cri-containerd-<id>.scope) is that container's.
+      const script = [
+        'n=0',
+        `for f in /proc/[0-9]*/cgroup; do if grep -q '${id}' "$f" 2>/dev/null; then pid=\${f#/proc/}; pid=\${pid%/cgroup}; kill -9 "$pid" && n=$((n+1)); fi; done`,
+        'echo "killed=$n"',
+        '[ "$n" -gt 0 ]',
+      ].join('\n');
+      const name = `kill-${Math.random().toString(36).slice(2, 8)}`;
+      const killer: V1Pod = {
+        metadata: { name },
+        spec: {
+          nodeName: node,
+          hostPID: true,
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'main',
+              image: cluster().images.shell,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sh', '-c', script],
+              securityContext: { privileged: true },
+            },
+          ],
+        },
+      };
+      await core().createNamespacedPod({ namespace: ns, body: killer });
+      const done = await waitForPodPhase(cluster().kc, ns, name, ['Succeeded', 'Failed'], 120_000);
+      const log = await core().readNamespacedPodLog({ namespace: ns, name });
+      await core().deleteNamespacedPod({ namespace: ns, name, gracePeriodSeconds: 0 });
+      if (done.status?.phase !== 'Succeeded') throw new Error(`killing container ${id} of ${ns}/${pod} failed: ${log}`);
     },
   };
   return fixture;

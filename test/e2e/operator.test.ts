@@ -1,7 +1,7 @@
 // The operator end to end on the e2e cluster (a real node: kubelet + containerd, see
 // test/harness/cluster.ts): the workers run the trainer image, train over a real nats-server on the
 // host, and the operator (in-process, on the host) drives the GmtFineTune through its life: success
-// with progress in status and events, a trainer container killed through containerd → gang restart
+// with progress in status and events, a trainer container SIGKILLed (fx.killContainer) → gang restart
 // resuming from the checkpoint claim, bad data (on a claim) → Failed without a restart loop, an
 // image that cannot be pulled → Failed after the startup deadline, delete → children
 // garbage-collected. The setup (nats-server, CRD, namespaces, helpers) is shared with the other
@@ -93,7 +93,7 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
   t.pass();
 });
 
-test.serial('operator - a trainer container killed through containerd restarts the gang as attempt 1, which resumes from the checkpoint claim', async (t) => {
+test.serial('operator - a SIGKILLed trainer container restarts the gang as attempt 1, which resumes from the checkpoint claim', async (t) => {
   const { ns } = await setup('op-kill');
   // Checkpoints outlive the attempt's pods only on a volume that outlives them.
   const claimName = await fx.claim(ns, 'ckpt');

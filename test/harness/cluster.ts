@@ -8,7 +8,6 @@
 //   themselves in namespaces of their own.
 
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import type { TestFn } from 'ava';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ensureBinary, formatDuration } from './binaries.js';
@@ -16,7 +15,6 @@ import { ControlPlane } from './control-plane.js';
 import { NATS_IMAGE, PROJECT_IMAGES } from './real-node/build-images.js';
 import { NODE_IMAGES } from './real-node/images.js';
 import { NODE_IP } from './real-node/network.js';
-import { exists } from './real-node/machine-state.js';
 
 /** A local control plane without any node. */
 export interface TestCluster {
@@ -88,18 +86,12 @@ export interface E2eCluster {
    * in-process operator's nats-server): the real node's NODE_IP, or GMT_E2E_HOST_ADDRESS.
    */
   readonly hostAddress: string;
-  /**
-   * Work folder of the real node (its containerd socket and mount namespace, for `ctr`), when the
-   * cluster is one (GMT_E2E_NODE_DIR, else found next to the kubeconfig); undefined otherwise.
-   */
-  readonly nodeDir: string | undefined;
 }
 
 /** Environment variables the e2e tier reads (set by scripts/e2e.ts or by hand). */
 export const E2E_ENV = {
   kubeconfig: 'GMT_E2E_KUBECONFIG',
   hostAddress: 'GMT_E2E_HOST_ADDRESS',
-  nodeDir: 'GMT_E2E_NODE_DIR',
   shellImage: 'GMT_E2E_SHELL_IMAGE',
   trainerImage: 'GMT_E2E_TRAINER_IMAGE',
   operatorImage: 'GMT_E2E_OPERATOR_IMAGE',
@@ -107,7 +99,7 @@ export const E2E_ENV = {
 } as const;
 
 /** What the e2e tier reads from the environment (pure); throws a one-line message saying how to get a cluster when there is none. */
-export function e2eSettings(env: NodeJS.ProcessEnv): { kubeconfigPath: string; images: E2eImages; hostAddress: string; nodeDir: string | undefined } {
+export function e2eSettings(env: NodeJS.ProcessEnv): { kubeconfigPath: string; images: E2eImages; hostAddress: string } {
   const get = (name: string): string | undefined => {
     const v = env[name];
     return v !== undefined && v !== '' ? v : undefined;
@@ -127,14 +119,7 @@ export function e2eSettings(env: NodeJS.ProcessEnv): { kubeconfigPath: string; i
       nats: get(E2E_ENV.natsImage) ?? NATS_IMAGE,
     },
     hostAddress: get(E2E_ENV.hostAddress) ?? NODE_IP,
-    nodeDir: get(E2E_ENV.nodeDir),
   };
-}
-
-/** The real node's work folder for a kubeconfig its control plane wrote (<node dir>/control-plane/kubeconfig), if it is one. */
-export async function nodeDirOf(kubeconfigPath: string): Promise<string | undefined> {
-  const guess = dirname(dirname(kubeconfigPath));
-  return (await exists(join(guess, 'mntns'))) ? guess : undefined;
 }
 
 /** The e2e cluster from the environment (e2eSettings). */
@@ -152,7 +137,6 @@ export async function e2eCluster(log: (line: string) => void = (line) => process
     kubectl: await ensureBinary('kubectl', { log }),
     images: settings.images,
     hostAddress: settings.hostAddress,
-    nodeDir: settings.nodeDir ?? (await nodeDirOf(path)),
   };
 }
 

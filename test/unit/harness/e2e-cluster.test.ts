@@ -1,12 +1,9 @@
 // What the e2e tier reads from the environment (test/harness/cluster.ts): without
 // GMT_E2E_KUBECONFIG a one-line message saying how to get a cluster; the defaults are the images
-// built here and the real node's address; the node folder is found next to a real node's kubeconfig.
+// built here and the real node's address.
 
 import test from 'ava';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { e2eSettings, nodeDirOf } from '../../harness/cluster.js';
+import { e2eSettings } from '../../harness/cluster.js';
 import { NATS_IMAGE, PROJECT_IMAGES } from '../../harness/real-node/build-images.js';
 import { NODE_IMAGES } from '../../harness/real-node/images.js';
 import { NODE_IP } from '../../harness/real-node/network.js';
@@ -25,7 +22,6 @@ test('e2eSettings - defaults: the images built here, the node address; every one
     kubeconfigPath: '/k',
     images: { shell: NODE_IMAGES.debian, trainer: PROJECT_IMAGES.trainer.ref, operator: PROJECT_IMAGES.operator.ref, nats: NATS_IMAGE },
     hostAddress: NODE_IP,
-    nodeDir: undefined,
   });
   t.deepEqual(
     e2eSettings({
@@ -35,27 +31,11 @@ test('e2eSettings - defaults: the images built here, the node address; every one
       GMT_E2E_OPERATOR_IMAGE: 'o:1',
       GMT_E2E_NATS_IMAGE: 'n:1',
       GMT_E2E_HOST_ADDRESS: '172.18.0.1',
-      GMT_E2E_NODE_DIR: '/node',
     }),
     {
       kubeconfigPath: '/k',
       images: { shell: 'busybox:1.36', trainer: 't:1', operator: 'o:1', nats: 'n:1' },
       hostAddress: '172.18.0.1',
-      nodeDir: '/node',
     },
   );
-});
-
-test("nodeDirOf - a real node's folder two levels above its control plane's kubeconfig, else none", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gmt-nodedir-'));
-  try {
-    await mkdir(join(dir, 'control-plane'));
-    const kubeconfig = join(dir, 'control-plane', 'kubeconfig');
-    await writeFile(kubeconfig, '');
-    t.is(await nodeDirOf(kubeconfig), undefined, 'no mount namespace file: not a real node');
-    await writeFile(join(dir, 'mntns'), '');
-    t.is(await nodeDirOf(kubeconfig), dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 });
