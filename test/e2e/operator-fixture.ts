@@ -10,7 +10,17 @@ import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1Container,
+  type V1Pod,
+  type V1PodSpec,
+} from '@kubernetes/client-node';
 import { CRD_NAME, CRD_PATH, GROUP, PLURAL, VERSION, parseGmtFineTune, type GmtFineTune, type GmtFineTuneInput } from '../../operator/src/api/index.js';
 import { startOperator, type Operator, type OperatorOptions } from '../../operator/src/controller/index.js';
 import { startNatsServer, type NatsServerHandle } from '../../trainer/src/collective/nats/server.js';
@@ -105,6 +115,34 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
     const r = parseGmtFineTune(await api().getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name }));
     if (!r.ok) throw new Error(r.error);
     return r.value;
+  };
+
+  /**
+   * Runs `script` (sh -c) in a one-off pod of the shell image in `ns`, waits for it to end, deletes it
+   * and returns its log; throws with the log when it fails. `over` adds to the container and pod spec.
+   */
+  const shellPod = async (
+    ns: string,
+    prefix: string,
+    script: string,
+    over: { container?: Partial<V1Container>; spec?: Partial<V1PodSpec> },
+  ): Promise<string> => {
+    const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+    const body: V1Pod = {
+      metadata: { name },
+      spec: {
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 1,
+        ...over.spec,
+        containers: [{ name: 'main', image: cluster().images.shell, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], ...over.container }],
+      },
+    };
+    await core().createNamespacedPod({ namespace: ns, body });
+    const done = await waitForPodPhase(cluster().kc, ns, name, ['Succeeded', 'Failed'], 120_000);
+    const log = await core().readNamespacedPodLog({ namespace: ns, name });
+    await core().deleteNamespacedPod({ namespace: ns, name, gracePeriodSeconds: 0 });
+    if (done.status?.phase !== 'Succeeded') throw new Error(`pod ${ns}/${name} (${script}) failed: ${log}`);
+    return log;
   };
 
   const fixture: OperatorFixture = {
@@ -233,31 +271,11 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
       return name;
     },
     async withClaim(ns, claim, script) {
-      const name = `claim-${Math.random().toString(36).slice(2, 8)}`;
-      const pod: V1Pod = {
-        metadata: { name },
-        spec: {
-          restartPolicy: 'Never',
-          terminationGracePeriodSeconds: 1,
-          // The trainer's uid (children.ts WORKER_UID) owns what it wrote; a root reader sees all of it.
-          containers: [
-            {
-              name: 'main',
-              image: cluster().images.shell,
-              imagePullPolicy: 'IfNotPresent',
-              command: ['sh', '-c', script],
-              volumeMounts: [{ name: 'data', mountPath: '/data' }],
-            },
-          ],
-          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
-        },
-      };
-      await core().createNamespacedPod({ namespace: ns, body: pod });
-      const done = await waitForPodPhase(cluster().kc, ns, name, ['Succeeded', 'Failed'], 120_000);
-      const log = await core().readNamespacedPodLog({ namespace: ns, name });
-      await core().deleteNamespacedPod({ namespace: ns, name, gracePeriodSeconds: 0 });
-      if (done.status?.phase !== 'Succeeded') throw new Error(`pod ${ns}/${name} (${script}) failed: ${log}`);
-      return log;
+      // The trainer's uid (children.ts WORKER_UID) owns what it wrote; a root reader sees all of it.
+      return shellPod(ns, 'claim', script, {
+        container: { volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+        spec: { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }] },
+      });
     },
     async killContainer(ns, pod) {
       const p = await core().readNamespacedPod({ namespace: ns, name: pod });
@@ -272,30 +290,7 @@ export function useOperatorFixture(test: TestFn, prefix: string): OperatorFixtur
         'echo "killed=$n"',
         '[ "$n" -gt 0 ]',
       ].join('\n');
-      const name = `kill-${Math.random().toString(36).slice(2, 8)}`;
-      const killer: V1Pod = {
-        metadata: { name },
-        spec: {
-          nodeName: node,
-          hostPID: true,
-          restartPolicy: 'Never',
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'main',
-              image: cluster().images.shell,
-              imagePullPolicy: 'IfNotPresent',
-              command: ['sh', '-c', script],
-              securityContext: { privileged: true },
-            },
-          ],
-        },
-      };
-      await core().createNamespacedPod({ namespace: ns, body: killer });
-      const done = await waitForPodPhase(cluster().kc, ns, name, ['Succeeded', 'Failed'], 120_000);
-      const log = await core().readNamespacedPodLog({ namespace: ns, name });
-      await core().deleteNamespacedPod({ namespace: ns, name, gracePeriodSeconds: 0 });
-      if (done.status?.phase !== 'Succeeded') throw new Error(`killing container ${id} of ${ns}/${pod} failed: ${log}`);
+      await shellPod(ns, 'kill', script, { container: { securityContext: { privileged: true } }, spec: { nodeName: node, hostPID: true } });
     },
   };
   return fixture;

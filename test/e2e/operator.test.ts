@@ -7,12 +7,12 @@
 // garbage-collected. The setup (nats-server, CRD, namespaces, helpers) is shared with the other
 // operator files in operator-fixture.ts.
 import test from 'ava';
-import { z } from 'zod';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, LABELS, PLURAL, VERSION, type GmtFineTune } from '../../operator/src/api/index.js';
 import { podName, type Operator } from '../../operator/src/controller/index.js';
 import { isApiError, waitFor } from '../harness/k8s-helpers.js';
 import { useOperatorFixture } from './operator-fixture.js';
+import { resumedLines } from '../helpers/trainer-log.js';
 
 const fx = useOperatorFixture(test, 'operator');
 // eslint-disable-next-line @typescript-eslint/unbound-method -- the fixture's members are closures, not this-bound methods
@@ -74,7 +74,7 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
 
   // Delete: the children go by garbage collection (owner references).
   await api().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'tiny' });
-  await waitFor(
+  const left = await waitFor(
     'children garbage-collected',
     async () => {
       const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.job}=tiny` });
@@ -86,11 +86,11 @@ test.serial('operator - a tiny GmtFineTune trains over NATS to Succeeded, with p
         () => false,
         (e: unknown) => isApiError(e, 404),
       );
-      return pods.items.length === 0 && svcGone && cmGone ? true : undefined;
+      return pods.items.length === 0 && svcGone && cmGone ? { pods: pods.items.length, service: !svcGone, configMap: !cmGone } : undefined;
     },
     { timeoutMs: 90_000 },
   );
-  t.pass();
+  t.deepEqual(left, { pods: 0, service: false, configMap: false });
 });
 
 test.serial('operator - a SIGKILLed trainer container restarts the gang as attempt 1, which resumes from the checkpoint claim', async (t) => {
@@ -126,10 +126,7 @@ test.serial('operator - a SIGKILLed trainer container restarts the gang as attem
   const log = await cluster()
     .kc.makeApiClient(CoreV1Api)
     .readNamespacedPodLog({ namespace: ns, name: podName('kill', 1, 0) });
-  const resumed = log
-    .split('\n')
-    .filter((l) => l.includes('"msg":"resumed"'))
-    .map((l) => z.object({ step: z.number() }).parse(JSON.parse(l)));
+  const resumed = resumedLines(log);
   t.is(resumed.length, 1, log);
   t.true((resumed[0]?.step ?? 0) >= 4, `attempt 1 resumed from a checkpoint of attempt 0: ${JSON.stringify(resumed)}`);
 });

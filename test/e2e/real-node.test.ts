@@ -27,6 +27,7 @@ import { GUARD_CHAINS, guardInstalled, NODE_NAME } from '../harness/real-node/ne
 import { GPU_RESOURCE, RealCluster } from '../harness/real-node/node.js';
 import { cleanupStaleNode } from '../harness/real-node/teardown.js';
 import { HOST_NETWORK_POLICY } from '../harness/real-node/addons.js';
+import { resumedLines } from '../helpers/trainer-log.js';
 
 let cluster: RealCluster | undefined;
 let before: MachineState | undefined;
@@ -484,10 +485,7 @@ test.serial(
     t.is(done.attempt, 1);
     t.is(done.restarts?.total, 1);
     const logs = await k(['-n', ns, 'logs', 'kill-a1-r0']);
-    const resumed = logs
-      .split('\n')
-      .filter((l) => l.includes('"msg":"resumed"'))
-      .map((l) => z.object({ step: z.number() }).parse(JSON.parse(l)));
+    const resumed = resumedLines(logs);
     t.is(resumed.length, 1, logs);
     t.true((resumed[0]?.step ?? 0) >= 10, `attempt 1 resumed from a checkpoint of attempt 0: ${JSON.stringify(resumed)}`);
     await k(['delete', 'namespace', ns, '--wait=false']);

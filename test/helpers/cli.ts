@@ -5,6 +5,9 @@ import { repoPath } from './repo.js';
 /** Path of the compiled CLI. */
 export const CLI = repoPath('dist/trainer/src/main.js');
 
+/** A fresh micro model on short sequences: the CLI runs of the tests take seconds with it. */
+export const MICRO_MODEL = ['--base-model', 'none', '--model-preset', 'micro', '--seq-len', '32'] as const;
+
 /** Result of one CLI run. */
 export interface CliResult {
   readonly code: number | null;

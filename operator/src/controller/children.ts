@@ -31,9 +31,6 @@ import {
 import { ENV } from '../../../contract/env.js';
 import { childLabels, computeJobId, configMapName, natsCredsSecretName, podHostname, podName, serviceName, shortHash } from './names.js';
 
-/** Where the children builders put things inside a worker container. */
-export const PATHS = WORKER_PATHS;
-
 /** Key of the trainer config in the ConfigMap. */
 export const CONFIG_KEY = 'config.json';
 /** Name of the worker container. */
@@ -202,13 +199,13 @@ export function buildWorkerEnv(job: GmtFineTune, rank: number, attempt: number, 
     { name: ENV.worldSize, value: String(job.spec.workers) },
     { name: ENV.attempt, value: String(attempt) },
     { name: ENV.natsUrl, value: computeNatsUrl(job, opts) },
-    ...(creds !== undefined ? [{ name: ENV.natsCreds, value: `${PATHS.natsCredsDir}/${creds.key}` }] : []),
+    ...(creds !== undefined ? [{ name: ENV.natsCreds, value: `${WORKER_PATHS.natsCredsDir}/${creds.key}` }] : []),
     // Node adds this CA to its trust store at start-up: the NATS client then verifies the server.
-    ...(managed && opts.natsCa === true ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${PATHS.natsCredsDir}/${NATS_CREDS_KEYS.ca}` }] : []),
-    { name: ENV.config, value: `${PATHS.configDir}/${CONFIG_KEY}` },
-    { name: ENV.checkpointDir, value: `${PATHS.checkpointMount}/${jobId}` },
+    ...(managed && opts.natsCa === true ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${WORKER_PATHS.natsCredsDir}/${NATS_CREDS_KEYS.ca}` }] : []),
+    { name: ENV.config, value: `${WORKER_PATHS.configDir}/${CONFIG_KEY}` },
+    { name: ENV.checkpointDir, value: `${WORKER_PATHS.checkpointMount}/${jobId}` },
     { name: ENV.metricsPort, value: String(opts.metricsPort) },
-    { name: 'HOME', value: PATHS.tmp },
+    { name: 'HOME', value: WORKER_PATHS.tmp },
   ];
 }
 
@@ -236,11 +233,11 @@ export function buildWorkerPod(job: GmtFineTune, rank: number, attempt: number, 
       : []),
   ];
   const mounts: V1VolumeMount[] = [
-    { name: 'config', mountPath: PATHS.configDir, readOnly: true },
-    { name: 'checkpoints', mountPath: PATHS.checkpointMount },
-    { name: 'tmp', mountPath: PATHS.tmp },
+    { name: 'config', mountPath: WORKER_PATHS.configDir, readOnly: true },
+    { name: 'checkpoints', mountPath: WORKER_PATHS.checkpointMount },
+    { name: 'tmp', mountPath: WORKER_PATHS.tmp },
     ...claims.map((claim, i) => ({ name: `source-claim-${i}`, mountPath: claimMountPath(job.spec, claim), readOnly: true })),
-    ...(creds !== undefined ? [{ name: 'nats-creds', mountPath: PATHS.natsCredsDir, readOnly: true }] : []),
+    ...(creds !== undefined ? [{ name: 'nats-creds', mountPath: WORKER_PATHS.natsCredsDir, readOnly: true }] : []),
   ];
   const res = resources(job);
   return {

@@ -14,7 +14,6 @@ export {
   CONFIG_KEY,
   CONTAINER_NAME,
   DEFAULT_BUILD_OPTIONS,
-  PATHS,
   type BuildOptions,
   type ConfigMapObject,
   type PodObject,

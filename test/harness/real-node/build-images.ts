@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
 import { ensureBinary, formatDuration, repoRoot } from '../binaries.js';
 import { run } from './exec.js';
-import { assembleImage, ensureDebianRootfs, imagesDir } from './images.js';
+import { binaryImage, ensureDebianRootfs, imagesDir } from './images.js';
 
 /** The local Node base image (what node:24-bookworm-slim is to users). */
 export const NODE_BASE_IMAGE = 'localhost/gmt-node/node:24.21.0-bookworm';
@@ -132,17 +132,7 @@ export async function buildDockerfile(dockerfile: string, ref: string, out: stri
 
 /** A NATS image: the cached nats-server binary alone in a layer (what the chart's nats image runs). */
 export async function buildNatsImage(natsServer: string, ref: string, out: string): Promise<void> {
-  const stage = await mkdtemp(join(imagesDir(), 'nats-layer-'));
-  try {
-    await mkdir(join(stage, 'bin'));
-    await cp(natsServer, join(stage, 'bin', 'nats-server'));
-    const layer = `${stage}.tar`;
-    await run('tar', ['-C', stage, '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', layer, 'bin']);
-    await assembleImage(layer, ref, out, { Entrypoint: ['/bin/nats-server'] });
-  } finally {
-    await rm(stage, { recursive: true, force: true });
-    await rm(`${stage}.tar`, { force: true });
-  }
+  await binaryImage(natsServer, 'bin/nats-server', ref, out);
 }
 
 /**

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { exists } from './machine-state.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cacheDir } from '../../../trainer/src/collective/nats/find-server.js';
 import { binaryVersion, ensureBinary, repoRoot } from '../binaries.js';
 import { z } from 'zod';
@@ -114,14 +114,24 @@ export async function ensureDebianImage(log: (line: string) => void): Promise<st
   return out;
 }
 
-async function singleFileLayer(src: string, name: string, layer: string): Promise<void> {
-  const dir = await mkdtemp(`${layer}.root-`);
+/**
+ * A docker-archive at `out` of an image holding only the binary `src`, at `path` (relative, e.g.
+ * `coredns` or `bin/nats-server`; mode 0755, owned by root, mtime 0), as its entrypoint.
+ */
+export async function binaryImage(src: string, path: string, ref: string, out: string): Promise<void> {
+  await mkdir(imagesDir(), { recursive: true });
+  const root = await mkdtemp(`${out}.root-`);
+  const layer = `${out}.layer.tar`;
   try {
-    await copyFile(src, join(dir, name));
-    await run('chmod', ['0755', join(dir, name)]);
-    await run('tar', ['-C', dir, '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', layer, name]);
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await copyFile(src, join(root, path));
+    await run('chmod', ['0755', join(root, path)]);
+    const top = path.split('/')[0] ?? path;
+    await run('tar', ['-C', root, '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', layer, top]);
+    await assembleImage(layer, ref, out, { Entrypoint: [`/${path}`] });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
+    await rm(layer, { force: true });
   }
 }
 
@@ -138,13 +148,10 @@ export async function ensurePauseImage(): Promise<string> {
   const modDir = info.Dir;
   const bin = join(imagesDir(), `pause-${version}.bin`);
   await run('gcc', ['-Os', '-static', `-DVERSION=${version}-gmt`, '-o', bin, join(modDir, 'build', 'pause', 'linux', 'pause.c')]);
-  const layer = join(imagesDir(), `pause-${version}.layer.tar`);
   try {
-    await singleFileLayer(bin, 'pause', layer);
-    await assembleImage(layer, NODE_IMAGES.pause, out, { Entrypoint: ['/pause'] });
+    await binaryImage(bin, 'pause', NODE_IMAGES.pause, out);
   } finally {
     await rm(bin, { force: true });
-    await rm(layer, { force: true });
   }
   return out;
 }
@@ -154,14 +161,6 @@ export async function ensureCorednsImage(log: (line: string) => void): Promise<s
   const version = await binaryVersion('coredns');
   const out = join(imagesDir(), `coredns-${version}.image.tar`);
   if (await exists(out)) return out;
-  await mkdir(imagesDir(), { recursive: true });
-  const bin = await ensureBinary('coredns', { log });
-  const layer = join(imagesDir(), `coredns-${version}.layer.tar`);
-  try {
-    await singleFileLayer(bin, 'coredns', layer);
-    await assembleImage(layer, NODE_IMAGES.coredns, out, { Entrypoint: ['/coredns'] });
-  } finally {
-    await rm(layer, { force: true });
-  }
+  await binaryImage(await ensureBinary('coredns', { log }), 'coredns', NODE_IMAGES.coredns, out);
   return out;
 }

@@ -4,25 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, runCli, type CliResult } from '../../helpers/cli.js';
+import { CLI, MICRO_MODEL, runCli, type CliResult } from '../../helpers/cli.js';
 
 /** The tiny settings of every run (a few seconds each). */
-export const SMALL = [
-  '--base-model',
-  'none',
-  '--model-preset',
-  'micro',
-  '--seq-len',
-  '32',
-  '--micro-batch-size',
-  '4',
-  '--steps',
-  '6',
-  '--eval-examples',
-  '4',
-  '--progress',
-  'none',
-];
+export const SMALL = [...MICRO_MODEL, '--micro-batch-size', '4', '--steps', '6', '--eval-examples', '4', '--progress', 'none'];
 
 /** `step-NNNNNNNN`. */
 export function stepDir(step: number): string {

@@ -18,7 +18,8 @@ import {
 } from '../../../contract/nats-identity.js';
 import { progressSubject } from '../../../contract/progress.js';
 import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
-import { buildNatsCredsSecret, buildWorkerPod, NATS_CREDS_KEYS, PATHS } from '../../../operator/src/controller/index.js';
+import { WORKER_PATHS } from '../../../operator/src/api/index.js';
+import { buildNatsCredsSecret, buildWorkerPod, NATS_CREDS_KEYS } from '../../../operator/src/controller/index.js';
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
   const r = parseGmtFineTune({
@@ -146,14 +147,14 @@ test('children - managed NATS credentials: a Secret per attempt owned by the job
     { name: 'nats-creds', secret: { secretName: 'tiny-nats-a2', defaultMode: 0o440, items: [{ key: 'nats.creds', path: 'nats.creds' }] } },
   );
   const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
-  t.is(env['NATS_CREDS'], `${PATHS.natsCredsDir}/nats.creds`);
+  t.is(env['NATS_CREDS'], `${WORKER_PATHS.natsCredsDir}/nats.creds`);
   t.is(env['NODE_EXTRA_CA_CERTS'], undefined);
   const tls = buildWorkerPod(j, 0, 2, { ...managed, natsCa: true });
   t.deepEqual(
     tls.spec?.volumes?.find((v) => v.name === 'nats-creds')?.secret?.items?.map((i) => i.key),
     ['nats.creds', 'ca.crt'],
   );
-  t.true(tls.spec?.containers[0]?.env?.some((e) => e.name === 'NODE_EXTRA_CA_CERTS' && e.value === `${PATHS.natsCredsDir}/ca.crt`));
+  t.true(tls.spec?.containers[0]?.env?.some((e) => e.name === 'NODE_EXTRA_CA_CERTS' && e.value === `${WORKER_PATHS.natsCredsDir}/ca.crt`));
   // A job with its own NATS URL or credentials keeps them; no managed identity.
   const own = buildWorkerPod(job({ nats: { url: 'nats://elsewhere:4222' } }), 0, 2, managed);
   t.false(own.spec?.volumes?.some((v) => v.name === 'nats-creds'));

@@ -1,8 +1,8 @@
 // The pure children builders: deterministic names, env of docs/architecture.md §4, owner references,
 // security context, podTemplate overrides, and a config the trainer accepts.
 import test from 'ava';
-import { API_VERSION, KIND, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
-import { buildConfigMap, buildService, buildWorkerPod, computeJobId, PATHS } from '../../../operator/src/controller/index.js';
+import { API_VERSION, KIND, WORKER_PATHS, parseGmtFineTune, type GmtFineTune, type GmtFineTuneSpecInput } from '../../../operator/src/api/index.js';
+import { buildConfigMap, buildService, buildWorkerPod, computeJobId } from '../../../operator/src/controller/index.js';
 import { TrainerConfigSchema } from '../../../contract/config.js';
 
 function job(spec: Partial<GmtFineTuneSpecInput> = {}): GmtFineTune {
@@ -56,8 +56,8 @@ test('children - worker pod: name, labels, env, owner, security, overrides', (t)
     GMT_WORLD_SIZE: '2',
     GMT_ATTEMPT: '3',
     NATS_URL: 'nats://nats.gmt:4222',
-    GMT_CONFIG: `${PATHS.configDir}/config.json`,
-    GMT_CHECKPOINT_DIR: `${PATHS.checkpointMount}/team-a-tiny-7d2431f1`,
+    GMT_CONFIG: `${WORKER_PATHS.configDir}/config.json`,
+    GMT_CHECKPOINT_DIR: `${WORKER_PATHS.checkpointMount}/team-a-tiny-7d2431f1`,
     GMT_METRICS_PORT: '9400',
   });
   // The trainer reads its config only from the mounted ConfigMap file GMT_CONFIG names.
@@ -69,7 +69,7 @@ test('children - worker pod: name, labels, env, owner, security, overrides', (t)
   t.is(p.spec?.volumes?.find((v) => v.name === 'config')?.configMap?.name, 'tiny-config');
   t.like(
     c?.volumeMounts?.find((m) => m.name === 'config'),
-    { mountPath: PATHS.configDir, readOnly: true },
+    { mountPath: WORKER_PATHS.configDir, readOnly: true },
   );
   t.deepEqual(buildWorkerPod(job(), 0, 0, opts), buildWorkerPod(job(), 0, 0, opts), 'pure');
 });
@@ -78,7 +78,7 @@ test('children - spec NATS URL and credentials Secret win over the operator defa
   const p = buildWorkerPod(job({ nats: { url: 'nats://mine:4222', credentialsSecret: { name: 'creds', key: 'user.creds' } } }), 0, 0, opts);
   const env = p.spec?.containers[0]?.env ?? [];
   t.is(env.find((e) => e.name === 'NATS_URL')?.value, 'nats://mine:4222');
-  t.is(env.find((e) => e.name === 'NATS_CREDS')?.value, `${PATHS.natsCredsDir}/user.creds`);
+  t.is(env.find((e) => e.name === 'NATS_CREDS')?.value, `${WORKER_PATHS.natsCredsDir}/user.creds`);
   t.is(p.spec?.volumes?.find((v) => v.name === 'nats-creds')?.secret?.secretName, 'creds');
 });
 
@@ -126,7 +126,7 @@ test('children - a pvc:// source on the checkpoint claim is read under the check
   const j = job({ dataset: { train: 'pvc://ck/in/train.jsonl' }, checkpoint: { volume: { persistentVolumeClaim: { claimName: 'ck' } } } });
   const pod = buildWorkerPod(j, 0, 0, opts);
   t.is((pod.spec?.volumes ?? []).filter((v) => v.persistentVolumeClaim?.claimName === 'ck').length, 1);
-  t.is(trainerConfig(j).trainData, `${PATHS.checkpointMount}/in/train.jsonl`);
+  t.is(trainerConfig(j).trainData, `${WORKER_PATHS.checkpointMount}/in/train.jsonl`);
 });
 
 test('children - headless Service and ConfigMap; the config parses with the trainer schema', (t) => {

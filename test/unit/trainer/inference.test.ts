@@ -15,24 +15,9 @@ import { loadForInference, pickToken } from '../../../trainer/src/train/inferenc
 import { Gpt2Model } from '../../../trainer/src/model/gpt2.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { greedyGenerate } from '../../../trainer/src/train/evaluate.js';
-import { runCli } from '../../helpers/cli.js';
+import { MICRO_MODEL, runCli } from '../../helpers/cli.js';
 
-const quick = [
-  '--base-model',
-  'none',
-  '--model-preset',
-  'micro',
-  '--seq-len',
-  '32',
-  '--steps',
-  '6',
-  '--eval-examples',
-  '12',
-  '--synthetic-eval-size',
-  '12',
-  '--backend',
-  'cpu',
-];
+const quick = [...MICRO_MODEL, '--steps', '6', '--eval-examples', '12', '--synthetic-eval-size', '12', '--backend', 'cpu'];
 const EvalLine = z.looseObject({ msg: z.string(), loss: z.number(), exactMatch: z.number(), examples: z.number() });
 const EvalJson = z.object({
   checkpoint: z.string(),

@@ -9,15 +9,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_CODES } from '../../../contract/exit-codes.js';
-import { CLI, runCli } from '../../helpers/cli.js';
+import { CLI, MICRO_MODEL, runCli } from '../../helpers/cli.js';
 
 const args = (dir: string, method: string) => [
-  '--base-model',
-  'none',
-  '--model-preset',
-  'micro',
-  '--seq-len',
-  '32',
+  ...MICRO_MODEL,
   '--micro-batch-size',
   '8',
   '--steps',
