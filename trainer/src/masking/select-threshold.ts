@@ -12,6 +12,7 @@ import {
   createSelectState,
   histogram,
   histogramAndCompact,
+  PASS1_SHIFT,
   passSpec,
   scaleAndHistogram,
   scaleHistogramAndCompact,
@@ -186,7 +187,7 @@ function selectFromPass1(
   const U = lo;
   const above: number[] = [];
   const equal: number[] = [];
-  if (L >>> 20 === bin1 && U >>> 20 === bin1) {
+  if (L >>> PASS1_SHIFT === bin1 && U >>> PASS1_SHIFT === bin1) {
     for (let j = 0; j < segs.length; j++) {
       const h = pass1[j]!;
       let a = 0;

@@ -6,6 +6,8 @@
  * bit-identical, and equal to one process with accumulation N).
  */
 
+import { PASS1_SHIFT } from '../masking/radix-select.js';
+
 /** Entries per norm partial; shard boundaries are multiples of it. */
 export const NORM_BLOCK = 4096;
 
@@ -41,8 +43,8 @@ export function canonicalNorm(v: Float32Array): number {
 /**
  * canonicalNorm(v) (the same bits: each block's squares summed in index order, the blocks in order)
  * that also counts every segment's radix-select pass-1 histogram of |v| (masking/radix-select.ts:
- * bin (bits & 0x7fffffff) >>> 20) in the same read of v. Segments are [offset, offset + size) ranges
- * in increasing order inside v; `histograms[j]` (length ≥ 2048, zeroed here) receives segment j's
+ * bin (bits & 0x7fffffff) >>> PASS1_SHIFT) in the same read of v. Segments are [offset, offset + size) ranges
+ * in increasing order inside v; `histograms[j]` (length ≥ PASS1_BINS, zeroed here) receives segment j's
  * counts. Entries outside every segment count towards the norm only.
  */
 export function canonicalNormAndHistograms(
@@ -82,7 +84,7 @@ export function canonicalNormAndHistograms(
       for (; i < stop; i++) {
         const x = v[i]!;
         acc += x * x;
-        h[(u[i]! & 0x7fffffff) >>> 20]!++;
+        h[(u[i]! & 0x7fffffff) >>> PASS1_SHIFT]!++;
       }
     }
     s += acc;
