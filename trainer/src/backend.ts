@@ -18,7 +18,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // The union package registers every op's gradient (tfjs-core's node bundle has none) and the cpu backend.
 import '@tensorflow/tfjs';
 import { ConfigError } from './errors.js';
-import { BINDING_RELPATH, tfjsPackageFor, type NativeVariant } from './native/spec.js';
+import { loadFusedKernels } from './model/native-ops.js';
+import { BINDING_RELPATH, FUSED_OPS_RELPATH, tfjsPackageFor, type NativeVariant } from './native/spec.js';
 
 /** What the user may ask for. */
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -38,6 +39,12 @@ export interface BackendInfo {
   readonly threads: number;
   /** `tensorflow/gpu`, `tensorflow/cpu`, `wasm` or `cpu`: the label of metrics and progress. */
   readonly label: string;
+  /**
+   * Native CPU only: whether GMT's fused kernels (trainer/native/gmt_ops.cc) are in use, and why (not).
+   * Elsewhere `false` with the reason.
+   */
+  readonly fusedKernels: boolean;
+  readonly fusedKernelsReason: string;
 }
 
 /** Options of initBackend. */
@@ -135,8 +142,24 @@ async function useWasm(): Promise<boolean> {
   }
 }
 
-function info(name: BackendName, device: 'cpu' | 'gpu', provider: string, reason: string, threads: number): BackendInfo {
-  return { name, device, provider, reason, threads, label: name === 'tensorflow' ? `tensorflow/${device}` : name };
+function info(
+  name: BackendName,
+  device: 'cpu' | 'gpu',
+  provider: string,
+  reason: string,
+  threads: number,
+  fused: { loaded: boolean; reason: string } = { loaded: false, reason: `${name} backend: the fused kernels are native TensorFlow CPU kernels` },
+): BackendInfo {
+  return {
+    name,
+    device,
+    provider,
+    reason,
+    threads,
+    label: name === 'tensorflow' ? `tensorflow/${device}` : name,
+    fusedKernels: fused.loaded,
+    fusedKernelsReason: fused.reason,
+  };
 }
 
 const SETUP_HINT = 'run `npm run setup:native` (or `-- --gpu`)';
@@ -147,18 +170,19 @@ export function nativeBuilt(): boolean {
 }
 
 /** Picks the native variant: GPU when its binding is built and a device is visible, else CPU. */
-function nativeCandidate(): { variant: NativeVariant; why: string } | { variant: undefined; why: string } {
+function nativeCandidate(): { variant: NativeVariant; dir: string; why: string } | { variant: undefined; why: string } {
   const gpu = nativeInstall('gpu'),
     cpu = nativeInstall('cpu');
   const visible = gpuVisible();
-  if (visible && gpu?.built === true) return { variant: 'gpu', why: 'GPU device visible and tfjs-node-gpu built' };
+  if (visible && gpu?.built === true) return { variant: 'gpu', dir: gpu.dir, why: 'GPU device visible and tfjs-node-gpu built' };
   if (cpu?.built === true) {
     return {
       variant: 'cpu',
+      dir: cpu.dir,
       why: visible ? 'GPU device visible but tfjs-node-gpu not built; native CPU backend' : 'no GPU device visible; native CPU backend built',
     };
   }
-  if (gpu?.built === true) return { variant: 'gpu', why: 'tfjs-node-gpu built (no GPU device visible: TensorFlow runs its CPU kernels)' };
+  if (gpu?.built === true) return { variant: 'gpu', dir: gpu.dir, why: 'tfjs-node-gpu built (no GPU device visible: TensorFlow runs its CPU kernels)' };
   return { variant: undefined, why: `native backend not built (${SETUP_HINT})` };
 }
 
@@ -183,6 +207,7 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
           tfjsPackageFor(cand.variant),
           choice === 'auto' ? cand.why : 'requested',
           Number(process.env['TF_NUM_INTRAOP_THREADS']),
+          loadFusedKernels(join(cand.dir, FUSED_OPS_RELPATH), device === 'gpu'),
         );
       } catch (err) {
         why = `${tfjsPackageFor(cand.variant)} failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;

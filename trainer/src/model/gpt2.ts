@@ -16,7 +16,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.js';
-import { nativeOnGpu, sigmoidGrad, sparseSoftmaxCrossEntropy } from './native-ops.js';
+import {
+  biasGelu,
+  biasGeluGrad,
+  causalSoftmax,
+  fusedKernels,
+  layerNormBackward,
+  layerNormForward,
+  nativeOnGpu,
+  sigmoidGrad,
+  softmaxGrad,
+  sparseSoftmaxCrossEntropy,
+} from './native-ops.js';
 import { ParamLayout } from './params.js';
 
 /** Token ids and next-token targets of one micro-batch, both [B*T] row-major; target -1 = no loss. */
@@ -83,12 +94,30 @@ function layerNormWithEps(eps: number): (x: tf.Tensor2D, g: tf.Tensor, b: tf.Ten
     };
   });
 }
-const layerNorms = new Map<number, ReturnType<typeof layerNormWithEps>>();
+/** LayerNorm as two fused kernels (native CPU): one pass forward, one pass (plus fixed-order column sums) back. */
+function fusedLayerNormWithEps(eps: number): (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D {
+  return tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const { y, mean, rstd } = layerNormForward(x, g, b, eps);
+    save([x, mean, rstd, g]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sm, sr, sg] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        const { dx, dg, db } = layerNormBackward(dy as tf.Tensor2D, sx, sm, sr, sg);
+        return [dx, dg, db];
+      },
+    };
+  });
+}
+const layerNorms = new Map<string, ReturnType<typeof layerNormWithEps>>();
 function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
-  let f = layerNorms.get(eps);
+  const fused = fusedKernels();
+  const key = `${fused ? 'fused' : 'ops'}:${eps}`;
+  let f = layerNorms.get(key);
   if (f === undefined) {
-    f = layerNormWithEps(eps);
-    layerNorms.set(eps, f);
+    f = fused ? fusedLayerNormWithEps(eps) : layerNormWithEps(eps);
+    layerNorms.set(key, f);
   }
   return f(x, g, b);
 }
@@ -115,6 +144,25 @@ const gelu = tf.customGrad<tf.Tensor>((...args: Array<tf.Tensor | tf.GradSaveFun
       // Native: dy·(σ + SigmoidGrad(σ, x·dz/dx)), SigmoidGrad = v·σ(1−σ) in one pass: two full-size passes fewer.
       if (nativeKernels()) return [tf.mul(dy, tf.add(ss, sigmoidGrad(ss, xdz)))];
       return [tf.mul(dy, tf.add(ss, tf.mul(tf.mul(ss, tf.sub(1, ss)), xdz)))];
+    },
+  };
+});
+
+/**
+ * gelu(x @ W + b) with the bias add and GELU in one fused kernel each way (native CPU): forward keeps
+ * the pre-activation u = x @ W, backward dp = GmtBiasGeluGrad(dy, u, b), then dx = dp @ Wᵀ,
+ * dW = xᵀ @ dp, db = 1ᵀ @ dp.
+ */
+const linearGeluFused = tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  const u = tf.matMul<tf.Tensor2D>(x, w);
+  save([x, w, u, b]);
+  return {
+    value: biasGelu(u, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw, su, sb] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+      const dp = biasGeluGrad(dy as tf.Tensor2D, su, sb);
+      return [tf.matMul(dp, sw, false, true), tf.matMul(sx, dp, true, false), columnSum(dp)];
     },
   };
 });
@@ -204,12 +252,16 @@ function causalBias(T: number): tf.Tensor2D {
 function attentionCore(B: number, T: number, nh: number, hs: number, bias: tf.Tensor): (qkv: tf.Tensor2D) => tf.Tensor2D {
   const C = nh * hs,
     scale = 1 / Math.sqrt(hs);
+  // Fused kernels (native CPU): the causal mask and softmax in one pass (GmtCausalSoftmax, no bias add),
+  // and dS = P·(dP − rowsum(P·dP)) in one pass (GmtSoftmaxGrad) instead of the rowsum(dY·Y) form below.
+  const fused = fusedKernels();
   return tf.customGrad<tf.Tensor2D>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [qkv, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const heads = tf.transpose(tf.reshape(qkv, [B, T, 3, nh, hs]), [2, 0, 3, 1, 4]); // [3, B, nh, T, hs]
     const [q, k, v] = tf.unstack(heads) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // [B, nh, T, hs]
     const qs = tf.mul(q, scale); // the 1/√hs scale on q: T/hs× less work than on the scores
-    const pr = tf.softmax(tf.add(tf.matMul(qs, k, false, true), bias)); // [B, nh, T, T]
+    const scores = tf.matMul(qs, k, false, true); // [B, nh, T, T]
+    const pr = fused ? causalSoftmax(scores) : tf.softmax(tf.add(scores, bias));
     const y = tf.matMul(pr, v); // [B, nh, T, hs]
     save([qs, k, v, pr, y]);
     return {
@@ -218,7 +270,7 @@ function attentionCore(B: number, T: number, nh: number, hs: number, bias: tf.Te
         const [sq, sk, sv, sp, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
         const dy = tf.transpose(tf.reshape(dm, [B, T, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
         const dp = tf.matMul(dy, sv, false, true); // [B, nh, T, T]
-        const ds = tf.mul(sp, tf.sub(dp, tf.sum(tf.mul(dy, sy), -1, true))); // P·(dP − rowsum(dY·Y))
+        const ds = fused ? softmaxGrad(sp, dp) : tf.mul(sp, tf.sub(dp, tf.sum(tf.mul(dy, sy), -1, true))); // P·(dP − rowsum(dY·Y))
         const dq = tf.mul(tf.matMul(ds, sk), scale);
         const dk = tf.matMul(ds, sq, true, false);
         const dv = tf.matMul(sp, dy, true, false);
@@ -249,7 +301,9 @@ function attention(cfg: ModelConfig, p: Params, l: number, x: tf.Tensor2D, B: nu
 /** Feed-forward: c_proj(gelu(c_fc(x))). x: [B*T, C] → [B*T, C] via [B*T, 4C]. */
 function mlp(p: Params, l: number, x: tf.Tensor2D): tf.Tensor2D {
   const pre = `transformer.h.${l}.mlp`;
-  const h = gelu(linear(x, param(p, `${pre}.c_fc.weight`), param(p, `${pre}.c_fc.bias`))) as tf.Tensor2D;
+  const w = param(p, `${pre}.c_fc.weight`),
+    b = param(p, `${pre}.c_fc.bias`);
+  const h = fusedKernels() ? linearGeluFused(x, w, b) : (gelu(linear(x, w, b)) as tf.Tensor2D);
   return linear(h, param(p, `${pre}.c_proj.weight`), param(p, `${pre}.c_proj.bias`));
 }
 

@@ -5,7 +5,10 @@
  * ordinary engine tensors, so tidy() and dispose() manage them. Used inside customGrad forward and
  * gradient functions only: the autodiff tape does not see raw kernels.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 
 /** An attribute of a TensorFlow op as tfjs-node's binding takes it (type: TF_ATTR_* code). */
 interface OpAttr {
@@ -17,7 +20,7 @@ interface OpAttr {
 /** The part of tfjs-node's NodeJSKernelBackend used here. */
 interface NativeBackend {
   readonly isUsingGpuDevice: boolean;
-  readonly binding: { readonly TF_ATTR_TYPE: number; readonly TF_FLOAT: number; readonly TF_INT32: number };
+  readonly binding: { readonly TF_ATTR_TYPE: number; readonly TF_ATTR_FLOAT: number; readonly TF_FLOAT: number; readonly TF_INT32: number };
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.Tensor[]): tf.Tensor;
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.Tensor[], numOutputs: number): tf.Tensor[];
 }
@@ -31,6 +34,7 @@ function isNativeBackend(b: unknown): b is NativeBackend {
     typeof o['executeSingleOutput'] === 'function' &&
     typeof o['executeMultipleOutputs'] === 'function' &&
     typeof binding?.['TF_ATTR_TYPE'] === 'number' &&
+    typeof binding['TF_ATTR_FLOAT'] === 'number' &&
     typeof binding['TF_FLOAT'] === 'number' &&
     typeof binding['TF_INT32'] === 'number'
   );
@@ -40,6 +44,10 @@ function nativeBackend(): NativeBackend {
   const b = tf.backend();
   if (!isNativeBackend(b)) throw new Error(`native TensorFlow kernels requested on the ${tf.getBackend()} backend`);
   return b;
+}
+
+function floatAttr(b: NativeBackend, name: string, value: number): OpAttr {
+  return { name, type: b.binding.TF_ATTR_FLOAT, value };
 }
 
 function typeAttr(b: NativeBackend, name: string, dtype: 'float32' | 'int32'): OpAttr {
@@ -76,4 +84,105 @@ export function sparseSoftmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor
 export function sigmoidGrad(y: tf.Tensor, dy: tf.Tensor): tf.Tensor {
   const b = nativeBackend();
   return b.executeSingleOutput('SigmoidGrad', [typeAttr(b, 'T', 'float32')], [y, dy]);
+}
+
+// ---- GMT's fused CPU kernels (trainer/native/gmt_ops.cc, built by `npm run setup:native`)
+
+/** The op library's interface version this code calls; gmt_ops.cc exports the same number. */
+export const FUSED_KERNELS_ABI = 1;
+
+const FusedLibrarySchema = z.object({ ops: z.array(z.string()), abi: z.number() });
+
+/** Whether GMT's fused CPU kernels are loaded into TensorFlow, and why (not). */
+export interface FusedKernelsStatus {
+  readonly loaded: boolean;
+  readonly reason: string;
+}
+
+let fused: FusedKernelsStatus = { loaded: false, reason: 'native backend not loaded' };
+
+/** The CPU features the library is compiled for (scripts/setup-native.ts: -mavx2 -mfma). */
+function cpuHasAvx2Fma(): boolean {
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? [];
+    return flags.includes('avx2') && flags.includes('fma');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads the fused kernels' library (an N-API module whose static initialisers register the ops with
+ * TensorFlow) once tfjs-node is loaded. Missing or unusable, the model keeps TensorFlow's own kernels
+ * (same results within the golden tolerances, slower); the status says why.
+ */
+export function loadFusedKernels(path: string, onGpu: boolean): FusedKernelsStatus {
+  if (onGpu) fused = { loaded: false, reason: 'GPU device: the fused kernels are CPU-only; TensorFlow kernels' };
+  else if (!cpuHasAvx2Fma()) fused = { loaded: false, reason: 'CPU lacks AVX2/FMA, which the fused kernels are compiled for; TensorFlow kernels' };
+  else {
+    try {
+      const lib = FusedLibrarySchema.parse(createRequire(import.meta.url)(path));
+      if (lib.abi !== FUSED_KERNELS_ABI) throw new Error(`interface ${lib.abi}, this trainer needs ${FUSED_KERNELS_ABI}: rerun \`npm run setup:native\``);
+      fused = { loaded: true, reason: `fused CPU kernels loaded (${lib.ops.join(', ')})` };
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      fused = { loaded: false, reason: `fused CPU kernels unavailable (${msg}); TensorFlow kernels` };
+    }
+  }
+  return fused;
+}
+
+/** Whether the model may call the fused kernels: loaded, and the native CPU backend active. */
+export function fusedKernels(): boolean {
+  return fused.loaded && tf.getBackend() === 'tensorflow';
+}
+
+/** y = gelu(u + b) (tanh approximation), u [N, F], b [F]: one pass instead of a bias add and six. */
+export function biasGelu(u: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const nb = nativeBackend();
+  return nb.executeSingleOutput('GmtBiasGelu', [], [u, b]) as tf.Tensor2D;
+}
+
+/** dy·gelu′(u + b): the gradient of biasGelu with respect to u (and, summed over rows, b). */
+export function biasGeluGrad(dy: tf.Tensor2D, u: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const nb = nativeBackend();
+  return nb.executeSingleOutput('GmtBiasGeluGrad', [], [dy, u, b]) as tf.Tensor2D;
+}
+
+function three<T extends tf.Tensor>(name: string, out: tf.Tensor[]): [T, tf.Tensor1D, tf.Tensor1D] {
+  const [a, b, c] = out;
+  if (a === undefined || b === undefined || c === undefined) throw new Error(`${name} returned fewer than 3 outputs`);
+  return [a as T, b as tf.Tensor1D, c as tf.Tensor1D];
+}
+
+/** LayerNorm over rows of x [N, C] in one pass: y, and each row's mean and 1/√(var + ε) [N]. */
+export function layerNormForward(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): { y: tf.Tensor2D; mean: tf.Tensor1D; rstd: tf.Tensor1D } {
+  const nb = nativeBackend();
+  const [y, mean, rstd] = three<tf.Tensor2D>('GmtLayerNorm', nb.executeMultipleOutputs('GmtLayerNorm', [floatAttr(nb, 'epsilon', eps)], [x, g, b], 3));
+  return { y, mean, rstd };
+}
+
+/** LayerNorm's gradient: dx [N, C], dgamma and dbeta [C] (column sums in a fixed order). */
+export function layerNormBackward(
+  dy: tf.Tensor2D,
+  x: tf.Tensor2D,
+  mean: tf.Tensor1D,
+  rstd: tf.Tensor1D,
+  g: tf.Tensor1D,
+): { dx: tf.Tensor2D; dg: tf.Tensor1D; db: tf.Tensor1D } {
+  const nb = nativeBackend();
+  const [dx, dg, db] = three<tf.Tensor2D>('GmtLayerNormGrad', nb.executeMultipleOutputs('GmtLayerNormGrad', [], [dy, x, mean, rstd, g], 3));
+  return { dx, dg, db };
+}
+
+/** Causal softmax over the last axis of scores [..., T, T]: row i over keys 0..i, zero above the diagonal. */
+export function causalSoftmax<T extends tf.Tensor>(scores: T): T {
+  const nb = nativeBackend();
+  return nb.executeSingleOutput('GmtCausalSoftmax', [], [scores]) as T;
+}
+
+/** Softmax gradient p·(dp − Σ p·dp) per row of the last axis, in one pass. */
+export function softmaxGrad<T extends tf.Tensor>(p: T, dp: T): T {
+  const nb = nativeBackend();
+  return nb.executeSingleOutput('GmtSoftmaxGrad', [], [p, dp]) as T;
 }

@@ -165,3 +165,9 @@ export function nativeCacheDir(variant: NativeVariant, tfjsVersion: string): str
 
 /** The binding's path relative to the package folder (node-pre-gyp's `module_path`). */
 export const BINDING_RELPATH = join('lib', `napi-v${NAPI_VERSION}`, 'tfjs_binding.node');
+
+/** GMT's fused CPU kernels (trainer/native/gmt_ops.cc), compiled by setup:native next to the binding. */
+export const FUSED_OPS_RELPATH = join('lib', 'gmt-ops', 'gmt_ops.node');
+
+/** The op library's source, relative to the repository root (also copied into the image build). */
+export const FUSED_OPS_SOURCE = join('trainer', 'native', 'gmt_ops.cc');

@@ -122,7 +122,14 @@ async function loadInputs(c: TrainerConfig, log: Logger): Promise<RunInputs> {
   const data = await loadRunData(c, tokenizer);
   const inputs = { backend, tokenizer, base, model, data, hash: configHash(c), fingerprint: datasetFingerprint(data.train) };
   log.info('config', { ...c });
-  log.info('backend', { backend: backend.label, provider: backend.provider, threads: backend.threads, reason: backend.reason });
+  log.info('backend', {
+    backend: backend.label,
+    provider: backend.provider,
+    threads: backend.threads,
+    reason: backend.reason,
+    fusedKernels: backend.fusedKernels,
+    kernels: backend.fusedKernelsReason,
+  });
   log.info('run', {
     backend: backend.label,
     provider: backend.provider,
