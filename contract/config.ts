@@ -29,6 +29,10 @@ export const TrainerConfigSchema = z
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('TensorFlow.js backend (auto: native GPU > native CPU > wasm > cpu)'),
     threads: z.number().int().min(0).max(4096).default(0).describe('native TensorFlow kernel threads; 0 = every core the process/pod is given'),
     deterministic: z.boolean().default(true).describe("GPU: TensorFlow's deterministic kernels (bit-identical ranks/resume; slower)"),
+    fusedKernels: z
+      .boolean()
+      .default(true)
+      .describe("native CPU: GMT's fused GELU, LayerNorm and causal-softmax kernels (false: TensorFlow's own, ~25% slower)"),
     // ---- model and data --------------------------------------------------------------------------
     baseModel: nonEmpty.default('bundled').describe('"bundled", a checkpoint dir, a model.safetensors path, or "none" (fresh init)'),
     modelPreset: z.enum(['micro', 'tiny', 'small', 'gpt2']).default('tiny').describe('architecture when baseModel is "none"'),
@@ -121,6 +125,7 @@ export const NON_NUMERIC_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'backend',
   'threads',
   'deterministic',
+  'fusedKernels',
   'checkpointDir',
   'checkpointEvery',
   'keepCheckpoints',

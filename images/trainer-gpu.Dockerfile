@@ -13,7 +13,8 @@
 # BASE: Node 24.21 on Debian bookworm with npm and Node's headers (the tests pass one made locally).
 ARG BASE=node:24.21.0-bookworm-slim
 
-# ---- build stage: compile the binding (needs python3 + pip for the wheels and gyp, g++, make, strip)
+# ---- build stage: compile the binding and the fused kernels (needs python3 + pip for the wheels and
+# gyp, g++, make, strip)
 FROM ${BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip g++ make binutils \
@@ -27,6 +28,8 @@ RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY dist/ ./dist/
+# The fused CPU kernels' source: setup-native compiles it with g++ next to the binding (lib/gmt-ops/).
+COPY trainer/native/ ./trainer/native/
 # --gpu --copy: the libraries (TensorFlow and the CUDA wheels' nvidia/*/lib) go into
 # node_modules/@tensorflow/tfjs-node-gpu (no links into the cache).
 RUN --mount=type=secret,id=npm_ca,required=false \

@@ -315,8 +315,10 @@ test.serial('gmt - examples/tiny.yaml applied with kubectl trains to Succeeded o
     if (phase !== 'Succeeded') log(await k(['-n', ns, 'describe', 'gft,pods']).catch(String));
   }
   t.is(phase, 'Succeeded');
-  const logs = await k(['-n', ns, 'logs', '-l', 'gmt.dev/job=tiny', '--tail=5', '--prefix']).catch((e: unknown) => String(e));
-  log(logs);
+  const logs = await k(['-n', ns, 'logs', '-l', 'gmt.dev/job=tiny', '--tail=-1', '--prefix']).catch((e: unknown) => String(e));
+  log(logs.split('\n').slice(-5).join('\n'));
+  // The image's trainer runs native TensorFlow with the fused kernels compiled in its build stage.
+  t.regex(logs, /"msg":"backend","backend":"tensorflow\/cpu".*"fusedKernels":true,"kernels":"fused CPU kernels loaded/);
 });
 
 // Run in the operator image (it carries @nats-io/transport-node) from a pod of another namespace:

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // The union package registers every op's gradient (tfjs-core's node bundle has none) and the cpu backend.
 import '@tensorflow/tfjs';
 import { ConfigError } from './errors.js';
-import { loadFusedKernels } from './model/native-ops.js';
+import { enableFusedKernels, loadFusedKernels } from './model/native-ops.js';
 import { BINDING_RELPATH, FUSED_OPS_RELPATH, tfjsPackageFor, type NativeVariant } from './native/spec.js';
 
 /** What the user may ask for. */
@@ -53,6 +53,8 @@ export interface BackendOptions {
   readonly threads?: number;
   /** GPU: TensorFlow's deterministic kernels (TF_DETERMINISTIC_OPS=1), for bit-identical ranks and resumes. Default true. */
   readonly deterministic?: boolean;
+  /** Native CPU: load GMT's fused kernels (trainer/native/gmt_ops.cc). Default true. */
+  readonly fusedKernels?: boolean;
 }
 
 let active: BackendInfo | undefined;
@@ -188,7 +190,12 @@ function nativeCandidate(): { variant: NativeVariant; dir: string; why: string }
 
 /** Initialise TensorFlow.js with the requested backend; idempotent for the same choice. */
 export async function initBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendInfo> {
-  if (active !== undefined && (choice === 'auto' || choice === active.name)) return active;
+  if (active !== undefined && (choice === 'auto' || choice === active.name)) {
+    if (active.name !== 'tensorflow') return active;
+    const f = enableFusedKernels(opts.fusedKernels ?? true);
+    active = { ...active, fusedKernels: f.loaded, fusedKernelsReason: f.reason };
+    return active;
+  }
   const threads = opts.threads === undefined || opts.threads === 0 ? defaultThreads() : opts.threads;
   // Production mode: no per-op debug checks and no "install tfjs-node" banner from the cpu backend.
   tf.enableProdMode();
@@ -207,7 +214,7 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
           tfjsPackageFor(cand.variant),
           choice === 'auto' ? cand.why : 'requested',
           Number(process.env['TF_NUM_INTRAOP_THREADS']),
-          loadFusedKernels(join(cand.dir, FUSED_OPS_RELPATH), device === 'gpu'),
+          loadFusedKernels(join(cand.dir, FUSED_OPS_RELPATH), device === 'gpu', opts.fusedKernels ?? true),
         );
       } catch (err) {
         why = `${tfjsPackageFor(cand.variant)} failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;

@@ -3,7 +3,8 @@
  * once by test/golden/make_golden.py). Tolerances are the ones golden.json recommends for fp32 vs
  * fp32 across libraries: loss rtol 1e-5; logits, gradients and parameters atol 1e-5 + rtol 1e-4.
  * Runs on every TensorFlow.js backend that initialises on this machine, with the same tolerances on
- * each (the native TensorFlow backend included once `npm run setup:native` has built it).
+ * each (the native TensorFlow backend included once `npm run setup:native` has built it); on native
+ * TensorFlow twice: with GMT's fused CPU kernels (trainer/native/gmt_ops.cc) and with TensorFlow's own.
  */
 import test from 'ava';
 import { z } from 'zod';
@@ -20,20 +21,35 @@ import { repoPath } from '../../helpers/repo.js';
 const model = new Gpt2Model(goldenModelConfig);
 const layout = model.layout;
 
+/** A backend and, on native TensorFlow, whether the fused kernels run. */
+interface Variant {
+  readonly backend: BackendChoice;
+  readonly fusedKernels: boolean;
+  readonly name: string;
+}
+
 /** Backends to check: every one that initialises here (tensorflow needs tfjs-node(-gpu)). */
-async function availableBackends(): Promise<BackendChoice[]> {
-  const out: BackendChoice[] = [];
+async function availableBackends(): Promise<Variant[]> {
+  const out: Variant[] = [];
   for (const b of ['tensorflow', 'wasm', 'cpu'] as const) {
     try {
-      await initBackend(b);
-      out.push(b);
+      const info = await initBackend(b);
+      if (b === 'tensorflow' && info.fusedKernels) out.push({ backend: b, fusedKernels: true, name: 'tensorflow, fused kernels' });
+      out.push({ backend: b, fusedKernels: false, name: b === 'tensorflow' ? 'tensorflow, TensorFlow kernels' : b });
     } catch {
       // not installed on this machine
     }
   }
   return out;
 }
-const backends = await availableBackends();
+const variants = await availableBackends();
+const backends = [...new Set(variants.map((v) => v.backend))];
+
+/** Activates a variant (initBackend is idempotent and switches the fused kernels on or off). */
+async function use(v: Variant): Promise<void> {
+  const info = await initBackend(v.backend, { fusedKernels: v.fusedKernels });
+  if (info.fusedKernels !== v.fusedKernels) throw new Error(`${v.name}: fused kernels ${String(info.fusedKernels)} (${info.fusedKernelsReason})`);
+}
 
 function expectClose(
   t: import('ava').ExecutionContext,
@@ -50,14 +66,21 @@ function expectClose(
 }
 
 test('golden - wasm and cpu, and tensorflow once setup:native has built it, are checked', (t) => {
-  t.log(`backends checked: ${backends.join(', ')}`);
+  t.log(`backends checked: ${variants.map((v) => v.name).join('; ')}`);
   t.true(backends.includes('wasm') && backends.includes('cpu'));
-  if (nativeBuilt()) t.true(backends.includes('tensorflow'), 'setup:native built the native binding but the tensorflow backend did not initialise');
+  if (nativeBuilt()) {
+    t.true(backends.includes('tensorflow'), 'setup:native built the native binding but the tensorflow backend did not initialise');
+    t.true(
+      variants.some((v) => v.fusedKernels),
+      'setup:native built the native binding but the fused kernels did not load (see the backend log line for why)',
+    );
+  }
 });
 
-for (const backend of backends) {
+for (const variant of variants) {
+  const backend = variant.name;
   test.serial(`golden - forward loss, logits and gradients match PyTorch (${backend})`, async (t) => {
-    await initBackend(backend);
+    await use(variant);
     const init = await goldenFlat('tiny-init.safetensors');
     const A = goldenBatch('A');
     const r = model.lossAndGrads(init, A);
@@ -72,7 +95,7 @@ for (const backend of backends) {
   });
 
   test.serial(`golden - accumulated gradient of two micro-batches matches (gA+gB)/2 (${backend})`, async (t) => {
-    await initBackend(backend);
+    await use(variant);
     const init = await goldenFlat('tiny-init.safetensors');
     const gA = model.lossAndGrads(init, goldenBatch('A')).grads;
     const gB = model.lossAndGrads(init, goldenBatch('B')).grads;
@@ -88,7 +111,7 @@ for (const backend of backends) {
   ];
   for (const c of optimizerCases) {
     test.serial(`golden - three ${c.key} steps match torch.optim (${backend})`, async (t) => {
-      await initBackend(backend);
+      await use(variant);
       const run = golden.optimizers[c.key];
       const params = await goldenFlat('tiny-init.safetensors');
       const state = createOptimizerState(c.hp.kind, params.length);

@@ -100,6 +100,7 @@ export interface FusedKernelsStatus {
 }
 
 let fused: FusedKernelsStatus = { loaded: false, reason: 'native backend not loaded' };
+let enabled = true;
 
 /** The CPU features the library is compiled for (scripts/setup-native.ts: -mavx2 -mfma). */
 function cpuHasAvx2Fma(): boolean {
@@ -116,7 +117,7 @@ function cpuHasAvx2Fma(): boolean {
  * TensorFlow) once tfjs-node is loaded. Missing or unusable, the model keeps TensorFlow's own kernels
  * (same results within the golden tolerances, slower); the status says why.
  */
-export function loadFusedKernels(path: string, onGpu: boolean): FusedKernelsStatus {
+export function loadFusedKernels(path: string, onGpu: boolean, use = true): FusedKernelsStatus {
   if (onGpu) fused = { loaded: false, reason: 'GPU device: the fused kernels are CPU-only; TensorFlow kernels' };
   else if (!cpuHasAvx2Fma()) fused = { loaded: false, reason: 'CPU lacks AVX2/FMA, which the fused kernels are compiled for; TensorFlow kernels' };
   else {
@@ -129,12 +130,22 @@ export function loadFusedKernels(path: string, onGpu: boolean): FusedKernelsStat
       fused = { loaded: false, reason: `fused CPU kernels unavailable (${msg}); TensorFlow kernels` };
     }
   }
-  return fused;
+  return enableFusedKernels(use);
 }
 
-/** Whether the model may call the fused kernels: loaded, and the native CPU backend active. */
+/**
+ * Turns the use of loaded fused kernels on or off (config `fusedKernels`; tests compare both paths in
+ * one process). Returns whether they are in use now, and why (not).
+ */
+export function enableFusedKernels(on: boolean): FusedKernelsStatus {
+  enabled = on;
+  if (!fused.loaded) return fused;
+  return on ? fused : { loaded: false, reason: 'fused kernels off (fusedKernels: false); TensorFlow kernels' };
+}
+
+/** Whether the model calls the fused kernels: loaded, enabled, and the native CPU backend active. */
 export function fusedKernels(): boolean {
-  return fused.loaded && tf.getBackend() === 'tensorflow';
+  return fused.loaded && enabled && tf.getBackend() === 'tensorflow';
 }
 
 /** y = gelu(u + b) (tanh approximation), u [N, F], b [F]: one pass instead of a bias add and six. */

@@ -114,7 +114,7 @@ interface RunInputs {
 }
 
 async function loadInputs(c: TrainerConfig, log: Logger): Promise<RunInputs> {
-  const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic });
+  const backend = await initBackend(c.backend, { threads: c.threads, deterministic: c.deterministic, fusedKernels: c.fusedKernels });
   const tokenizer = createTokenizer(c.tokenizer);
   const base = await loadBase(c);
   checkCompatible(c, base.modelConfig, tokenizer);
