@@ -233,11 +233,13 @@ async function stripLibs(libDir: string): Promise<boolean> {
 
 // ---- GMT's fused CPU kernels (trainer/native/gmt_ops.cc)
 
-/** g++ flags of the op library: TensorFlow's own custom-op flags (tf.sysconfig) plus AVX2/FMA. */
+/** g++ flags of the op library: TensorFlow's own custom-op flags (tf.sysconfig) plus AVX2/FMA, no contraction. */
 const OPS_FLAGS = [
   '-O3',
   '-mavx2',
   '-mfma',
+  // No a·b + c contraction: the AdamW functions must round exactly as the JavaScript loops do.
+  '-ffp-contract=off',
   '-std=c++17',
   '-fPIC',
   '-shared',

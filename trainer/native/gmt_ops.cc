@@ -20,6 +20,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include <node_api.h>
@@ -395,9 +399,221 @@ REGISTER_KERNEL_BUILDER(Name("GmtLayerNormGrad").Device(DEVICE_CPU), LayerNormGr
 REGISTER_KERNEL_BUILDER(Name("GmtCausalSoftmax").Device(DEVICE_CPU), CausalSoftmaxOp);
 REGISTER_KERNEL_BUILDER(Name("GmtSoftmaxGrad").Device(DEVICE_CPU), SoftmaxGradOp);
 
+
+// ---- AdamW on the host's flat vectors (N-API functions; trainer/src/optim/optimizer.ts)
+//
+// The same expression in the same order as the JavaScript loops (fp64 arithmetic, each moment rounded
+// to fp32, the parameter rounded to fp32 when stored), compiled without FMA contraction
+// (-ffp-contract=off), so every bit equals the JavaScript result (test/unit/optim/native-adamw.test.ts).
+// Entries are independent, so splitting a range among threads changes nothing. The keep rules are
+// evaluated without branches (the new values are computed for every entry and selected), which is
+// what makes GMT's masked step cost the same as a dense one.
+
+struct Hyper {
+  double b1, b2, eps, decay, stepSize, bc2Sqrt;
+};
+
+// keep(i) decides entry i; state index = i + so.
+template <typename Keep>
+int64_t AdamwRange(float* p, const float* g, float* m, float* v, int64_t lo, int64_t hi, int64_t so, const Hyper& h, Keep keep) {
+  const double c1 = 1 - h.b1, c2 = 1 - h.b2;
+  int64_t kept = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    const int64_t j = i + so;
+    const double gi = g[i];
+    const float mi = static_cast<float>(h.b1 * static_cast<double>(m[j]) + c1 * gi);
+    const float vi = static_cast<float>(h.b2 * static_cast<double>(v[j]) + c2 * gi * gi);
+    const float decayed = static_cast<float>(static_cast<double>(p[i]) * h.decay);
+    const float pi = static_cast<float>(static_cast<double>(decayed) - (h.stepSize * static_cast<double>(mi)) / (std::sqrt(static_cast<double>(vi)) / h.bc2Sqrt + h.eps));
+    const bool k = keep(i);
+    m[j] = k ? mi : m[j];
+    v[j] = k ? vi : v[j];
+    p[i] = k ? pi : p[i];
+    kept += k ? 1 : 0;
+  }
+  return kept;
+}
+
+// A work list of ranges [lo, hi) split into `threads` contiguous pieces of equal length (at least 2^15
+// entries each); fn(range index, lo, hi) runs on each piece (the calling thread takes the first).
+template <typename F>
+void Split(const std::vector<std::pair<int64_t, int64_t>>& ranges, int threads, F fn) {
+  int64_t total = 0;
+  for (const auto& r : ranges) total += r.second - r.first;
+  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total / (1 << 15))));
+  auto piece = [&](int t) {
+    const int64_t from = total * t / n, to = total * (t + 1) / n;
+    int64_t at = 0;
+    for (size_t r = 0; r < ranges.size(); ++r) {
+      const int64_t len = ranges[r].second - ranges[r].first;
+      const int64_t a = std::max(from, at), b = std::min(to, at + len);
+      if (a < b) fn(r, ranges[r].first + (a - at), ranges[r].first + (b - at));
+      at += len;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(piece, t);
+  piece(0);
+  for (auto& th : pool) th.join();
+}
+
+// ---- N-API plumbing: arguments are checked, and a bad one throws a TypeError/RangeError naming it.
+
+bool Throw(napi_env env, bool range, const std::string& msg) {
+  if (range) napi_throw_range_error(env, nullptr, msg.c_str());
+  else napi_throw_type_error(env, nullptr, msg.c_str());
+  return false;
+}
+
+template <typename T>
+bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, const char* name, T** data, size_t* length) {
+  bool is = false;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &type, length, &ptr, nullptr, nullptr) != napi_ok || type != want)
+    return Throw(env, false, std::string(name) + " must be a " + (want == napi_float32_array ? "Float32Array" : want == napi_uint8_array ? "Uint8Array" : "Float64Array"));
+  *data = static_cast<T*>(ptr);
+  return true;
+}
+
+bool NumberArg(napi_env env, napi_value v, const char* name, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok || !std::isfinite(*out)) return Throw(env, false, std::string(name) + " must be a finite number");
+  return true;
+}
+
+// The arguments shared by the AdamW functions: params, g, m, v (Float32Array), then after the
+// function's own, b1, b2, eps, decay, stepSize, bc2Sqrt, threads.
+struct AdamwArgs {
+  float *p, *g, *m, *v;
+  size_t np, ng, nm, nv;
+  Hyper h;
+  int threads;
+};
+
+bool ReadAdamwArgs(napi_env env, napi_value* argv, size_t hyperAt, AdamwArgs* a) {
+  if (!TypedArg(env, argv[0], napi_float32_array, "params", &a->p, &a->np) || !TypedArg(env, argv[1], napi_float32_array, "g", &a->g, &a->ng) ||
+      !TypedArg(env, argv[2], napi_float32_array, "m", &a->m, &a->nm) || !TypedArg(env, argv[3], napi_float32_array, "v", &a->v, &a->nv))
+    return false;
+  const char* names[] = {"b1", "b2", "eps", "decay", "stepSize", "bc2Sqrt"};
+  double* fields[] = {&a->h.b1, &a->h.b2, &a->h.eps, &a->h.decay, &a->h.stepSize, &a->h.bc2Sqrt};
+  for (int i = 0; i < 6; ++i)
+    if (!NumberArg(env, argv[hyperAt + i], names[i], fields[i])) return false;
+  double threads = 0;
+  if (!NumberArg(env, argv[hyperAt + 6], "threads", &threads)) return false;
+  a->threads = static_cast<int>(std::max(1.0, std::min(threads, 256.0)));
+  return true;
+}
+
+bool CheckRange(napi_env env, const AdamwArgs& a, double lo, double hi, double so) {
+  if (!(lo >= 0 && lo <= hi && hi <= static_cast<double>(a.np) && hi <= static_cast<double>(a.ng) && lo + so >= 0 &&
+        hi + so <= static_cast<double>(a.nm) && hi + so <= static_cast<double>(a.nv) && lo == std::floor(lo) && hi == std::floor(hi) && so == std::floor(so)))
+    return Throw(env, true,
+                 "range [" + std::to_string(lo) + ", " + std::to_string(hi) + ") with state offset " + std::to_string(so) + " does not fit params (" +
+                     std::to_string(a.np) + "), g (" + std::to_string(a.ng) + "), m (" + std::to_string(a.nm) + "), v (" + std::to_string(a.nv) + ")");
+  return true;
+}
+
+// adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, threads)
+napi_value AdamwDense(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 14) {
+    Throw(env, false, "adamwDense takes 14 arguments");
+    return nullptr;
+  }
+  AdamwArgs a;
+  double lo, hi, so;
+  if (!ReadAdamwArgs(env, argv, 7, &a) || !NumberArg(env, argv[4], "lo", &lo) || !NumberArg(env, argv[5], "hi", &hi) || !NumberArg(env, argv[6], "so", &so) ||
+      !CheckRange(env, a, lo, hi, so))
+    return nullptr;
+  const int64_t s = static_cast<int64_t>(so);
+  Split({{static_cast<int64_t>(lo), static_cast<int64_t>(hi)}}, a.threads,
+        [&](size_t, int64_t b, int64_t e) { AdamwRange(a.p, a.g, a.m, a.v, b, e, s, a.h, [](int64_t) { return true; }); });
+  return nullptr;
+}
+
+// adamwKeep(params, g, m, v, keep: Uint8Array, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, threads):
+// entry i is updated iff keep[i] != 0.
+napi_value AdamwKeep(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 15) {
+    Throw(env, false, "adamwKeep takes 15 arguments");
+    return nullptr;
+  }
+  AdamwArgs a;
+  uint8_t* keep = nullptr;
+  size_t nk = 0;
+  double lo, hi, so;
+  if (!ReadAdamwArgs(env, argv, 8, &a) || !TypedArg(env, argv[4], napi_uint8_array, "keep", &keep, &nk) || !NumberArg(env, argv[5], "lo", &lo) ||
+      !NumberArg(env, argv[6], "hi", &hi) || !NumberArg(env, argv[7], "so", &so) || !CheckRange(env, a, lo, hi, so))
+    return nullptr;
+  if (hi > static_cast<double>(nk)) {
+    Throw(env, true, "keep (" + std::to_string(nk) + ") is shorter than the range's end " + std::to_string(hi));
+    return nullptr;
+  }
+  const int64_t s = static_cast<int64_t>(so);
+  Split({{static_cast<int64_t>(lo), static_cast<int64_t>(hi)}}, a.threads,
+        [&](size_t, int64_t b, int64_t e) { AdamwRange(a.p, a.g, a.m, a.v, b, e, s, a.h, [keep](int64_t i) { return keep[i] != 0; }); });
+  return nullptr;
+}
+
+// adamwThreshold(params, g, m, v, ranges: Float64Array of [lo, hi, lim] triples, b1, b2, eps, decay,
+// stepSize, bc2Sqrt, threads): entry i of a range is updated iff its |g| bits (sign cleared) are ≥ lim;
+// state index = i. Returns the kept count of each range (an Array of numbers).
+napi_value AdamwThreshold(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 12) {
+    Throw(env, false, "adamwThreshold takes 12 arguments");
+    return nullptr;
+  }
+  AdamwArgs a;
+  double* triples = nullptr;
+  size_t nt = 0;
+  if (!ReadAdamwArgs(env, argv, 5, &a) || !TypedArg(env, argv[4], napi_float64_array, "ranges", &triples, &nt)) return nullptr;
+  if (nt % 3 != 0) {
+    Throw(env, true, "ranges must hold [lo, hi, lim] triples, got " + std::to_string(nt) + " numbers");
+    return nullptr;
+  }
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<int64_t> lims;
+  for (size_t r = 0; r < nt / 3; ++r) {
+    const double lo = triples[3 * r], hi = triples[3 * r + 1], lim = triples[3 * r + 2];
+    if (!CheckRange(env, a, lo, hi, 0)) return nullptr;
+    if (!(lim >= 0 && lim <= 4294967296.0 && lim == std::floor(lim))) {
+      Throw(env, true, "range " + std::to_string(r) + ": lim " + std::to_string(lim) + " is not an integer in [0, 2^32]");
+      return nullptr;
+    }
+    ranges.emplace_back(static_cast<int64_t>(lo), static_cast<int64_t>(hi));
+    lims.push_back(static_cast<int64_t>(lim));
+  }
+  std::vector<int64_t> kept(ranges.size(), 0);
+  std::mutex guard;  // pieces of one range on two threads add their counts
+  Split(ranges, a.threads, [&](size_t r, int64_t b, int64_t e) {
+    const int64_t lim = lims[r];
+    const float* g = a.g;
+    const int64_t k = AdamwRange(a.p, a.g, a.m, a.v, b, e, 0, a.h, [g, lim](int64_t i) {
+      uint32_t bits;
+      std::memcpy(&bits, g + i, sizeof bits);
+      return static_cast<int64_t>(bits & 0x7fffffffu) >= lim;
+    });
+    std::lock_guard<std::mutex> lock(guard);
+    kept[r] += k;
+  });
+  napi_value out;
+  if (napi_create_array_with_length(env, ranges.size(), &out) != napi_ok) return nullptr;
+  for (size_t r = 0; r < ranges.size(); ++r) {
+    napi_value n;
+    if (napi_create_double(env, static_cast<double>(kept[r]), &n) != napi_ok || napi_set_element(env, out, static_cast<uint32_t>(r), n) != napi_ok) return nullptr;
+  }
+  return out;
+}
+
 const char* const kOps[] = {"GmtBiasGelu", "GmtBiasGeluGrad", "GmtLayerNorm", "GmtLayerNormGrad", "GmtCausalSoftmax", "GmtSoftmaxGrad"};
 
-// The N-API side: exports { ops: string[], abi: number } (abi: bumped when an op's signature changes).
+// The N-API side: exports { ops: string[], abi: number, adamwDense, adamwKeep, adamwThreshold } (abi:
+// bumped when an op's or a function's signature changes).
 napi_value Init(napi_env env, napi_value exports) {
   napi_value ops, abi;
   if (napi_create_array(env, &ops) != napi_ok) return nullptr;
@@ -405,8 +621,16 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_value s;
     if (napi_create_string_utf8(env, kOps[i], NAPI_AUTO_LENGTH, &s) != napi_ok || napi_set_element(env, ops, i, s) != napi_ok) return nullptr;
   }
-  if (napi_create_uint32(env, 1, &abi) != napi_ok) return nullptr;
+  if (napi_create_uint32(env, 2, &abi) != napi_ok) return nullptr;
   if (napi_set_named_property(env, exports, "ops", ops) != napi_ok || napi_set_named_property(env, exports, "abi", abi) != napi_ok) return nullptr;
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {{"adamwDense", AdamwDense}, {"adamwKeep", AdamwKeep}, {"adamwThreshold", AdamwThreshold}};
+  for (const auto& f : fns) {
+    napi_value v;
+    if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v) != napi_ok || napi_set_named_property(env, exports, f.name, v) != napi_ok) return nullptr;
+  }
   return exports;
 }
 

@@ -214,7 +214,7 @@ export async function initBackend(choice: BackendChoice, opts: BackendOptions = 
           tfjsPackageFor(cand.variant),
           choice === 'auto' ? cand.why : 'requested',
           Number(process.env['TF_NUM_INTRAOP_THREADS']),
-          loadFusedKernels(join(cand.dir, FUSED_OPS_RELPATH), device === 'gpu', opts.fusedKernels ?? true),
+          loadFusedKernels(join(cand.dir, FUSED_OPS_RELPATH), device === 'gpu', Number(process.env['TF_NUM_INTRAOP_THREADS']), opts.fusedKernels ?? true),
         );
       } catch (err) {
         why = `${tfjsPackageFor(cand.variant)} failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;

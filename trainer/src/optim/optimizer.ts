@@ -7,6 +7,7 @@
  * in torch, so bias correction is the same for every entry.
  */
 import { z } from 'zod';
+import { nativeAdamw } from '../native/optimizer.js';
 
 /** Optimizer hyper-parameters (fields of the trainer config). */
 export const OptimizerParamsSchema = z.strictObject({
@@ -61,7 +62,12 @@ export function optimizerStep(
     const decay = 1 - lr * hp.weightDecay;
     const stepSize = lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
-    if (keep === undefined) adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt);
+    const native = nativeAdamw();
+    if (native !== undefined) {
+      // The same loops compiled (trainer/native/gmt_ops.cc): bit-identical, branch-free, on the backend's threads.
+      if (keep === undefined) native.fns.adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
+      else native.fns.adamwKeep(params, g, m, v, keep, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
+    } else if (keep === undefined) adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt);
     else adamwKeep(params, g, m, v, keep, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt);
   } else {
     const mu = hp.momentum,
@@ -181,10 +187,10 @@ export function adamwStepThreshold(
   const stepSize = lr / (1 - b1 ** t);
   const bc2Sqrt = Math.sqrt(1 - b2 ** t);
   const u = new Uint32Array(g.buffer, g.byteOffset, g.length);
-  return ranges.map(({ lo, hi, thresholdBits: tb, tieQuota }) => {
-    if (tieQuota === undefined) return adamwFrom(params, g, u, state.m, state.v, lo, hi, tb, b1, b2, eps, decay, stepSize, bc2Sqrt);
-    // `exact`: the first tieQuota ties are kept. Up to the entry after the last of them the rule is
-    // bits ≥ T, from there bits > T, i.e. bits ≥ T + 1.
+  // `exact`: the first tieQuota ties are kept. Up to the entry after the last of them the rule is
+  // bits ≥ T, from there bits > T, i.e. bits ≥ T + 1: two pieces [lo, e) and [e, hi) with their limits.
+  const pieces = ranges.map(({ lo, hi, thresholdBits: tb, tieQuota }) => {
+    if (tieQuota === undefined) return [lo, hi, tb, hi, hi, tb] as const;
     let e = lo;
     if (tieQuota > 0) {
       let q = tieQuota;
@@ -195,11 +201,18 @@ export function adamwStepThreshold(
         }
       }
     }
-    return (
-      adamwFrom(params, g, u, state.m, state.v, lo, e, tb, b1, b2, eps, decay, stepSize, bc2Sqrt) +
-      adamwFrom(params, g, u, state.m, state.v, e, hi, tb + 1, b1, b2, eps, decay, stepSize, bc2Sqrt)
-    );
+    return [lo, e, tb, e, hi, tb + 1] as const;
   });
+  const native = nativeAdamw();
+  if (native !== undefined) {
+    const kept = native.fns.adamwThreshold(params, g, state.m, state.v, Float64Array.from(pieces.flat()), b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
+    return pieces.map((_, r) => kept[2 * r]! + kept[2 * r + 1]!);
+  }
+  return pieces.map(
+    ([lo1, hi1, lim1, lo2, hi2, lim2]) =>
+      adamwFrom(params, g, u, state.m, state.v, lo1, hi1, lim1, b1, b2, eps, decay, stepSize, bc2Sqrt) +
+      adamwFrom(params, g, u, state.m, state.v, lo2, hi2, lim2, b1, b2, eps, decay, stepSize, bc2Sqrt),
+  );
 }
 
 /** adamwKeep's loop over [lo, hi) keeping entries whose |g| bits are ≥ lim; returns how many it kept. */
