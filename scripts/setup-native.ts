@@ -240,6 +240,8 @@ const OPS_FLAGS = [
   '-mfma',
   // No a·b + c contraction: the AdamW functions must round exactly as the JavaScript loops do.
   '-ffp-contract=off',
+  // sqrt without errno (results unchanged, IEEE either way): otherwise its error path keeps the AdamW loops scalar.
+  '-fno-math-errno',
   '-std=c++17',
   '-fPIC',
   '-shared',

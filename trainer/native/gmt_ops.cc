@@ -21,11 +21,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <immintrin.h>
 #include <node_api.h>
 
 #include "Eigen/Core"
@@ -413,6 +415,17 @@ struct Hyper {
   double b1, b2, eps, decay, stepSize, bc2Sqrt;
 };
 
+// `on` (all ones) picks a, `off` (its complement) picks b, bit by bit.
+inline float Select(float a, float b, uint32_t on, uint32_t off) {
+  uint32_t ua, ub;
+  std::memcpy(&ua, &a, sizeof ua);
+  std::memcpy(&ub, &b, sizeof ub);
+  const uint32_t u = (ua & on) | (ub & off);
+  float out;
+  std::memcpy(&out, &u, sizeof out);
+  return out;
+}
+
 // keep(i) decides entry i; state index = i + so.
 template <typename Keep>
 int64_t AdamwRange(float* p, const float* g, float* m, float* v, int64_t lo, int64_t hi, int64_t so, const Hyper& h, Keep keep) {
@@ -425,11 +438,13 @@ int64_t AdamwRange(float* p, const float* g, float* m, float* v, int64_t lo, int
     const float vi = static_cast<float>(h.b2 * static_cast<double>(v[j]) + c2 * gi * gi);
     const float decayed = static_cast<float>(static_cast<double>(p[i]) * h.decay);
     const float pi = static_cast<float>(static_cast<double>(decayed) - (h.stepSize * static_cast<double>(mi)) / (std::sqrt(static_cast<double>(vi)) / h.bc2Sqrt + h.eps));
-    const bool k = keep(i);
-    m[j] = k ? mi : m[j];
-    v[j] = k ? vi : v[j];
-    p[i] = k ? pi : p[i];
-    kept += k ? 1 : 0;
+    // Select by bit masks, not `k ? new : old`: GCC turns the conditional into a branch (which
+    // mispredicts on GMT's masks) instead of a vector blend.
+    const uint32_t k = keep(i) ? 1u : 0u, on = 0u - k, off = ~on;
+    m[j] = Select(mi, m[j], on, off);
+    v[j] = Select(vi, v[j], on, off);
+    p[i] = Select(pi, p[i], on, off);
+    kept += k;
   }
   return kept;
 }
@@ -471,7 +486,11 @@ bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, const char*
   napi_typedarray_type type;
   void* ptr = nullptr;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &type, length, &ptr, nullptr, nullptr) != napi_ok || type != want)
-    return Throw(env, false, std::string(name) + " must be a " + (want == napi_float32_array ? "Float32Array" : want == napi_uint8_array ? "Uint8Array" : "Float64Array"));
+    return Throw(env, false, std::string(name) + " must be a " + (want == napi_float32_array  ? "Float32Array"
+                                                  : want == napi_uint8_array  ? "Uint8Array"
+                                                  : want == napi_uint32_array ? "Uint32Array"
+                                                  : want == napi_int32_array  ? "Int32Array"
+                                                                              : "Float64Array"));
   *data = static_cast<T*>(ptr);
   return true;
 }
@@ -577,27 +596,23 @@ napi_value AdamwThreshold(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   std::vector<std::pair<int64_t, int64_t>> ranges;
-  std::vector<int64_t> lims;
+  std::vector<uint32_t> lims;
   for (size_t r = 0; r < nt / 3; ++r) {
     const double lo = triples[3 * r], hi = triples[3 * r + 1], lim = triples[3 * r + 2];
     if (!CheckRange(env, a, lo, hi, 0)) return nullptr;
-    if (!(lim >= 0 && lim <= 4294967296.0 && lim == std::floor(lim))) {
-      Throw(env, true, "range " + std::to_string(r) + ": lim " + std::to_string(lim) + " is not an integer in [0, 2^32]");
+    if (!(lim >= 0 && lim <= 4294967295.0 && lim == std::floor(lim))) {
+      Throw(env, true, "range " + std::to_string(r) + ": lim " + std::to_string(lim) + " is not an integer in [0, 2^32)");
       return nullptr;
     }
     ranges.emplace_back(static_cast<int64_t>(lo), static_cast<int64_t>(hi));
-    lims.push_back(static_cast<int64_t>(lim));
+    lims.push_back(static_cast<uint32_t>(lim));
   }
   std::vector<int64_t> kept(ranges.size(), 0);
   std::mutex guard;  // pieces of one range on two threads add their counts
   Split(ranges, a.threads, [&](size_t r, int64_t b, int64_t e) {
-    const int64_t lim = lims[r];
-    const float* g = a.g;
-    const int64_t k = AdamwRange(a.p, a.g, a.m, a.v, b, e, 0, a.h, [g, lim](int64_t i) {
-      uint32_t bits;
-      std::memcpy(&bits, g + i, sizeof bits);
-      return static_cast<int64_t>(bits & 0x7fffffffu) >= lim;
-    });
+    const uint32_t lim = lims[r];
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(a.g);  // |g| bits; uint32 compares keep the loop vectorised
+    const int64_t k = AdamwRange(a.p, a.g, a.m, a.v, b, e, 0, a.h, [bits, lim](int64_t i) { return (bits[i] & 0x7fffffffu) >= lim; });
     std::lock_guard<std::mutex> lock(guard);
     kept[r] += k;
   });
@@ -610,10 +625,415 @@ napi_value AdamwThreshold(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// ---- The other host-side passes over Γ (trainer/src/update/norm.ts, masking/radix-select.ts,
+// optim/clip.ts), compiled: the same integer counts, the same fp64 sums in the same order, the same
+// fp32 products. Blocks and segments are split among threads whole or at fixed points, so the
+// result never depends on the thread count.
+
+// Runs fn(t) for t in [0, n) on n threads (the calling thread takes t = 0).
+template <typename F>
+void OnThreads(int n, F fn) {
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(fn, t);
+  fn(0);
+  for (auto& th : pool) th.join();
+}
+
+int ThreadsFor(int64_t work, int threads) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / (1 << 16)))); }
+
+// For each 8-bit mask, the lanes whose bit is set, in order (then zeros): a vpermd control that packs
+// the matching lanes of 8 keys to the front.
+struct PackTable {
+  alignas(32) uint32_t lanes[256][8];
+  PackTable() {
+    for (int mask = 0; mask < 256; ++mask) {
+      int k = 0;
+      for (int lane = 0; lane < 8; ++lane)
+        if (mask & (1 << lane)) lanes[mask][k++] = static_cast<uint32_t>(lane);
+      while (k < 8) lanes[mask][k++] = 0;
+    }
+  }
+};
+const PackTable kPack;
+
+// Appends to dst, in index order, the keys x = u[i] & 0x7fffffff of u[0, n) with x >> sh == want;
+// returns how many. dst needs room for the matches plus 8. AVX2: compare 8 keys, pack the matching
+// ones with one permute, advance by their count — no branch per key.
+int64_t PackMatching(const uint32_t* u, int64_t n, uint32_t want, int sh, uint32_t* dst) {
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff), w = _mm256_set1_epi32(static_cast<int>(want));
+  const __m128i count = _mm_cvtsi32_si128(sh);
+  int64_t m = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i x = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + i)), abs);
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_srl_epi32(x, count), w)));
+    const __m256i packed = _mm256_permutevar8x32_epi32(x, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.lanes[mask])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + m), packed);
+    m += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+  for (; i < n; ++i) {
+    const uint32_t x = u[i] & 0x7fffffffu;
+    dst[m] = x;
+    m += (x >> sh) == want ? 1 : 0;
+  }
+  return m;
+}
+
+// blockSquares(v, lo, hi, block, out: Float64Array, segments: Float64Array [offset, size]..., hist:
+// Uint32Array (segments × bins), bins, shift, threads, speculative: Int32Array (one bin or −1 per
+// segment), shift2, bins2): out[b] = Σ v[i]² over block b of [lo, hi) (fp64, index order); hist[j·bins + ((bits(v[i]) &
+// 0x7fffffff) >> shift)] counts segment j's entries (segments sorted, disjoint, inside [lo, hi); hist is
+// overwritten). Segment j's keys in bin speculative[j] are also copied out in index order (the radix
+// selection's pass-2 candidates, if its threshold lands in that bin again) and counted by their digit
+// (x >> shift2) & (bins2 − 1): returns { candidates: Uint32Array, offsets: Float64Array (segments + 1),
+// hist2: Uint32Array (segments × bins2) } when any segment has a bin, else undefined.
+napi_value BlockSquares(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 13) {
+    Throw(env, false, "blockSquares takes 13 arguments");
+    return nullptr;
+  }
+  float* v = nullptr;
+  double *out = nullptr, *segs = nullptr;
+  uint32_t* hist = nullptr;
+  size_t nv = 0, nout = 0, nsegs = 0, nhist = 0;
+  double lo, hi, block, bins, shift, threads;
+  if (!TypedArg(env, argv[0], napi_float32_array, "v", &v, &nv) || !NumberArg(env, argv[1], "lo", &lo) || !NumberArg(env, argv[2], "hi", &hi) ||
+      !NumberArg(env, argv[3], "block", &block) || !TypedArg(env, argv[4], napi_float64_array, "out", &out, &nout) ||
+      !TypedArg(env, argv[5], napi_float64_array, "segments", &segs, &nsegs) || !TypedArg(env, argv[6], napi_uint32_array, "hist", &hist, &nhist) ||
+      !NumberArg(env, argv[7], "bins", &bins) || !NumberArg(env, argv[8], "shift", &shift) || !NumberArg(env, argv[9], "threads", &threads))
+    return nullptr;
+  int32_t* spec = nullptr;
+  size_t nspec = 0;
+  double shift2, bins2;
+  if (!TypedArg(env, argv[10], napi_int32_array, "speculative", &spec, &nspec) || !NumberArg(env, argv[11], "shift2", &shift2) ||
+      !NumberArg(env, argv[12], "bins2", &bins2))
+    return nullptr;
+  const int sh2 = static_cast<int>(shift2);
+  const uint32_t nb2 = static_cast<uint32_t>(bins2);
+  if (!(sh2 >= 0 && sh2 < 32 && nb2 > 0 && (nb2 & (nb2 - 1)) == 0 && nb2 <= (1u << 20))) {
+    Throw(env, true, "blockSquares: shift2 must be in [0, 32) and bins2 a power of two ≤ 2^20");
+    return nullptr;
+  }
+  const int64_t L = static_cast<int64_t>(lo), H = static_cast<int64_t>(hi), B = static_cast<int64_t>(block), nb = B > 0 ? (H - L + B - 1) / B : 0;
+  const int64_t nseg = static_cast<int64_t>(nsegs / 2), nbins = static_cast<int64_t>(bins);
+  const int sh = static_cast<int>(shift);
+  if (!(lo >= 0 && lo <= hi && hi <= static_cast<double>(nv) && B > 0 && static_cast<int64_t>(nout) >= nb && nsegs % 2 == 0 && nbins > 0 &&
+        static_cast<int64_t>(nhist) >= nseg * nbins && sh >= 0 && sh < 32 && (0x7fffffffLL >> sh) < nbins)) {
+    Throw(env, true, "blockSquares: inconsistent arguments (range, block, out length, segments, histogram size or shift)");
+    return nullptr;
+  }
+  if (nspec != 0 && nspec != nsegs / 2) {
+    Throw(env, true, "blockSquares: speculative must be empty or hold one bin per segment");
+    return nullptr;
+  }
+  bool speculate = false;
+  for (size_t j = 0; j < nspec; ++j) speculate = speculate || spec[j] >= 0;
+  std::vector<int64_t> so(static_cast<size_t>(nseg)), se(static_cast<size_t>(nseg));
+  for (int64_t j = 0; j < nseg; ++j) {
+    so[j] = static_cast<int64_t>(segs[2 * j]);
+    se[j] = so[j] + static_cast<int64_t>(segs[2 * j + 1]);
+    if (so[j] < L || se[j] > H || se[j] < so[j] || (j > 0 && so[j] < se[j - 1])) {
+      Throw(env, true, "blockSquares: segment " + std::to_string(j) + " is not inside the range or overlaps the previous one");
+      return nullptr;
+    }
+  }
+  const int n = ThreadsFor(H - L, static_cast<int>(threads));
+  std::vector<std::vector<uint32_t>> local(static_cast<size_t>(n), std::vector<uint32_t>(nseg > 0 ? static_cast<size_t>(nseg * nbins) : 0, 0));
+  // cands[t][j]: thread t's keys of segment j in its speculative bin (threads take contiguous blocks).
+  struct Keys {
+    std::unique_ptr<uint32_t[]> data;  // uninitialised: pages are touched as keys arrive
+    int64_t size = 0;
+  };
+  std::vector<std::vector<Keys>> cands(static_cast<size_t>(n));
+  if (speculate)
+    for (auto& c : cands) c.resize(static_cast<size_t>(nseg));
+  OnThreads(n, [&](int t) {
+    const int64_t b0 = nb * t / n, b1 = nb * (t + 1) / n;
+    uint32_t* h = local[t].data();
+    if (speculate) {
+      // Room for every entry of the thread's share of each segment (plus the packer's 8): address
+      // space only, so the appends never reallocate and copy.
+      const int64_t from = L + b0 * B, to = std::min(H, L + b1 * B);
+      for (int64_t q = 0; q < nseg; ++q)
+        if (spec[q] >= 0 && so[q] < to && se[q] > from) cands[t][q].data.reset(new uint32_t[static_cast<size_t>(std::min(to, se[q]) - std::max(from, so[q]) + 8)]);
+    }
+    int64_t j = std::lower_bound(se.begin(), se.end(), L + b0 * B + 1) - se.begin();  // first segment ending after the block start
+    // Histograms of the segments' entries in [s, e) (the segment cursor j only moves forward).
+    // Counting goes into four interleaved scratch histograms (consecutive keys often share a bin, and
+    // one histogram would serialise on that bin's increments), added into segment `cur`'s when the
+    // segment changes. Speculative keys are packed into cands[t][j] right after (the block is in cache).
+    std::vector<uint32_t> scratch(static_cast<size_t>(4 * nbins), 0);
+    uint32_t* s0 = scratch.data();
+    uint32_t* s1 = s0 + nbins;
+    uint32_t* s2 = s1 + nbins;
+    uint32_t* s3 = s2 + nbins;
+    int64_t cur = -1;
+    auto flush = [&]() {
+      if (cur < 0) return;
+      uint32_t* hc = h + cur * nbins;
+      for (int64_t q = 0; q < nbins; ++q) {
+        hc[q] += s0[q] + s1[q] + s2[q] + s3[q];
+        s0[q] = s1[q] = s2[q] = s3[q] = 0;
+      }
+    };
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(v);
+    auto count = [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e;) {
+        while (j < nseg && se[j] <= i) ++j;
+        if (j >= nseg || so[j] >= e) break;
+        i = std::max(i, so[j]);
+        if (j != cur) {
+          flush();
+          cur = j;
+        }
+        const int64_t start = i, stop = std::min(e, se[j]);
+        for (; i + 4 <= stop; i += 4) {
+          ++s0[(u[i] & 0x7fffffffu) >> sh];
+          ++s1[(u[i + 1] & 0x7fffffffu) >> sh];
+          ++s2[(u[i + 2] & 0x7fffffffu) >> sh];
+          ++s3[(u[i + 3] & 0x7fffffffu) >> sh];
+        }
+        for (; i < stop; ++i) ++s0[(u[i] & 0x7fffffffu) >> sh];
+        if (speculate && spec[j] >= 0) {
+          Keys& k = cands[t][j];
+          k.size += PackMatching(u + start, stop - start, static_cast<uint32_t>(spec[j]), sh, k.data.get() + k.size);
+        }
+      }
+    };
+    int64_t b = b0;
+    // Eight whole blocks at a time: eight independent chains, each block still summed in index order
+    // (the same bits as one block at a time, without waiting on one add's latency per entry).
+    constexpr int kChains = 8;
+    for (; b + kChains <= b1 && L + (b + kChains) * B <= H; b += kChains) {
+      const float* base = v + L + b * B;
+      double acc[kChains] = {0};
+      for (int64_t i = 0; i < B; ++i)
+        for (int c = 0; c < kChains; ++c) {
+          const double x = base[c * B + i];
+          acc[c] += x * x;
+        }
+      for (int c = 0; c < kChains; ++c) out[b + c] = acc[c];
+      if (nseg > 0) count(L + b * B, L + (b + kChains) * B);
+    }
+    for (; b < b1; ++b) {
+      const int64_t s = L + b * B, e = std::min(H, s + B);
+      double acc = 0;
+      for (int64_t i = s; i < e; ++i) {
+        const double x = v[i];
+        acc += x * x;
+      }
+      out[b] = acc;
+      if (nseg > 0) count(s, e);
+    }
+    flush();
+  });
+  for (int64_t k = 0; k < nseg * nbins; ++k) {
+    uint32_t c = 0;
+    for (int t = 0; t < n; ++t) c += local[t][k];
+    hist[k] = c;
+  }
+  if (!speculate) return nullptr;
+  // Segment-major, threads in order within a segment: index order.
+  size_t total = 0;
+  for (int t = 0; t < n; ++t)
+    for (const auto& c : cands[t]) total += static_cast<size_t>(c.size);
+  napi_value buffer, candidates, offsets, offBuffer, result, h2Buffer, hist2;
+  void* data = nullptr;
+  void* offData = nullptr;
+  void* h2Data = nullptr;
+  if (napi_create_arraybuffer(env, total * sizeof(uint32_t), &data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, total, buffer, 0, &candidates) != napi_ok ||
+      napi_create_arraybuffer(env, static_cast<size_t>(nseg + 1) * sizeof(double), &offData, &offBuffer) != napi_ok ||
+      napi_create_typedarray(env, napi_float64_array, static_cast<size_t>(nseg + 1), offBuffer, 0, &offsets) != napi_ok ||
+      napi_create_arraybuffer(env, static_cast<size_t>(nseg) * nb2 * sizeof(uint32_t), &h2Data, &h2Buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, static_cast<size_t>(nseg) * nb2, h2Buffer, 0, &hist2) != napi_ok || napi_create_object(env, &result) != napi_ok)
+    return nullptr;
+  uint32_t* h2 = static_cast<uint32_t*>(h2Data);
+  std::memset(h2, 0, static_cast<size_t>(nseg) * nb2 * sizeof(uint32_t));
+  uint32_t* dst = static_cast<uint32_t*>(data);
+  double* off = static_cast<double*>(offData);
+  size_t at = 0;
+  for (int64_t j = 0; j < nseg; ++j) {
+    off[j] = static_cast<double>(at);
+    for (int t = 0; t < n; ++t) {
+      const Keys& c = cands[t][j];
+      if (c.size == 0) continue;
+      std::memcpy(dst + at, c.data.get(), static_cast<size_t>(c.size) * sizeof(uint32_t));
+      uint32_t* hj = h2 + j * nb2;
+      for (int64_t q = 0; q < c.size; ++q) ++hj[(c.data[q] >> sh2) & (nb2 - 1)];
+      at += static_cast<size_t>(c.size);
+    }
+  }
+  off[nseg] = static_cast<double>(at);
+  if (napi_set_named_property(env, result, "candidates", candidates) != napi_ok || napi_set_named_property(env, result, "offsets", offsets) != napi_ok ||
+      napi_set_named_property(env, result, "hist2", hist2) != napi_ok)
+    return nullptr;
+  return result;
+}
+
+// scale(v, lo, hi, f, threads): v[i] = fround(v[i]·f) on [lo, hi) (f: an fp32 value).
+napi_value Scale(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 5) {
+    Throw(env, false, "scale takes 5 arguments");
+    return nullptr;
+  }
+  float* v = nullptr;
+  size_t nv = 0;
+  double lo, hi, f, threads;
+  if (!TypedArg(env, argv[0], napi_float32_array, "v", &v, &nv) || !NumberArg(env, argv[1], "lo", &lo) || !NumberArg(env, argv[2], "hi", &hi) ||
+      !NumberArg(env, argv[3], "f", &f) || !NumberArg(env, argv[4], "threads", &threads))
+    return nullptr;
+  if (!(lo >= 0 && lo <= hi && hi <= static_cast<double>(nv))) {
+    Throw(env, true, "scale: range [" + std::to_string(lo) + ", " + std::to_string(hi) + ") outside v (" + std::to_string(nv) + ")");
+    return nullptr;
+  }
+  const int64_t L = static_cast<int64_t>(lo), H = static_cast<int64_t>(hi);
+  const float ff = static_cast<float>(f);
+  const int n = ThreadsFor(H - L, static_cast<int>(threads));
+  OnThreads(n, [&](int t) {
+    const int64_t a = L + (H - L) * t / n, b = L + (H - L) * (t + 1) / n;
+    for (int64_t i = a; i < b; ++i) v[i] = static_cast<float>(static_cast<double>(v[i]) * static_cast<double>(ff));
+  });
+  return nullptr;
+}
+
+// compact(segment: Float32Array, f, shift, prefixShift, prefix, hist: Uint32Array (bins), out:
+// Uint32Array, threads) → count: the keys x = bits & 0x7fffffff with x >> prefixShift == prefix are
+// counted in hist[(x >> shift) & (bins − 1)] and copied to out in index order (the first out.length of
+// them); with f ≠ 1 every entry is also multiplied in place by f (fp32), after its key is read. hist
+// is overwritten. Returns how many keys matched (the caller checks it against out.length).
+napi_value Compact(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 8) {
+    Throw(env, false, "compact takes 8 arguments");
+    return nullptr;
+  }
+  float* seg = nullptr;
+  uint32_t *hist = nullptr, *out = nullptr;
+  size_t ns = 0, nh = 0, no = 0;
+  double f, shift, prefixShift, prefix, threads;
+  if (!TypedArg(env, argv[0], napi_float32_array, "segment", &seg, &ns) || !NumberArg(env, argv[1], "f", &f) || !NumberArg(env, argv[2], "shift", &shift) ||
+      !NumberArg(env, argv[3], "prefixShift", &prefixShift) || !NumberArg(env, argv[4], "prefix", &prefix) ||
+      !TypedArg(env, argv[5], napi_uint32_array, "hist", &hist, &nh) || !TypedArg(env, argv[6], napi_uint32_array, "out", &out, &no) ||
+      !NumberArg(env, argv[7], "threads", &threads))
+    return nullptr;
+  const int sh = static_cast<int>(shift), psh = static_cast<int>(prefixShift);
+  if (!(nh > 0 && (nh & (nh - 1)) == 0 && sh >= 0 && sh < 32 && psh >= 0 && psh < 32)) {
+    Throw(env, true, "compact: hist length must be a power of two and the shifts in [0, 32)");
+    return nullptr;
+  }
+  const uint32_t mask = static_cast<uint32_t>(nh - 1), pre = static_cast<uint32_t>(prefix);
+  const bool scale = f != 1;
+  const float ff = static_cast<float>(f);
+  const int64_t len = static_cast<int64_t>(ns);
+  const int n = ThreadsFor(len, static_cast<int>(threads));
+  std::vector<std::vector<uint32_t>> hs(static_cast<size_t>(n), std::vector<uint32_t>(nh, 0)), keys(static_cast<size_t>(n));
+  OnThreads(n, [&](int t) {
+    const int64_t a = len * t / n, b = len * (t + 1) / n;
+    uint32_t* h = hs[t].data();
+    std::vector<uint32_t>& k = keys[t];
+    constexpr int64_t kChunk = 4096;
+    uint32_t buf[kChunk];
+    for (int64_t i0 = a; i0 < b; i0 += kChunk) {
+      const int64_t e = std::min(b, i0 + kChunk);
+      int64_t m = 0;
+      // Branch-free: every key is written to buf and counted with weight match (0 or 1); buf advances
+      // past the matching ones only.
+      for (int64_t i = i0; i < e; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, seg + i, sizeof bits);
+        const uint32_t x = bits & 0x7fffffffu;
+        const uint32_t match = (x >> psh) == pre ? 1u : 0u;
+        h[(x >> sh) & mask] += match;
+        buf[m] = x;
+        m += match;
+      }
+      if (scale)
+        for (int64_t i = i0; i < e; ++i) seg[i] = static_cast<float>(static_cast<double>(seg[i]) * static_cast<double>(ff));
+      k.insert(k.end(), buf, buf + m);
+    }
+  });
+  for (size_t b = 0; b < nh; ++b) {
+    uint32_t c = 0;
+    for (int t = 0; t < n; ++t) c += hs[t][b];
+    hist[b] = c;
+  }
+  size_t m = 0;
+  for (int t = 0; t < n; ++t)
+    for (uint32_t x : keys[t]) {
+      if (m < no) out[m] = x;
+      ++m;
+    }
+  napi_value count;
+  if (napi_create_double(env, static_cast<double>(m), &count) != napi_ok) return nullptr;
+  return count;
+}
+
+// keyHistogram(keys: Uint32Array, shift, prefixShift, prefix, hist: Uint32Array (power-of-two length)):
+// hist[(x >> shift) & (bins − 1)] += 1 for the keys with x >> prefixShift == prefix (a later radix pass
+// over compacted candidates; hist is overwritten).
+napi_value KeyHistogram(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 5) {
+    Throw(env, false, "keyHistogram takes 5 arguments");
+    return nullptr;
+  }
+  uint32_t *keys = nullptr, *hist = nullptr;
+  size_t nk = 0, nh = 0;
+  double shift, prefixShift, prefix;
+  if (!TypedArg(env, argv[0], napi_uint32_array, "keys", &keys, &nk) || !NumberArg(env, argv[1], "shift", &shift) ||
+      !NumberArg(env, argv[2], "prefixShift", &prefixShift) || !NumberArg(env, argv[3], "prefix", &prefix) ||
+      !TypedArg(env, argv[4], napi_uint32_array, "hist", &hist, &nh))
+    return nullptr;
+  const int sh = static_cast<int>(shift), psh = static_cast<int>(prefixShift);
+  if (!(nh > 0 && (nh & (nh - 1)) == 0 && sh >= 0 && sh < 32 && psh >= 0 && psh < 32)) {
+    Throw(env, true, "keyHistogram: hist length must be a power of two and the shifts in [0, 32)");
+    return nullptr;
+  }
+  const uint32_t mask = static_cast<uint32_t>(nh - 1), pre = static_cast<uint32_t>(prefix);
+  std::memset(hist, 0, nh * sizeof(uint32_t));
+  for (size_t i = 0; i < nk; ++i) {
+    const uint32_t x = keys[i] & 0x7fffffffu;
+    hist[(x >> sh) & mask] += (x >> psh) == pre ? 1u : 0u;
+  }
+  return nullptr;
+}
+
+// countAboveAndIn(keys: Uint32Array, lo, hi) → [#keys > hi, #keys in [lo, hi]].
+napi_value CountAboveAndIn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 3) {
+    Throw(env, false, "countAboveAndIn takes 3 arguments");
+    return nullptr;
+  }
+  uint32_t* keys = nullptr;
+  size_t nk = 0;
+  double lo, hi;
+  if (!TypedArg(env, argv[0], napi_uint32_array, "keys", &keys, &nk) || !NumberArg(env, argv[1], "lo", &lo) || !NumberArg(env, argv[2], "hi", &hi)) return nullptr;
+  int64_t above = 0, in = 0;
+  for (size_t i = 0; i < nk; ++i) {
+    const double x = keys[i];
+    above += x > hi ? 1 : 0;
+    in += (x >= lo && x <= hi) ? 1 : 0;
+  }
+  napi_value out, a, b;
+  if (napi_create_array_with_length(env, 2, &out) != napi_ok || napi_create_double(env, static_cast<double>(above), &a) != napi_ok ||
+      napi_create_double(env, static_cast<double>(in), &b) != napi_ok || napi_set_element(env, out, 0, a) != napi_ok || napi_set_element(env, out, 1, b) != napi_ok)
+    return nullptr;
+  return out;
+}
+
 const char* const kOps[] = {"GmtBiasGelu", "GmtBiasGeluGrad", "GmtLayerNorm", "GmtLayerNormGrad", "GmtCausalSoftmax", "GmtSoftmaxGrad"};
 
-// The N-API side: exports { ops: string[], abi: number, adamwDense, adamwKeep, adamwThreshold } (abi:
-// bumped when an op's or a function's signature changes).
+// The N-API side: exports { ops: string[], abi: number, adamwDense, adamwKeep, adamwThreshold,
+// blockSquares, scale, compact, keyHistogram, countAboveAndIn } (abi: bumped when an op's or a
+// function's signature changes).
 napi_value Init(napi_env env, napi_value exports) {
   napi_value ops, abi;
   if (napi_create_array(env, &ops) != napi_ok) return nullptr;
@@ -621,12 +1041,14 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_value s;
     if (napi_create_string_utf8(env, kOps[i], NAPI_AUTO_LENGTH, &s) != napi_ok || napi_set_element(env, ops, i, s) != napi_ok) return nullptr;
   }
-  if (napi_create_uint32(env, 2, &abi) != napi_ok) return nullptr;
+  if (napi_create_uint32(env, 6, &abi) != napi_ok) return nullptr;
   if (napi_set_named_property(env, exports, "ops", ops) != napi_ok || napi_set_named_property(env, exports, "abi", abi) != napi_ok) return nullptr;
   const struct {
     const char* name;
     napi_callback fn;
-  } fns[] = {{"adamwDense", AdamwDense}, {"adamwKeep", AdamwKeep}, {"adamwThreshold", AdamwThreshold}};
+  } fns[] = {{"adamwDense", AdamwDense}, {"adamwKeep", AdamwKeep}, {"adamwThreshold", AdamwThreshold},
+             {"blockSquares", BlockSquares}, {"scale", Scale},             {"compact", Compact},
+             {"keyHistogram", KeyHistogram}, {"countAboveAndIn", CountAboveAndIn}};
   for (const auto& f : fns) {
     napi_value v;
     if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v) != napi_ok || napi_set_named_property(env, exports, f.name, v) != napi_ok) return nullptr;

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { initBackend, nativeBuilt } from '../../../trainer/src/backend.js';
-import { enableNativeAdamw, nativeAdamw, type NativeAdamw } from '../../../trainer/src/native/optimizer.js';
+import { enableNativeHost, nativeHost, type NativeHostFns } from '../../../trainer/src/native/host.js';
 import {
   type OptimizerParams,
   type OptimizerState,
@@ -50,13 +50,13 @@ function sameBits(
   step = 4,
 ): { same: boolean; js: unknown; native: unknown } {
   const run = (native: boolean): { p: Float32Array; s: OptimizerState; out: unknown } => {
-    enableNativeAdamw(native);
+    enableNativeHost(native);
     const p = a.p.slice(),
       s = state(a.m.slice(), a.v.slice(), step);
     try {
       return { p, s, out: fn(p, a.g.slice(), s) };
     } finally {
-      enableNativeAdamw(true);
+      enableNativeHost(true);
     }
   };
   const js = run(false),
@@ -65,8 +65,8 @@ function sameBits(
   return { same, js: js.out, native: nat.out };
 }
 
-function lib(): NativeAdamw {
-  const n = nativeAdamw();
+function lib(): NativeHostFns {
+  const n = nativeHost();
   if (n === undefined) throw new Error('native AdamW not loaded');
   return n.fns;
 }
@@ -74,7 +74,7 @@ function lib(): NativeAdamw {
 test.serial('native adamw - loaded with the native backend once setup:native has built it', (t) => {
   t.true(nativeBuilt(), 'the native backend is not built: run `npm run setup:native`');
   t.true(info?.fusedKernels === true, info?.fusedKernelsReason ?? 'no backend');
-  t.not(nativeAdamw(), undefined);
+  t.not(nativeHost(), undefined);
 });
 
 const N = 200_003; // more than one piece per thread (pieces are ≥ 2^15 entries)

@@ -9,6 +9,7 @@ export type { NonFiniteKind, NonFiniteLocation } from './non-finite.js';
 export {
   KEEP_NONE_BITS,
   PASS1_BINS,
+  PASS1_SHIFT,
   SELECT_PASSES,
   advance,
   bitsToFloat,

@@ -5,7 +5,7 @@
  */
 
 import { keepCount } from './keep-count.js';
-import { selectThreshold, type ThresholdSelection } from './select-threshold.js';
+import { type SpeculativeCandidates, selectThreshold, type ThresholdSelection } from './select-threshold.js';
 
 /** `all`: keep every entry with s ≥ T_k (paper); `exact`: keep exactly k, lowest flat index first among ties. */
 export type TieRule = 'all' | 'exact';
@@ -162,7 +162,13 @@ export function computeMasks(tensors: readonly NamedTensor[], options: MaskOptio
  * `pass1[i]`, when given, is tensor i's radix pass-1 histogram of the unscaled |g|, counted by the
  * caller (update/norm.ts canonicalNormAndHistograms), so the selection does not read Γ for it.
  */
-export function selectMaskThresholds(tensors: readonly NamedTensor[], options: MaskOptions, scale = 1, pass1?: readonly Uint32Array[]): MaskThresholds {
+export function selectMaskThresholds(
+  tensors: readonly NamedTensor[],
+  options: MaskOptions,
+  scale = 1,
+  pass1?: readonly Uint32Array[],
+  pass2?: readonly (SpeculativeCandidates | undefined)[],
+): MaskThresholds {
   if (pass1 !== undefined && pass1.length !== tensors.length) throw new RangeError(`${pass1.length} pass-1 histograms for ${tensors.length} tensors`);
   const out: TensorThreshold[] = [];
   const scopes: MaskThresholds['scopes'][number][] = [];
@@ -174,7 +180,8 @@ export function selectMaskThresholds(tensors: readonly NamedTensor[], options: M
     let size = 0;
     for (const s of segs) size += s.length;
     const hists = pass1 === undefined ? undefined : members.map((i) => pass1[i]!);
-    const selection = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names }, scale, hists);
+    const early = pass2 === undefined ? undefined : members.map((i) => pass2[i]);
+    const selection = selectThreshold(segs, keepCount(size, options.maskRatio), { scope, names }, scale, hists, early);
     members.forEach((i, j) => {
       out[i] = {
         thresholdBits: selection.thresholdBits,

@@ -19,6 +19,7 @@
  * prefix chosen so far.
  */
 
+import { nativeHost } from '../native/host.js';
 import { NON_FINITE_BITS } from './non-finite.js';
 
 /** Pass 1's digit is key >>> PASS1_SHIFT (its 2048 bins; other code counting pass-1 histograms uses it). */
@@ -33,6 +34,10 @@ const PASSES: readonly { readonly shift: number; readonly bins: number }[] = [
 
 /** Bins of pass 1 (the length of its histograms). */
 export const PASS1_BINS = PASSES[0]!.bins;
+
+/** Pass 2's digit: (key >>> PASS2_SHIFT) & (PASS2_BINS − 1) (the norm's speculative candidates count it). */
+export const PASS2_SHIFT = PASSES[1]!.shift;
+export const PASS2_BINS = PASSES[1]!.bins;
 
 /** Number of histogram passes a selection takes (when it does not finish early). */
 export const SELECT_PASSES = PASSES.length;
@@ -145,6 +150,11 @@ export function histogram(segment: Float32Array | Uint32Array, spec: PassSpec): 
     return h;
   }
   const { shift, prefixShift, prefix } = spec;
+  const native = n >= 4096 ? nativeHost() : undefined; // the same counts compiled (worth a call from a few thousand keys)
+  if (native !== undefined) {
+    native.fns.keyHistogram(u, shift, prefixShift, prefix, h);
+    return h;
+  }
   const mask = spec.bins - 1;
   for (let i = 0; i < n; i++) {
     const x = u[i]! & 0x7fffffff;
@@ -183,6 +193,10 @@ export function histogramAndCompact(
   expected: number,
 ): { histogram: Uint32Array; candidates: Uint32Array } {
   if (spec.pass === 0) throw new RangeError('radix select: pass 1 has no prefix to compact on');
+  if (segment instanceof Float32Array) {
+    const native = nativeCompact(segment, spec, expected, 1);
+    if (native !== undefined) return native;
+  }
   const u = bitsOf(segment);
   const h = new Uint32Array(spec.bins);
   const n = u.length;
@@ -218,6 +232,8 @@ export function scaleHistogramAndCompact(
 ): { histogram: Uint32Array; candidates: Uint32Array } {
   if (spec.pass === 0) throw new RangeError('radix select: pass 1 has no prefix to compact on');
   const f = Math.fround(factor);
+  const native = nativeCompact(segment, spec, expected, f);
+  if (native !== undefined) return native;
   const u = bitsOf(segment);
   const h = new Uint32Array(spec.bins);
   const n = u.length;
@@ -237,6 +253,21 @@ export function scaleHistogramAndCompact(
   }
   if (m !== cap) throw new RangeError(`radix select: segment has ${m} candidates, expected ${cap}`);
   return { histogram: h, candidates: out };
+}
+
+/**
+ * histogramAndCompact (f = 1) or scaleHistogramAndCompact (f = fround(factor)) through the native
+ * library (native/host.ts: the same counts and candidates in index order, the segment split among
+ * threads); undefined when it is not loaded.
+ */
+function nativeCompact(segment: Float32Array, spec: PassSpec, expected: number, f: number): { histogram: Uint32Array; candidates: Uint32Array } | undefined {
+  const native = nativeHost();
+  if (native === undefined) return undefined;
+  const histogram = new Uint32Array(spec.bins);
+  const candidates = new Uint32Array(expected);
+  const m = native.fns.compact(segment, f, spec.shift, spec.prefixShift, spec.prefix, histogram, candidates, native.threads);
+  if (m !== expected) throw new RangeError(`radix select: segment has ${m} candidates, expected ${expected}`);
+  return { histogram, candidates };
 }
 
 /** Element-wise sum of segment histograms (exact as integers up to 2^53 in a Float64Array). */

@@ -4,6 +4,8 @@
  * The collective (issue 3) drives the same state machine with histograms exchanged over NATS.
  */
 
+import { nativeHost } from '../native/host.js';
+import { scaleInPlace } from '../optim/clip.js';
 import { NON_FINITE_BITS, NonFiniteGradientError, findNonFinite } from './non-finite.js';
 import {
   KEEP_NONE_BITS,
@@ -40,6 +42,14 @@ export interface ThresholdSelection {
   readonly quotas: readonly number[];
 }
 
+/** A segment's pass-2 candidates gathered in advance for pass-1 bin `bin` (update/norm.ts Pass2Speculation). */
+export interface SpeculativeCandidates {
+  readonly bin: number;
+  readonly candidates: Uint32Array;
+  /** Their pass-2 histogram, when counted already. */
+  readonly histogram: Uint32Array | undefined;
+}
+
 /** Names used in a NonFiniteGradientError: the scope and each segment's tensor name. */
 export interface SelectNames {
   readonly scope?: string;
@@ -73,11 +83,12 @@ export function selectThreshold(
   names: SelectNames = {},
   scale = 1,
   pass1?: readonly Uint32Array[],
+  pass2?: readonly (SpeculativeCandidates | undefined)[],
 ): ThresholdSelection {
   const segs = segments instanceof Float32Array ? [segments] : segments;
   let n = 0;
   for (const s of segs) n += s.length;
-  if (pass1 !== undefined && k !== 0 && k !== n) return selectFromPass1(segs, n, k, names, scale, pass1);
+  if (pass1 !== undefined && k !== 0 && k !== n) return selectFromPass1(segs, n, k, names, scale, pass1, pass2);
   let state: RadixSelectState = createSelectState(n, k);
   if (k === 0 || k === n) {
     if (scale !== 1) {
@@ -142,6 +153,7 @@ function selectFromPass1(
   names: SelectNames,
   scale: number,
   pass1: readonly Uint32Array[],
+  pass2: readonly (SpeculativeCandidates | undefined)[] | undefined,
 ): ThresholdSelection {
   if (pass1.length !== segs.length) throw new RangeError(`radix select: ${pass1.length} pass-1 histograms for ${segs.length} segments`);
   const f = Math.fround(scale);
@@ -155,7 +167,15 @@ function selectFromPass1(
   }
   const bin1 = state.prefix; // T_x's pass-1 bin
   const spec2 = passSpec(state);
-  const parts = segs.map((s, j) => (f === 1 ? histogramAndCompact(s, spec2, pass1[j]![bin1]!) : scaleHistogramAndCompact(s, spec2, pass1[j]![bin1]!, f)));
+  const parts = segs.map((s, j) => {
+    const early = pass2?.[j];
+    if (early === undefined || early.bin !== bin1) return f === 1 ? histogramAndCompact(s, spec2, pass1[j]![bin1]!) : scaleHistogramAndCompact(s, spec2, pass1[j]![bin1]!, f);
+    // The candidates were gathered in the norm's read of Γ: the second read only scales, as pass 2 would.
+    if (early.candidates.length !== pass1[j]![bin1]!)
+      throw new RangeError(`radix select: ${early.candidates.length} speculative candidates, expected ${pass1[j]![bin1]!}`);
+    scaleInPlace(s, f);
+    return { histogram: early.histogram ?? histogram(early.candidates, spec2), candidates: early.candidates };
+  });
   const candidates = parts.map((p) => p.candidates);
   let last: readonly Uint32Array[] = parts.map((p) => p.histogram);
   state = advance(state, sumHistograms(last, spec2.bins));
@@ -194,10 +214,17 @@ function selectFromPass1(
       for (let b = bin1 + 1; b < h.length; b++) a += h[b]!;
       let e = 0;
       const c = candidates[j]!;
-      for (let i = 0; i < c.length; i++) {
-        const x = c[i]!;
-        if (x > U) a++;
-        else if (x >= L) e++;
+      const native = c.length >= 4096 ? nativeHost() : undefined;
+      if (native !== undefined) {
+        const [above, inside] = native.fns.countAboveAndIn(c, L, U);
+        a += above;
+        e = inside;
+      } else {
+        for (let i = 0; i < c.length; i++) {
+          const x = c[i]!;
+          if (x > U) a++;
+          else if (x >= L) e++;
+        }
       }
       above.push(a);
       equal.push(e);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { enableNativeAdamw, setNativeAdamw, type NativeAdamw } from '../native/optimizer.js';
+import { enableNativeHost, setNativeHost, type NativeHostFns } from '../native/host.js';
 
 /** An attribute of a TensorFlow op as tfjs-node's binding takes it (type: TF_ATTR_* code). */
 interface OpAttr {
@@ -90,10 +90,21 @@ export function sigmoidGrad(y: tf.Tensor, dy: tf.Tensor): tf.Tensor {
 // ---- GMT's fused CPU kernels (trainer/native/gmt_ops.cc, built by `npm run setup:native`)
 
 /** The op library's interface version this code calls; gmt_ops.cc exports the same number. */
-export const FUSED_KERNELS_ABI = 2;
+export const FUSED_KERNELS_ABI = 6;
 
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', 'a function');
-const FusedLibrarySchema = z.object({ ops: z.array(z.string()), abi: z.number(), adamwDense: fn, adamwKeep: fn, adamwThreshold: fn });
+const FusedLibrarySchema = z.object({
+  ops: z.array(z.string()),
+  abi: z.number(),
+  adamwDense: fn,
+  adamwKeep: fn,
+  adamwThreshold: fn,
+  blockSquares: fn,
+  scale: fn,
+  compact: fn,
+  keyHistogram: fn,
+  countAboveAndIn: fn,
+});
 
 /** Whether GMT's fused CPU kernels are loaded into TensorFlow, and why (not). */
 export interface FusedKernelsStatus {
@@ -120,18 +131,18 @@ function cpuHasAvx2Fma(): boolean {
  * (same results within the golden tolerances, slower); the status says why.
  */
 export function loadFusedKernels(path: string, onGpu: boolean, threads: number, use = true): FusedKernelsStatus {
-  setNativeAdamw(undefined, threads);
+  setNativeHost(undefined, threads);
   if (!cpuHasAvx2Fma()) fused = { loaded: false, reason: 'CPU lacks AVX2/FMA, which the fused kernels are compiled for; TensorFlow kernels' };
   else {
     try {
       const raw: unknown = createRequire(import.meta.url)(path);
       const lib = FusedLibrarySchema.parse(raw);
       if (lib.abi !== FUSED_KERNELS_ABI) throw new Error(`interface ${lib.abi}, this trainer needs ${FUSED_KERNELS_ABI}: rerun \`npm run setup:native\``);
-      setNativeAdamw(raw as NativeAdamw, threads); // the schema checked that the three functions exist
+      setNativeHost(raw as NativeHostFns, threads); // the schema checked that the functions exist
       // The TensorFlow kernels are CPU-only: on a GPU the model keeps TensorFlow's (the AdamW runs on the host either way).
       fused = onGpu
-        ? { loaded: false, reason: 'GPU device: the fused kernels are CPU-only; TensorFlow kernels (native AdamW on the host)' }
-        : { loaded: true, reason: `fused CPU kernels loaded (${lib.ops.join(', ')}; native AdamW)` };
+        ? { loaded: false, reason: 'GPU device: the fused kernels are CPU-only; TensorFlow kernels (native host loops)' }
+        : { loaded: true, reason: `fused CPU kernels loaded (${lib.ops.join(', ')}; native host loops)` };
     } catch (err) {
       const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
       fused = { loaded: false, reason: `fused CPU kernels unavailable (${msg}); TensorFlow kernels` };
@@ -146,7 +157,7 @@ export function loadFusedKernels(path: string, onGpu: boolean, threads: number, 
  */
 export function enableFusedKernels(on: boolean): FusedKernelsStatus {
   enabled = on;
-  enableNativeAdamw(on);
+  enableNativeHost(on);
   if (!fused.loaded) return fused;
   return on ? fused : { loaded: false, reason: 'fused kernels off (fusedKernels: false); TensorFlow kernels' };
 }

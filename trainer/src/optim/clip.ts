@@ -3,6 +3,7 @@
  * maxNorm / (norm + 1e-6), applied only when below 1). docs/architecture.md §2: clip the full Γ before
  * masking; a uniform rescale never changes which entries are kept.
  */
+import { nativeHost } from '../native/host.js';
 
 /** Sum of squares of a vector range, accumulated in fp64 in index order (deterministic). */
 export function sumSquares(v: Float32Array, lo = 0, hi = v.length): number {
@@ -36,5 +37,7 @@ export function clipCoefficient(norm: number, maxNorm: number): number {
 export function scaleInPlace(v: Float32Array, factor: number, lo = 0, hi = v.length): void {
   if (factor === 1) return;
   const f = Math.fround(factor);
-  for (let i = lo; i < hi; i++) v[i] = v[i]! * f;
+  const native = nativeHost();
+  if (native !== undefined) native.fns.scale(v, lo, hi, f, native.threads); // the same fp32 products, on threads
+  else for (let i = lo; i < hi; i++) v[i] = v[i]! * f;
 }

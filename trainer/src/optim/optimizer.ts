@@ -7,7 +7,7 @@
  * in torch, so bias correction is the same for every entry.
  */
 import { z } from 'zod';
-import { nativeAdamw } from '../native/optimizer.js';
+import { nativeHost } from '../native/host.js';
 
 /** Optimizer hyper-parameters (fields of the trainer config). */
 export const OptimizerParamsSchema = z.strictObject({
@@ -62,7 +62,7 @@ export function optimizerStep(
     const decay = 1 - lr * hp.weightDecay;
     const stepSize = lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
-    const native = nativeAdamw();
+    const native = nativeHost();
     if (native !== undefined) {
       // The same loops compiled (trainer/native/gmt_ops.cc): bit-identical, branch-free, on the backend's threads.
       if (keep === undefined) native.fns.adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
@@ -203,7 +203,7 @@ export function adamwStepThreshold(
     }
     return [lo, e, tb, e, hi, tb + 1] as const;
   });
-  const native = nativeAdamw();
+  const native = nativeHost();
   if (native !== undefined) {
     const kept = native.fns.adamwThreshold(params, g, state.m, state.v, Float64Array.from(pieces.flat()), b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
     return pieces.map((_, r) => kept[2 * r]! + kept[2 * r + 1]!);

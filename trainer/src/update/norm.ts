@@ -6,7 +6,25 @@
  * bit-identical, and equal to one process with accumulation N).
  */
 
-import { PASS1_SHIFT } from '../masking/radix-select.js';
+import { PASS1_BINS, PASS1_SHIFT, PASS2_BINS, PASS2_SHIFT } from '../masking/radix-select.js';
+import { nativeHost } from '../native/host.js';
+
+const NO_SEGMENTS = new Float64Array(0),
+  NO_HISTOGRAM = new Uint32Array(0),
+  NO_SPECULATION = new Int32Array(0);
+
+/**
+ * The radix selection's pass-2 candidates gathered speculatively in the norm's read of Γ: segment j's
+ * keys (|g| bits) in pass-1 bin `bins[j]` (the bin its threshold fell in last step; −1: none), in index
+ * order. When this step's threshold lands in the same bin, the selection needs no second read of Γ
+ * (masking/select-threshold.ts). Filled by the native path only (candidates[j] stays undefined otherwise).
+ */
+export interface Pass2Speculation {
+  readonly bins: Int32Array;
+  readonly candidates: (Uint32Array | undefined)[];
+  /** candidates[j]'s pass-2 histogram (its keys' pass-2 digits), when candidates[j] is defined. */
+  readonly histograms: (Uint32Array | undefined)[];
+}
 
 /** Entries per norm partial; shard boundaries are multiples of it. */
 export const NORM_BLOCK = 4096;
@@ -15,6 +33,12 @@ export const NORM_BLOCK = 4096;
 export function blockSumSquares(v: Float32Array, lo = 0, hi = v.length): Float64Array {
   if (lo % NORM_BLOCK !== 0) throw new RangeError(`range start ${lo} is not a multiple of ${NORM_BLOCK}`);
   const out = new Float64Array(Math.ceil((hi - lo) / NORM_BLOCK));
+  const native = nativeHost();
+  if (native !== undefined) {
+    // The same sums compiled (native/host.ts), blocks split among threads: the same bits.
+    native.fns.blockSquares(v, lo, hi, NORM_BLOCK, out, NO_SEGMENTS, NO_HISTOGRAM, PASS1_BINS, PASS1_SHIFT, native.threads, NO_SPECULATION, PASS2_SHIFT, PASS2_BINS);
+    return out;
+  }
   for (let b = 0; b < out.length; b++) {
     const s = lo + b * NORM_BLOCK,
       e = Math.min(hi, s + NORM_BLOCK);
@@ -51,8 +75,15 @@ export function canonicalNormAndHistograms(
   v: Float32Array,
   segments: readonly { readonly offset: number; readonly size: number }[],
   histograms: readonly Uint32Array[],
+  speculation?: Pass2Speculation,
 ): number {
   if (histograms.length !== segments.length) throw new RangeError(`${histograms.length} histograms for ${segments.length} segments`);
+  if (speculation !== undefined) {
+    speculation.candidates.length = 0;
+    speculation.histograms.length = 0;
+  }
+  const native = nativeHost();
+  if (native !== undefined) return nativeNormAndHistograms(native, v, segments, histograms, speculation);
   const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
   const n = v.length;
   let s = 0;
@@ -90,4 +121,31 @@ export function canonicalNormAndHistograms(
     s += acc;
   }
   return Math.sqrt(s);
+}
+
+/** canonicalNormAndHistograms through the native block sums (the same bits: the blocks summed in order). */
+function nativeNormAndHistograms(
+  native: NonNullable<ReturnType<typeof nativeHost>>,
+  v: Float32Array,
+  segments: readonly { readonly offset: number; readonly size: number }[],
+  histograms: readonly Uint32Array[],
+  speculation: Pass2Speculation | undefined,
+): number {
+  const partials = new Float64Array(Math.ceil(v.length / NORM_BLOCK));
+  const flat = new Uint32Array(segments.length * PASS1_BINS);
+  if (speculation !== undefined && speculation.bins.length !== segments.length)
+    throw new RangeError(`${speculation.bins.length} speculative bins for ${segments.length} segments`);
+  const segs = Float64Array.from(segments.flatMap((s) => [s.offset, s.size]));
+  const got = native.fns.blockSquares(v, 0, v.length, NORM_BLOCK, partials, segs, flat, PASS1_BINS, PASS1_SHIFT, native.threads, speculation?.bins ?? NO_SPECULATION, PASS2_SHIFT, PASS2_BINS);
+  if (speculation !== undefined && got !== undefined) {
+    speculation.bins.forEach((bin, j) => {
+      speculation.candidates[j] = bin < 0 ? undefined : got.candidates.subarray(got.offsets[j]!, got.offsets[j + 1]!);
+      speculation.histograms[j] = bin < 0 ? undefined : got.hist2.subarray(j * PASS2_BINS, (j + 1) * PASS2_BINS);
+    });
+  }
+  histograms.forEach((h, j) => {
+    h.fill(0);
+    h.set(flat.subarray(j * PASS1_BINS, (j + 1) * PASS1_BINS));
+  });
+  return normFromPartials([partials]);
 }

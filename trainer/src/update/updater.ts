@@ -9,6 +9,7 @@ import {
   type MaskSet,
   type NamedTensor,
   PASS1_BINS,
+  PASS1_SHIFT,
   applyMaskInPlace,
   computeMasks,
   computeRandomMasks,
@@ -21,7 +22,7 @@ import { clipCoefficient } from '../optim/clip.js';
 import { type OptimizerParams, type OptimizerState, adamwStepThreshold, optimizerStep } from '../optim/optimizer.js';
 import { type ScheduleParams, lrAt } from '../optim/schedule.js';
 import { type MethodConfig, type UpdateResult, clipInPlace, keptIn, masksGradient, median, nonFiniteOutcome, staticKeepMask } from './method.js';
-import { canonicalNorm, canonicalNormAndHistograms } from './norm.js';
+import { type Pass2Speculation, canonicalNorm, canonicalNormAndHistograms } from './norm.js';
 
 /** Reusable buffers and static masks for a run's updates. */
 export class Updater {
@@ -33,6 +34,8 @@ export class Updater {
   private readonly fusedGmt: boolean;
   /** Fused GMT: each tensor's radix pass-1 histogram of the unscaled |Γ|, counted in the norm's pass. */
   private readonly pass1: readonly Uint32Array[] | undefined;
+  /** Fused GMT: each tensor's threshold bin of the last step, whose keys the norm's pass gathers (native path). */
+  private readonly speculation: Pass2Speculation | undefined;
 
   constructor(
     private readonly layout: ParamLayout,
@@ -45,6 +48,7 @@ export class Updater {
     this.staticKeep = staticKeepMask(layout, cfg);
     this.fusedGmt = cfg.method === 'gmt' && !masksGradient(cfg) && hp.kind === 'adamw';
     this.pass1 = this.fusedGmt ? layout.slots.map(() => new Uint32Array(PASS1_BINS)) : undefined;
+    this.speculation = this.fusedGmt ? { bins: new Int32Array(layout.slots.length).fill(-1), candidates: [], histograms: [] } : undefined;
   }
 
   /** Apply optimizer step `step` (0-based) with Γ = `grad` (averaged over all micro-batches). */
@@ -54,7 +58,7 @@ export class Updater {
     // The norm comes first: it is finite iff every entry is (a finite fp32 squared cannot overflow
     // fp64, nor can 2^53 of them summed), so the scan for the bad entry runs only when there is one.
     // Fused GMT counts the selection's pass-1 histograms in the norm's read of Γ.
-    const gradNorm = this.pass1 !== undefined ? canonicalNormAndHistograms(grad, layout.slots, this.pass1) : canonicalNorm(grad); // block-wise: N-rank runs get the same bits
+    const gradNorm = this.pass1 !== undefined ? canonicalNormAndHistograms(grad, layout.slots, this.pass1, this.speculation) : canonicalNorm(grad); // block-wise: N-rank runs get the same bits
     const bad = Number.isFinite(gradNorm) ? -1 : findNonFinite(grad);
     if (bad >= 0) return nonFiniteOutcome(layout, cfg, step, bad, grad[bad]!, lr);
     if (this.fusedGmt) return this.fusedGmtUpdate(params, grad, state, lr, gradNorm);
@@ -89,7 +93,12 @@ export class Updater {
     const { cfg, layout } = this;
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     const tensors = this.tensorsOf(grad);
-    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1);
+    const spec = this.speculation;
+    const early = spec?.bins.length === spec?.candidates.length ? spec?.candidates.map((c, i) => (c === undefined ? undefined : { bin: spec.bins[i]!, candidates: c, histogram: spec.histograms[i] })) : undefined;
+    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1, early);
+    // Next step's norm pass gathers the keys in the pass-1 bin of this step's unscaled threshold (a
+    // guess: thresholds drift slowly; a miss costs the compaction pass it would have cost anyway).
+    if (spec !== undefined) th.tensors.forEach((t, i) => (spec.bins[i] = pass1BinOf(t.threshold / clipCoef)));
     const ranges = layout.slots.map((s, i) => ({ lo: s.offset, hi: s.offset + s.size, ...th.tensors[i]! }));
     const masks = maskStats(tensors, th, adamwStepThreshold(this.hp, state, params, grad, lr, ranges));
     const threshold = median(masks.scopes.map((s) => s.threshold));
@@ -113,4 +122,14 @@ export class Updater {
       );
     return undefined;
   }
+}
+
+const f32 = new Float32Array(1),
+  u32 = new Uint32Array(f32.buffer);
+
+/** The radix selection's pass-1 bin of a finite positive threshold; −1 for none (k = 0: Infinity). */
+function pass1BinOf(threshold: number): number {
+  if (!Number.isFinite(threshold)) return -1;
+  f32[0] = Math.abs(threshold);
+  return (u32[0]! & 0x7fffffff) >>> PASS1_SHIFT;
 }
