@@ -169,7 +169,8 @@ function selectFromPass1(
   const spec2 = passSpec(state);
   const parts = segs.map((s, j) => {
     const early = pass2?.[j];
-    if (early === undefined || early.bin !== bin1) return f === 1 ? histogramAndCompact(s, spec2, pass1[j]![bin1]!) : scaleHistogramAndCompact(s, spec2, pass1[j]![bin1]!, f);
+    if (early === undefined || early.bin !== bin1)
+      return f === 1 ? histogramAndCompact(s, spec2, pass1[j]![bin1]!) : scaleHistogramAndCompact(s, spec2, pass1[j]![bin1]!, f);
     // The candidates were gathered in the norm's read of Γ: the second read only scales, as pass 2 would.
     if (early.candidates.length !== pass1[j]![bin1]!)
       throw new RangeError(`radix select: ${early.candidates.length} speculative candidates, expected ${pass1[j]![bin1]!}`);

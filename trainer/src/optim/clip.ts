@@ -38,6 +38,7 @@ export function scaleInPlace(v: Float32Array, factor: number, lo = 0, hi = v.len
   if (factor === 1) return;
   const f = Math.fround(factor);
   const native = nativeHost();
-  if (native !== undefined) native.fns.scale(v, lo, hi, f, native.threads); // the same fp32 products, on threads
+  if (native !== undefined)
+    native.fns.scale(v, lo, hi, f, native.threads); // the same fp32 products, on threads
   else for (let i = lo; i < hi; i++) v[i] = v[i]! * f;
 }

@@ -205,7 +205,20 @@ export function adamwStepThreshold(
   });
   const native = nativeHost();
   if (native !== undefined) {
-    const kept = native.fns.adamwThreshold(params, g, state.m, state.v, Float64Array.from(pieces.flat()), b1, b2, eps, decay, stepSize, bc2Sqrt, native.threads);
+    const kept = native.fns.adamwThreshold(
+      params,
+      g,
+      state.m,
+      state.v,
+      Float64Array.from(pieces.flat()),
+      b1,
+      b2,
+      eps,
+      decay,
+      stepSize,
+      bc2Sqrt,
+      native.threads,
+    );
     return pieces.map((_, r) => kept[2 * r]! + kept[2 * r + 1]!);
   }
   return pieces.map(

@@ -36,7 +36,21 @@ export function blockSumSquares(v: Float32Array, lo = 0, hi = v.length): Float64
   const native = nativeHost();
   if (native !== undefined) {
     // The same sums compiled (native/host.ts), blocks split among threads: the same bits.
-    native.fns.blockSquares(v, lo, hi, NORM_BLOCK, out, NO_SEGMENTS, NO_HISTOGRAM, PASS1_BINS, PASS1_SHIFT, native.threads, NO_SPECULATION, PASS2_SHIFT, PASS2_BINS);
+    native.fns.blockSquares(
+      v,
+      lo,
+      hi,
+      NORM_BLOCK,
+      out,
+      NO_SEGMENTS,
+      NO_HISTOGRAM,
+      PASS1_BINS,
+      PASS1_SHIFT,
+      native.threads,
+      NO_SPECULATION,
+      PASS2_SHIFT,
+      PASS2_BINS,
+    );
     return out;
   }
   for (let b = 0; b < out.length; b++) {
@@ -136,10 +150,24 @@ function nativeNormAndHistograms(
   if (speculation !== undefined && speculation.bins.length !== segments.length)
     throw new RangeError(`${speculation.bins.length} speculative bins for ${segments.length} segments`);
   const segs = Float64Array.from(segments.flatMap((s) => [s.offset, s.size]));
-  const got = native.fns.blockSquares(v, 0, v.length, NORM_BLOCK, partials, segs, flat, PASS1_BINS, PASS1_SHIFT, native.threads, speculation?.bins ?? NO_SPECULATION, PASS2_SHIFT, PASS2_BINS);
+  const got = native.fns.blockSquares(
+    v,
+    0,
+    v.length,
+    NORM_BLOCK,
+    partials,
+    segs,
+    flat,
+    PASS1_BINS,
+    PASS1_SHIFT,
+    native.threads,
+    speculation?.bins ?? NO_SPECULATION,
+    PASS2_SHIFT,
+    PASS2_BINS,
+  );
   if (speculation !== undefined && got !== undefined) {
     speculation.bins.forEach((bin, j) => {
-      speculation.candidates[j] = bin < 0 ? undefined : got.candidates.subarray(got.offsets[j]!, got.offsets[j + 1]!);
+      speculation.candidates[j] = bin < 0 ? undefined : got.candidates.subarray(got.offsets[j], got.offsets[j + 1]);
       speculation.histograms[j] = bin < 0 ? undefined : got.hist2.subarray(j * PASS2_BINS, (j + 1) * PASS2_BINS);
     });
   }

@@ -94,7 +94,10 @@ export class Updater {
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     const tensors = this.tensorsOf(grad);
     const spec = this.speculation;
-    const early = spec?.bins.length === spec?.candidates.length ? spec?.candidates.map((c, i) => (c === undefined ? undefined : { bin: spec.bins[i]!, candidates: c, histogram: spec.histograms[i] })) : undefined;
+    const early =
+      spec?.bins.length === spec?.candidates.length
+        ? spec?.candidates.map((c, i) => (c === undefined ? undefined : { bin: spec.bins[i]!, candidates: c, histogram: spec.histograms[i] }))
+        : undefined;
     const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1, early);
     // Next step's norm pass gathers the keys in the pass-1 bin of this step's unscaled threshold (a
     // guess: thresholds drift slowly; a miss costs the compaction pass it would have cost anyway).

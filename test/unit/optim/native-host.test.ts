@@ -1,20 +1,24 @@
 /**
- * The native AdamW functions (trainer/native/gmt_ops.cc, used by optimizerStep and adamwStepThreshold
- * once the native backend has loaded them) against the JavaScript loops, bit for bit: dense, keep-mask
- * and threshold forms, sub-ranges with a state offset, 1-3 threads (the work is split among them),
- * ties, edge values (zeros, subnormals, huge and tiny gradients, NaN/Inf in masked entries), and the
- * errors a bad argument gets. optimizer.test.ts checks the JavaScript loops against a scalar reference.
+ * The native host loops (trainer/native/gmt_ops.cc via trainer/src/native/host.ts, used once the
+ * native backend has loaded them) against the JavaScript loops they replace, bit for bit: the AdamW
+ * forms (dense, keep-mask, threshold; sub-ranges with a state offset; 1-3 threads; ties; edge values;
+ * NaN/Inf in masked entries), the norm's block sums and pass-1 histograms with the speculative pass-2
+ * candidates, the clip's scaling, the radix selection's compaction and later passes, and whole GMT and
+ * SFT updates (Updater) over several steps; plus the errors a bad argument gets. optimizer.test.ts and
+ * the masking tests check the JavaScript loops against independent references.
  */
 import test from 'ava';
 import { initBackend, nativeBuilt } from '../../../trainer/src/backend.js';
+import { TrainerConfigSchema } from '../../../contract/config.js';
+import { PASS1_BINS, advance, createSelectState, histogram, histogramAndCompact, passSpec } from '../../../trainer/src/masking/radix-select.js';
 import { enableNativeHost, nativeHost, type NativeHostFns } from '../../../trainer/src/native/host.js';
-import {
-  type OptimizerParams,
-  type OptimizerState,
-  type ThresholdRange,
-  adamwStepThreshold,
-  optimizerStep,
-} from '../../../trainer/src/optim/optimizer.js';
+import { scaleInPlace } from '../../../trainer/src/optim/clip.js';
+import { optimizerParams, scheduleParams } from '../../../trainer/src/update/method.js';
+import { canonicalNorm, canonicalNormAndHistograms, type Pass2Speculation } from '../../../trainer/src/update/norm.js';
+import { Updater } from '../../../trainer/src/update/updater.js';
+import { MODEL_PRESETS } from '../../../trainer/src/model/config.js';
+import { ParamLayout } from '../../../trainer/src/model/params.js';
+import { type OptimizerParams, type OptimizerState, type ThresholdRange, adamwStepThreshold, optimizerStep } from '../../../trainer/src/optim/optimizer.js';
 import { Rng } from '../../../trainer/src/rng.js';
 import { bitEqual } from '../../helpers/compare.js';
 
@@ -69,6 +73,18 @@ function lib(): NativeHostFns {
   const n = nativeHost();
   if (n === undefined) throw new Error('native AdamW not loaded');
   return n.fns;
+}
+
+/** fn with the native loops off, then on (restored on after). */
+function both<T>(fn: () => T): { js: T; native: T } {
+  enableNativeHost(false);
+  try {
+    const js = fn();
+    enableNativeHost(true);
+    return { js, native: fn() };
+  } finally {
+    enableNativeHost(true);
+  }
 }
 
 test.serial('native adamw - loaded with the native backend once setup:native has built it', (t) => {
@@ -168,4 +184,95 @@ test.serial('native adamw - a bad argument is refused with its name', (t) => {
     message: /triples, got 4 numbers/,
   });
   t.throws(() => lib().adamwDense(f, f, f, f, 0, 10, 0, NaN, 0.999, 1e-8, 1, 1, 1, 1), { instanceOf: TypeError, message: 'b1 must be a finite number' });
+});
+
+test.serial('native host - the norm, its pass-1 histograms and the speculative pass-2 candidates equal the JavaScript passes', (t) => {
+  const a = arrays(N, 6).g;
+  const segments = [
+    { offset: 0, size: 5000 },
+    { offset: 5000, size: 70_000 },
+    { offset: 90_000, size: 100_000 }, // a gap before it: counted in the norm only
+    { offset: 190_000, size: N - 190_000 },
+  ];
+  const norm = both(() => canonicalNorm(a));
+  t.is(norm.native, norm.js, 'canonicalNorm');
+  const hists = both(() => {
+    const h = segments.map(() => new Uint32Array(PASS1_BINS));
+    return { n: canonicalNormAndHistograms(a, segments, h), h };
+  });
+  t.is(hists.native.n, hists.js.n, 'norm with histograms');
+  t.deepEqual(hists.native.h, hists.js.h, 'pass-1 histograms');
+  t.is(hists.js.n, norm.js);
+  // Speculation: the keys of each segment's chosen bin, in index order, and their pass-2 digits.
+  const bins = Int32Array.from([-1, 0x3a0, 0x3b8, 0x3a8]);
+  const spec: Pass2Speculation = { bins, candidates: [], histograms: [] };
+  canonicalNormAndHistograms(
+    a,
+    segments,
+    segments.map(() => new Uint32Array(PASS1_BINS)),
+    spec,
+  );
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  segments.forEach((sg, j) => {
+    if (bins[j]! < 0) return t.is(spec.candidates[j], undefined);
+    const want: number[] = [];
+    for (let i = sg.offset; i < sg.offset + sg.size; i++) if ((u[i]! & 0x7fffffff) >>> 20 === bins[j]) want.push(u[i]! & 0x7fffffff);
+    t.true(want.length > 10, `segment ${j} has candidates`);
+    t.deepEqual(Array.from(spec.candidates[j] ?? []), want, `candidates of segment ${j}`);
+    const h2 = new Uint32Array(1024);
+    for (const x of want) h2[(x >>> 10) & 1023]!++;
+    t.deepEqual(spec.histograms[j], h2, `pass-2 histogram of segment ${j}`);
+  });
+});
+
+test.serial('native host - scaling and the radix compaction and later passes equal the JavaScript loops', (t) => {
+  const a = arrays(N, 7).g;
+  const scaled = both(() => {
+    const c = a.slice();
+    scaleInPlace(c, 0.3137, 17, N - 5);
+    return c;
+  });
+  t.true(bitEqual(scaled.native, scaled.js), 'scaleInPlace');
+  const start = createSelectState(N, Math.floor(N * 0.8));
+  if (start.status !== 'running') throw new Error('select state');
+  const h1 = histogram(a, passSpec(start));
+  const second = advance(start, h1);
+  if (second.status !== 'running') throw new Error('the selection ended after pass 1');
+  const spec2 = passSpec(second);
+  const bin = spec2.prefix;
+  const compacted = both(() => histogramAndCompact(a.slice(), spec2, h1[bin]!));
+  t.deepEqual(compacted.native, compacted.js, 'histogramAndCompact');
+  const third = advance(second, compacted.js.histogram);
+  if (third.status !== 'running') throw new Error('the selection ended after pass 2');
+  const later = both(() => histogram(compacted.js.candidates, passSpec(third)));
+  t.deepEqual(later.native, later.js, 'histogram of candidates');
+});
+
+test.serial('native host - whole SFT and GMT updates (tensor and global scope, both tie rules) equal the JavaScript path over 4 steps', (t) => {
+  const layout = new ParamLayout(MODEL_PRESETS.micro);
+  const n = layout.size;
+  const variants: Array<Record<string, unknown>> = [
+    { method: 'sft' },
+    { method: 'gmt', maskRatio: 0.2, maskScope: 'tensor', tieRule: 'all' },
+    { method: 'gmt', maskRatio: 0.9, maskScope: 'global', tieRule: 'exact' },
+    { method: 'gmt', maskRatio: 0.5, maskScope: 'tensor', tieRule: 'exact' },
+  ];
+  for (const over of variants) {
+    const c = TrainerConfigSchema.parse({ ...over, steps: 100, maxGradNorm: 0.5 });
+    const run = (): { p: Float32Array; results: unknown[] } => {
+      const u = new Updater(layout, c, optimizerParams(c), scheduleParams(c));
+      const p = arrays(n, 8).p;
+      const s = state(new Float32Array(n), new Float32Array(n), 0);
+      const results: unknown[] = [];
+      for (let step = 0; step < 4; step++) {
+        const g = arrays(n, 20 + step).g.map((x, i) => (i % 5 === 0 ? 0 : x)); // ties at zero
+        const r = u.update(step, p, g, s);
+        results.push({ ...r, masks: r.masks?.kept });
+      }
+      return { p, results };
+    };
+    const r = both(run);
+    t.true(bitEqual(r.native.p, r.js.p), `${JSON.stringify(over)}: parameters`);
+    t.deepEqual(r.native.results, r.js.results, `${JSON.stringify(over)}: update results`);
+  }
 });
