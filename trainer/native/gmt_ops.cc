@@ -406,7 +406,7 @@ REGISTER_KERNEL_BUILDER(Name("GmtSoftmaxGrad").Device(DEVICE_CPU), SoftmaxGradOp
 //
 // The same expression in the same order as the JavaScript loops (fp64 arithmetic, each moment rounded
 // to fp32, the parameter rounded to fp32 when stored), compiled without FMA contraction
-// (-ffp-contract=off), so every bit equals the JavaScript result (test/unit/optim/native-adamw.test.ts).
+// (-ffp-contract=off), so every bit equals the JavaScript result (test/unit/optim/native-host.test.ts).
 // Entries are independent, so splitting a range among threads changes nothing. The keep rules are
 // evaluated without branches (the new values are computed for every entry and selected), which is
 // what makes GMT's masked step cost the same as a dense one.
