@@ -188,22 +188,23 @@ with zipfile.ZipFile(whl) as z:
         n = info.filename
         if n.endswith('/'):
             continue
+        # A header can go to both places (the C headers' ctstring is also a C++ header's include).
+        outs = []
         if kind == 'tensorflow' and n in libs:
-            out = os.path.join(deps, 'lib', os.path.basename(n))
-        elif kind == 'tensorflow' and n.startswith(inc):
-            out = os.path.join(deps, 'include', n[len('tensorflow/include/'):])
-        elif kind in ('tensorflow', 'headers') and n.startswith(cxx):
-            out = os.path.join(build, 'include', n[len('tensorflow/include/'):])
-        elif kind == 'cuda' and n.startswith('nvidia/'):
-            out = os.path.join(deps, n)
-        else:
-            continue
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with z.open(info) as src, open(out, 'wb') as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        mode = (info.external_attr >> 16) & 0o777
-        os.chmod(out, mode if mode else 0o644)
-        n_out += 1
+            outs.append(os.path.join(deps, 'lib', os.path.basename(n)))
+        if kind == 'tensorflow' and n.startswith(inc):
+            outs.append(os.path.join(deps, 'include', n[len('tensorflow/include/'):]))
+        if kind in ('tensorflow', 'headers') and n.startswith(cxx):
+            outs.append(os.path.join(build, 'include', n[len('tensorflow/include/'):]))
+        if kind == 'cuda' and n.startswith('nvidia/'):
+            outs.append(os.path.join(deps, n))
+        for out in outs:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with z.open(info) as src, open(out, 'wb') as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            mode = (info.external_attr >> 16) & 0o777
+            os.chmod(out, mode if mode else 0o644)
+            n_out += 1
 print(n_out)
 `;
 
