@@ -460,6 +460,9 @@ function decideGang(
   const workers = o.job.spec.workers;
   const present = new Set(o.pods.map(podRank));
   const missing = Array.from({ length: workers }, (_, r) => r).filter((r) => !present.has(r));
+  // The pods are created before the status write that records Created: an operator that died in
+  // between (SIGKILL, node loss) left part of the gang uncreated, not lost. Finish creating it.
+  if (missing.length > 0 && !isTrue(conds, CONDITION_TYPES.created)) return { kind: 'absent' };
   const started = outcomes.some((x) => x.kind !== 'pending');
   const gang = computeGangOutcome(outcomes, workers, started ? missing : []);
   const pds = o.job.spec.runPolicy.progressDeadlineSeconds;

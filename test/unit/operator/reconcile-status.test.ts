@@ -187,6 +187,20 @@ test('status - the gang table', (t) => {
   }
 });
 
+test('status - a gang cut short by an operator restart (pods created, Created not yet recorded) is completed, not restarted', (t) => {
+  // Operator A created rank 0 and died before creating rank 1 and writing the status.
+  const cutShort: GmtFineTuneStatus = { phase: 'Pending', attempt: 0, restarts: { total: 0 } };
+  for (const state of ['running', 'pending'] as const) {
+    const d = decide(job({}, cutShort), [pod(0, state)]);
+    t.true(d.create, `${state}: the missing rank is created`);
+    t.is(d.status.attempt, 0, `${state}: same attempt`);
+    t.is(d.status.restarts?.total, 0, `${state}: no restart`);
+    t.is(condOf(d, 'Created'), 'True', `${state}: Created recorded`);
+  }
+  // Once Created is recorded, a missing rank of a started gang is lost: that is a restart.
+  t.is(decide(job({}, running), [pod(0, 'running')]).status.attempt, 1);
+});
+
 test('status - restarts are counted by cause and stop at backoffLimit', (t) => {
   const d = decide(job({ runPolicy: { backoffLimit: 2 } }, { ...running, restarts: { total: 1, retryable: 1 } }), [pod(0, 'running'), pod(1, { exit: 137 })]);
   t.deepEqual(d.status.restarts, { total: 2, retryable: 1, other: 1 });
