@@ -495,6 +495,13 @@ bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, const char*
   return true;
 }
 
+// Reads exactly `want` arguments into argv; otherwise a TypeError naming the function.
+bool Args(napi_env env, napi_callback_info info, const char* name, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc == want) return true;
+  return Throw(env, false, std::string(name) + " takes " + std::to_string(want) + " arguments");
+}
+
 bool NumberArg(napi_env env, napi_value v, const char* name, double* out) {
   if (napi_get_value_double(env, v, out) != napi_ok || !std::isfinite(*out)) return Throw(env, false, std::string(name) + " must be a finite number");
   return true;
@@ -534,12 +541,8 @@ bool CheckRange(napi_env env, const AdamwArgs& a, double lo, double hi, double s
 
 // adamwDense(params, g, m, v, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, threads)
 napi_value AdamwDense(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
   napi_value argv[14];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 14) {
-    Throw(env, false, "adamwDense takes 14 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "adamwDense", 14, argv)) return nullptr;
   AdamwArgs a;
   double lo, hi, so;
   if (!ReadAdamwArgs(env, argv, 7, &a) || !NumberArg(env, argv[4], "lo", &lo) || !NumberArg(env, argv[5], "hi", &hi) || !NumberArg(env, argv[6], "so", &so) ||
@@ -554,12 +557,8 @@ napi_value AdamwDense(napi_env env, napi_callback_info info) {
 // adamwKeep(params, g, m, v, keep: Uint8Array, lo, hi, so, b1, b2, eps, decay, stepSize, bc2Sqrt, threads):
 // entry i is updated iff keep[i] != 0.
 napi_value AdamwKeep(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
   napi_value argv[15];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 15) {
-    Throw(env, false, "adamwKeep takes 15 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "adamwKeep", 15, argv)) return nullptr;
   AdamwArgs a;
   uint8_t* keep = nullptr;
   size_t nk = 0;
@@ -581,12 +580,8 @@ napi_value AdamwKeep(napi_env env, napi_callback_info info) {
 // stepSize, bc2Sqrt, threads): entry i of a range is updated iff its |g| bits (sign cleared) are ≥ lim;
 // state index = i. Returns the kept count of each range (an Array of numbers).
 napi_value AdamwThreshold(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
   napi_value argv[12];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 12) {
-    Throw(env, false, "adamwThreshold takes 12 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "adamwThreshold", 12, argv)) return nullptr;
   AdamwArgs a;
   double* triples = nullptr;
   size_t nt = 0;
@@ -687,12 +682,8 @@ int64_t PackMatching(const uint32_t* u, int64_t n, uint32_t want, int sh, uint32
 // (x >> shift2) & (bins2 − 1): returns { candidates: Uint32Array, offsets: Float64Array (segments + 1),
 // hist2: Uint32Array (segments × bins2) } when any segment has a bin, else undefined.
 napi_value BlockSquares(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
   napi_value argv[13];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 13) {
-    Throw(env, false, "blockSquares takes 13 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "blockSquares", 13, argv)) return nullptr;
   float* v = nullptr;
   double *out = nullptr, *segs = nullptr;
   uint32_t* hist = nullptr;
@@ -874,12 +865,8 @@ napi_value BlockSquares(napi_env env, napi_callback_info info) {
 
 // scale(v, lo, hi, f, threads): v[i] = fround(v[i]·f) on [lo, hi) (f: an fp32 value).
 napi_value Scale(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 5) {
-    Throw(env, false, "scale takes 5 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "scale", 5, argv)) return nullptr;
   float* v = nullptr;
   size_t nv = 0;
   double lo, hi, f, threads;
@@ -906,12 +893,8 @@ napi_value Scale(napi_env env, napi_callback_info info) {
 // them); with f ≠ 1 every entry is also multiplied in place by f (fp32), after its key is read. hist
 // is overwritten. Returns how many keys matched (the caller checks it against out.length).
 napi_value Compact(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 8) {
-    Throw(env, false, "compact takes 8 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "compact", 8, argv)) return nullptr;
   float* seg = nullptr;
   uint32_t *hist = nullptr, *out = nullptr;
   size_t ns = 0, nh = 0, no = 0;
@@ -977,12 +960,8 @@ napi_value Compact(napi_env env, napi_callback_info info) {
 // hist[(x >> shift) & (bins − 1)] += 1 for the keys with x >> prefixShift == prefix (a later radix pass
 // over compacted candidates; hist is overwritten).
 napi_value KeyHistogram(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 5) {
-    Throw(env, false, "keyHistogram takes 5 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "keyHistogram", 5, argv)) return nullptr;
   uint32_t *keys = nullptr, *hist = nullptr;
   size_t nk = 0, nh = 0;
   double shift, prefixShift, prefix;
@@ -1006,12 +985,8 @@ napi_value KeyHistogram(napi_env env, napi_callback_info info) {
 
 // countAboveAndIn(keys: Uint32Array, lo, hi) → [#keys > hi, #keys in [lo, hi]].
 napi_value CountAboveAndIn(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 3) {
-    Throw(env, false, "countAboveAndIn takes 3 arguments");
-    return nullptr;
-  }
+  if (!Args(env, info, "countAboveAndIn", 3, argv)) return nullptr;
   uint32_t* keys = nullptr;
   size_t nk = 0;
   double lo, hi;
