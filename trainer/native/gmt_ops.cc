@@ -449,14 +449,25 @@ int64_t AdamwRange(float* p, const float* g, float* m, float* v, int64_t lo, int
   return kept;
 }
 
-// A work list of ranges [lo, hi) split into `threads` contiguous pieces of equal length (at least 2^15
-// entries each); fn(range index, lo, hi) runs on each piece (the calling thread takes the first).
+// Runs fn(t) for t in [0, n) on n threads (the calling thread takes t = 0).
+template <typename F>
+void OnThreads(int n, F fn) {
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(fn, t);
+  fn(0);
+  for (auto& th : pool) th.join();
+}
+
+int ThreadsFor(int64_t work, int threads) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / (1 << 16)))); }
+
+// A work list of ranges [lo, hi) split into up to `threads` contiguous pieces of equal length (at least
+// 2^16 entries each); fn(range index, lo, hi) runs on each piece.
 template <typename F>
 void Split(const std::vector<std::pair<int64_t, int64_t>>& ranges, int threads, F fn) {
   int64_t total = 0;
   for (const auto& r : ranges) total += r.second - r.first;
-  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total / (1 << 15))));
-  auto piece = [&](int t) {
+  const int n = ThreadsFor(total, threads);
+  OnThreads(n, [&](int t) {
     const int64_t from = total * t / n, to = total * (t + 1) / n;
     int64_t at = 0;
     for (size_t r = 0; r < ranges.size(); ++r) {
@@ -465,11 +476,7 @@ void Split(const std::vector<std::pair<int64_t, int64_t>>& ranges, int threads, 
       if (a < b) fn(r, ranges[r].first + (a - at), ranges[r].first + (b - at));
       at += len;
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(piece, t);
-  piece(0);
-  for (auto& th : pool) th.join();
+  });
 }
 
 // ---- N-API plumbing: arguments are checked, and a bad one throws a TypeError/RangeError naming it.
@@ -625,16 +632,6 @@ napi_value AdamwThreshold(napi_env env, napi_callback_info info) {
 // fp32 products. Blocks and segments are split among threads whole or at fixed points, so the
 // result never depends on the thread count.
 
-// Runs fn(t) for t in [0, n) on n threads (the calling thread takes t = 0).
-template <typename F>
-void OnThreads(int n, F fn) {
-  std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(fn, t);
-  fn(0);
-  for (auto& th : pool) th.join();
-}
-
-int ThreadsFor(int64_t work, int threads) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / (1 << 16)))); }
 
 // For each 8-bit mask, the lanes whose bit is set, in order (then zeros): a vpermd control that packs
 // the matching lanes of 8 keys to the front.

@@ -16,6 +16,7 @@ export {
   createSelectState,
   histogram,
   histogramAndCompact,
+  keyOf,
   passSpec,
   sumHistograms,
   tieQuotas,

@@ -197,25 +197,7 @@ export function histogramAndCompact(
     const native = nativeCompact(segment, spec, expected, 1);
     if (native !== undefined) return native;
   }
-  const u = bitsOf(segment);
-  const h = new Uint32Array(spec.bins);
-  const n = u.length;
-  const { shift, prefixShift, prefix } = spec;
-  const mask = spec.bins - 1;
-  const cap = expected;
-  const out = new Uint32Array(cap);
-  let m = 0;
-  for (let i = 0; i < n; i++) {
-    const x = u[i]! & 0x7fffffff;
-    if (x >>> prefixShift === prefix) {
-      h[(x >>> shift) & mask]!++;
-      // A guarded store into a fixed buffer: growing it in the loop measured 3x slower in V8.
-      if (m < cap) out[m] = x;
-      m++;
-    }
-  }
-  if (m !== cap) throw new RangeError(`radix select: segment has ${m} candidates, expected ${cap}`);
-  return { histogram: h, candidates: out };
+  return compactLoop(bitsOf(segment), undefined, 1, spec, expected);
 }
 
 /**
@@ -234,7 +216,21 @@ export function scaleHistogramAndCompact(
   const f = Math.fround(factor);
   const native = nativeCompact(segment, spec, expected, f);
   if (native !== undefined) return native;
-  const u = bitsOf(segment);
+  return compactLoop(bitsOf(segment), segment, f, spec, expected);
+}
+
+/**
+ * The JavaScript loop of both compactions: counts and copies out the keys of u matching spec's
+ * prefix; with `scaled` (u's Float32Array view) every entry is multiplied in place by f after its key
+ * is read.
+ */
+function compactLoop(
+  u: Uint32Array,
+  scaled: Float32Array | undefined,
+  f: number,
+  spec: PassSpec,
+  expected: number,
+): { histogram: Uint32Array; candidates: Uint32Array } {
   const h = new Uint32Array(spec.bins);
   const n = u.length;
   const { shift, prefixShift, prefix } = spec;
@@ -244,9 +240,10 @@ export function scaleHistogramAndCompact(
   let m = 0;
   for (let i = 0; i < n; i++) {
     const x = u[i]! & 0x7fffffff;
-    segment[i] = segment[i]! * f;
+    if (scaled !== undefined) scaled[i] = scaled[i]! * f;
     if (x >>> prefixShift === prefix) {
       h[(x >>> shift) & mask]!++;
+      // A guarded store into a fixed buffer: growing it in the loop measured 3x slower in V8.
       if (m < cap) out[m] = x;
       m++;
     }
@@ -354,4 +351,10 @@ export function bitsToFloat(bits: number): number {
   if (bits >= KEEP_NONE_BITS) return Infinity;
   u32[0] = bits;
   return f32[0]!;
+}
+
+/** The saliency key of x: |fround(x)| as fp32 bits (the inverse of bitsToFloat on finite keys). */
+export function keyOf(x: number): number {
+  f32[0] = x;
+  return u32[0]! & 0x7fffffff;
 }

@@ -14,6 +14,7 @@ import {
   createSelectState,
   histogram,
   histogramAndCompact,
+  keyOf,
   PASS1_SHIFT,
   passSpec,
   scaleAndHistogram,
@@ -91,10 +92,7 @@ export function selectThreshold(
   if (pass1 !== undefined && k !== 0 && k !== n) return selectFromPass1(segs, n, k, names, scale, pass1, pass2);
   let state: RadixSelectState = createSelectState(n, k);
   if (k === 0 || k === n) {
-    if (scale !== 1) {
-      const f = Math.fround(scale); // no pass 1 here: scale on its own
-      for (const s of segs) for (let i = 0; i < s.length; i++) s[i] = s[i]! * f;
-    }
+    for (const s of segs) scaleInPlace(s, scale); // no pass 1 here: scale on its own
     // No passes needed: keep nothing, or keep everything (T_k = the minimum, one fused scan).
     return k === 0 ? keepNone(segs, n, names) : keepAll(segs, n, names);
   }
@@ -122,13 +120,9 @@ export function selectThreshold(
   return selectionFromDone(state, last);
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
 /** Bits of fround(x · f) for the saliency bits x (f = fround(clip scale) > 0): monotone non-decreasing in x. */
 function scaledBits(x: number, f: number): number {
-  f32[0] = bitsToFloat(x) * f;
-  return u32[0]! & 0x7fffffff;
+  return keyOf(bitsToFloat(x) * f);
 }
 
 /** Largest finite saliency key (float32 max). */

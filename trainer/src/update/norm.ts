@@ -7,6 +7,7 @@
  */
 
 import { PASS1_BINS, PASS1_SHIFT, PASS2_BINS, PASS2_SHIFT } from '../masking/radix-select.js';
+import type { SpeculativeCandidates } from '../masking/select-threshold.js';
 import { nativeHost } from '../native/host.js';
 
 const NO_SEGMENTS = new Float64Array(0),
@@ -14,16 +15,15 @@ const NO_SEGMENTS = new Float64Array(0),
   NO_SPECULATION = new Int32Array(0);
 
 /**
- * The radix selection's pass-2 candidates gathered speculatively in the norm's read of Γ: segment j's
- * keys (|g| bits) in pass-1 bin `bins[j]` (the bin its threshold fell in last step; −1: none), in index
- * order. When this step's threshold lands in the same bin, the selection needs no second read of Γ
- * (masking/select-threshold.ts). Filled by the native path only (candidates[j] stays undefined otherwise).
+ * The radix selection's pass-2 candidates gathered speculatively in the norm's read of Γ: `found[j]`
+ * holds segment j's keys (|g| bits) in pass-1 bin `bins[j]` (the bin its threshold fell in last step;
+ * −1: none), in index order, with their pass-2 histogram. When this step's threshold lands in the same
+ * bin, the selection needs no second read of Γ (masking/select-threshold.ts). Filled by the native path
+ * only (found stays empty otherwise).
  */
 export interface Pass2Speculation {
   readonly bins: Int32Array;
-  readonly candidates: (Uint32Array | undefined)[];
-  /** candidates[j]'s pass-2 histogram (its keys' pass-2 digits), when candidates[j] is defined. */
-  readonly histograms: (Uint32Array | undefined)[];
+  readonly found: (SpeculativeCandidates | undefined)[];
 }
 
 /** Entries per norm partial; shard boundaries are multiples of it. */
@@ -92,10 +92,7 @@ export function canonicalNormAndHistograms(
   speculation?: Pass2Speculation,
 ): number {
   if (histograms.length !== segments.length) throw new RangeError(`${histograms.length} histograms for ${segments.length} segments`);
-  if (speculation !== undefined) {
-    speculation.candidates.length = 0;
-    speculation.histograms.length = 0;
-  }
+  if (speculation !== undefined) speculation.found.length = 0;
   const native = nativeHost();
   if (native !== undefined) return nativeNormAndHistograms(native, v, segments, histograms, speculation);
   const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
@@ -167,8 +164,14 @@ function nativeNormAndHistograms(
   );
   if (speculation !== undefined && got !== undefined) {
     speculation.bins.forEach((bin, j) => {
-      speculation.candidates[j] = bin < 0 ? undefined : got.candidates.subarray(got.offsets[j], got.offsets[j + 1]);
-      speculation.histograms[j] = bin < 0 ? undefined : got.hist2.subarray(j * PASS2_BINS, (j + 1) * PASS2_BINS);
+      speculation.found[j] =
+        bin < 0
+          ? undefined
+          : {
+              bin,
+              candidates: got.candidates.subarray(got.offsets[j], got.offsets[j + 1]),
+              histogram: got.hist2.subarray(j * PASS2_BINS, (j + 1) * PASS2_BINS),
+            };
     });
   }
   histograms.forEach((h, j) => {

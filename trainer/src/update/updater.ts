@@ -14,6 +14,7 @@ import {
   computeMasks,
   computeRandomMasks,
   findNonFinite,
+  keyOf,
   maskStats,
   selectMaskThresholds,
 } from '../masking/index.js';
@@ -48,7 +49,7 @@ export class Updater {
     this.staticKeep = staticKeepMask(layout, cfg);
     this.fusedGmt = cfg.method === 'gmt' && !masksGradient(cfg) && hp.kind === 'adamw';
     this.pass1 = this.fusedGmt ? layout.slots.map(() => new Uint32Array(PASS1_BINS)) : undefined;
-    this.speculation = this.fusedGmt ? { bins: new Int32Array(layout.slots.length).fill(-1), candidates: [], histograms: [] } : undefined;
+    this.speculation = this.fusedGmt ? { bins: new Int32Array(layout.slots.length).fill(-1), found: [] } : undefined;
   }
 
   /** Apply optimizer step `step` (0-based) with Γ = `grad` (averaged over all micro-batches). */
@@ -94,14 +95,10 @@ export class Updater {
     const clipCoef = clipCoefficient(gradNorm, cfg.maxGradNorm);
     const tensors = this.tensorsOf(grad);
     const spec = this.speculation;
-    const early =
-      spec?.bins.length === spec?.candidates.length
-        ? spec?.candidates.map((c, i) => (c === undefined ? undefined : { bin: spec.bins[i]!, candidates: c, histogram: spec.histograms[i] }))
-        : undefined;
-    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1, early);
+    const th = selectMaskThresholds(tensors, { maskRatio: cfg.maskRatio, scope: cfg.maskScope, tieRule: cfg.tieRule }, clipCoef, this.pass1, spec?.found);
     // Next step's norm pass gathers the keys in the pass-1 bin of this step's unscaled threshold (a
     // guess: thresholds drift slowly; a miss costs the compaction pass it would have cost anyway).
-    if (spec !== undefined) th.tensors.forEach((t, i) => (spec.bins[i] = pass1BinOf(t.threshold / clipCoef)));
+    if (spec !== undefined) th.tensors.forEach((t, i) => (spec.bins[i] = Number.isFinite(t.threshold) ? keyOf(t.threshold / clipCoef) >>> PASS1_SHIFT : -1));
     const ranges = layout.slots.map((s, i) => ({ lo: s.offset, hi: s.offset + s.size, ...th.tensors[i]! }));
     const masks = maskStats(tensors, th, adamwStepThreshold(this.hp, state, params, grad, lr, ranges));
     const threshold = median(masks.scopes.map((s) => s.threshold));
@@ -125,14 +122,4 @@ export class Updater {
       );
     return undefined;
   }
-}
-
-const f32 = new Float32Array(1),
-  u32 = new Uint32Array(f32.buffer);
-
-/** The radix selection's pass-1 bin of a finite positive threshold; −1 for none (k = 0: Infinity). */
-function pass1BinOf(threshold: number): number {
-  if (!Number.isFinite(threshold)) return -1;
-  f32[0] = Math.abs(threshold);
-  return (u32[0]! & 0x7fffffff) >>> PASS1_SHIFT;
 }
